@@ -1,0 +1,122 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One module per pipeline stage; dependencies point one way:
+// OTLPWire ← TraceAssembler ← TraceStore / Receiver ← StitchCore ← stitch
+let package = Package(
+    name: "stitch",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "stitch", targets: ["stitch"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // zlib from the system (zlib1g-dev) for bounded, streaming inflate of request bodies.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+
+        // Zero-copy protobuf reader/writer, OTLP/JSON, span records. No I/O.
+        .target(name: "OTLPWire"),
+
+        // Generated swift-protobuf types (committed; see proto/regen.sh). Test oracle and reference path.
+        .target(
+            name: "OTLPModel",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+
+        // The completion state machine and its actor.
+        .target(
+            name: "TraceAssembler",
+            dependencies: [
+                "OTLPWire",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+
+        // MLflow-layout trace store (SQLite through GRDB), MLflow JSON, filter parser.
+        .target(
+            name: "TraceStore",
+            dependencies: [
+                "OTLPWire",
+                "TraceAssembler",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+
+        // OTLP/HTTP server on SwiftNIO: decoding, limits, backpressure answers.
+        .target(
+            name: "Receiver",
+            dependencies: [
+                "OTLPWire",
+                "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+
+        // Configuration, pipeline wiring, metrics, lifecycle, query API.
+        .target(
+            name: "StitchCore",
+            dependencies: [
+                "OTLPWire", "TraceAssembler", "TraceStore", "Receiver",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+
+        // The executable: argument parsing only.
+        .executableTarget(
+            name: "stitch",
+            dependencies: [
+                "StitchCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel"]),
+        .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "OTLPWire"]),
+        .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore", "TraceAssembler", "OTLPWire"]),
+        .testTarget(name: "ReceiverTests", dependencies: [
+            "Receiver", "OTLPWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .testTarget(name: "StitchCoreTests", dependencies: [
+            "StitchCore", "TraceStore", "OTLPWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)
+
+// Partial builds while developing one stage: STITCH_ONLY=OTLPWire,OTLPWireTests swift test
+// keeps only the named targets (plus the targets they depend on must be listed too).
+import Foundation
+if let only = ProcessInfo.processInfo.environment["STITCH_ONLY"], !only.isEmpty {
+    let keep = Set(only.split(separator: ",").map(String.init))
+    package.targets = package.targets.filter { keep.contains($0.name) }
+    package.products = package.products.filter { $0.name != "stitch" || keep.contains("stitch") }
+}

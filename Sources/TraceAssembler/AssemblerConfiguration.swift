@@ -1,0 +1,31 @@
+/// The completion rules' limits (DESIGN.md, "When is a trace finished?").
+public struct AssemblerConfiguration: Sendable, Equatable {
+    /// A closed trace is released after this long without new spans.
+    public var idleTimeout: Duration
+    /// Any trace is released this long after its first span, marked incomplete if not closed.
+    public var maxTraceAge: Duration
+    /// A trace with more buffered spans than this is released in parts (reason `too_large`).
+    public var maxSpansPerTrace: Int
+    /// At most this many traces are buffered; over it the oldest are released (reason `evicted`).
+    public var maxTraces: Int
+    /// At most this many encoded span bytes are buffered; over it the oldest traces are released.
+    public var maxBufferedBytes: Int
+    /// Released trace ids are remembered this long, so that late spans are marked `late`.
+    public var lateWindow: Duration
+
+    public init(
+        idleTimeout: Duration = .seconds(2),
+        maxTraceAge: Duration = .seconds(30),
+        maxSpansPerTrace: Int = 10_000,
+        maxTraces: Int = 100_000,
+        maxBufferedBytes: Int = 256 * 1024 * 1024,
+        lateWindow: Duration = .seconds(600)
+    ) {
+        self.idleTimeout = idleTimeout
+        self.maxTraceAge = maxTraceAge
+        self.maxSpansPerTrace = maxSpansPerTrace
+        self.maxTraces = maxTraces
+        self.maxBufferedBytes = maxBufferedBytes
+        self.lateWindow = lateWindow
+    }
+}

@@ -1,0 +1,48 @@
+import OTLPWire
+
+/// Why the assembler let a trace (or a part of one) go.
+public enum ReleaseReason: String, Sendable, CaseIterable, Codable {
+    /// Has a root and every parent; quiet for `idle_timeout`.
+    case closed
+    /// Reached `max_trace_age` without closing.
+    case timeout
+    /// Released early because `max_traces` or `max_buffered_bytes` was reached.
+    case evicted
+    /// A part of a trace over `max_spans_per_trace`.
+    case tooLarge = "too_large"
+    /// Released because the process is stopping.
+    case shutdown
+    /// Spans of a trace that was already released (within `late_window`).
+    case late
+}
+
+/// The edge type between the assembler and every destination.
+public struct FinishedTrace: Sendable {
+    public var traceID: TraceID
+    /// Deduplicated (trace id + span id kept once), in arrival order.
+    public var spans: [SpanRecord]
+    public var reason: ReleaseReason
+    /// True when the released spans had a root and every parent was present (the trace was closed).
+    public var isComplete: Bool
+    /// The experiment named by the request that carried the root span, else by the first request
+    /// that named one; nil when no request named one (the destination's default applies).
+    public var experimentID: String?
+
+    public init(traceID: TraceID, spans: [SpanRecord], reason: ReleaseReason, isComplete: Bool, experimentID: String?) {
+        self.traceID = traceID
+        self.spans = spans
+        self.reason = reason
+        self.isComplete = isComplete
+        self.experimentID = experimentID
+    }
+
+    /// `reason == .late`: to be merged into a trace the destination already has.
+    public var isLateFragment: Bool { reason == .late }
+
+    public var encodedBytes: Int { spans.reduce(0) { $0 + $1.encodedSize } }
+}
+
+/// One edge protocol between stages: every destination takes finished traces.
+public protocol TraceSink: Sendable {
+    func consume(_ traces: [FinishedTrace]) async throws
+}
