@@ -1,0 +1,190 @@
+import Logging
+import Metrics
+import OTLPWire
+
+/// The OTLP/HTTP trace endpoint, independent of the transport: takes a request head and its
+/// (still compressed) body, answers per the OTLP/HTTP specification.
+///
+/// OTLP/HTTP spec (v1.11, "OTLP/HTTP Request", "OTLP/HTTP Response"): binary protobuf or JSON by
+/// `Content-Type`, the response in the request's content type; 200 with partial success for spans
+/// that cannot be used; 400 for undecodable data; 413 over the body limit; 429/503 + Retry-After
+/// to throttle.
+public struct OTLPExportEndpoint: Sendable {
+    public enum MediaType: Sendable {
+        case protobuf
+        case json
+
+        public var contentType: String {
+            switch self {
+            case .protobuf: "application/x-protobuf"
+            case .json: "application/json"
+            }
+        }
+
+        /// Parameters such as `; charset=utf-8` are ignored.
+        public init?(contentType: String?) {
+            guard let contentType else { return nil }
+            let essence = contentType.split(separator: ";", maxSplits: 1).first.map { String($0).trimmingASCIIWhitespace().lowercased() } ?? ""
+            switch essence {
+            case "application/x-protobuf", "application/protobuf": self = .protobuf
+            case "application/json": self = .json
+            default: return nil
+            }
+        }
+    }
+
+    /// The paths that take `POST` of `ExportTraceServiceRequest`. `/` is accepted because SDKs use
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` verbatim (otlp.md, "the endpoint pitfall").
+    public static let paths: Set<String> = ["/v1/traces", "/"]
+
+    public let maxBodySize: Int
+    let ingest: any SpanIngest
+    let metrics: ReceiverMetrics
+    let logger: Logger
+
+    public init(maxBodySize: Int, ingest: any SpanIngest, metrics: ReceiverMetrics, logger: Logger) {
+        self.maxBodySize = maxBodySize
+        self.ingest = ingest
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Checks that can be made before reading the body (so a large body need not be buffered).
+    public func precheck(method: String, path: String, headers: [(name: String, value: String)], contentLength: Int?) -> ReceiverError? {
+        guard method == "POST" else {
+            return .methodNotAllowed(method, path: path, allowed: "POST")
+        }
+        let lookup = { (name: String) in headers.first { $0.name.caseInsensitiveCompare(name) }?.value }
+        guard MediaType(contentType: lookup("content-type")) != nil else {
+            return .unsupportedMediaType(lookup("content-type"))
+        }
+        if let encoding = lookup("content-encoding"), BodyDecompressor.Encoding(header: encoding) == nil {
+            return .unsupportedEncoding(encoding)
+        }
+        if let contentLength, contentLength > maxBodySize {
+            return .bodyTooLarge(limit: maxBodySize, decompressed: false)
+        }
+        return nil
+    }
+
+    /// Handles a complete request. `body` is what arrived on the wire (at most `maxBodySize` bytes).
+    public func handle(headers: [(name: String, value: String)], body: [UInt8]) async -> HTTPResponseValue {
+        let lookup = { (name: String) in headers.first { $0.name.caseInsensitiveCompare(name) }?.value }
+        let media = MediaType(contentType: lookup("content-type")) ?? .protobuf
+        do {
+            let batch = try decode(media: media, encoding: lookup("content-encoding"),
+                                   experimentHeader: lookup("x-mlflow-experiment-id"), body: body)
+            metrics.spansReceived.increment(by: Int64(batch.spans.count))
+            if batch.rejectedSpans > 0 {
+                metrics.spansRejected.increment(by: Int64(batch.rejectedSpans))
+                logger.debug("rejected spans", metadata: [
+                    "spans.rejected": "\(batch.rejectedSpans)", "reason": "\(batch.firstRejection ?? "")",
+                ])
+            }
+            if !batch.spans.isEmpty, case .refused(let error) = await ingest.ingest(batch) {
+                metrics.spansRefused.increment(by: Int64(batch.spans.count))
+                return errorResponse(error, media: media)
+            }
+            let message = batch.rejectedSpans > 0
+                ? "\(batch.rejectedSpans) span(s) rejected; first: \(batch.firstRejection ?? "invalid span")"
+                : nil
+            metrics.count(status: 200)
+            return HTTPResponseValue(
+                status: 200, contentType: media.contentType,
+                body: OTLPResponses.exportResponse(rejectedSpans: Int64(batch.rejectedSpans), errorMessage: message,
+                                                   json: media == .json))
+        } catch {
+            return errorResponse(error, media: media)
+        }
+    }
+
+    func decode(media: MediaType, encoding: String?, experimentHeader: String?, body: [UInt8]) throws(ReceiverError) -> DecodedBatch {
+        guard let encoding = BodyDecompressor.Encoding(header: encoding) else {
+            throw .unsupportedEncoding(encoding ?? "")
+        }
+        let experimentID = try Self.experimentID(from: experimentHeader)
+        let raw: [UInt8]
+        do {
+            raw = try BodyDecompressor.decompress(body, encoding: encoding, limit: maxBodySize)
+        } catch {
+            switch error {
+            case .tooLarge:
+                throw .bodyTooLarge(limit: maxBodySize, decompressed: encoding != .identity)
+            case .corrupt(let detail):
+                throw .malformedBody("\(encoding) body does not inflate: \(detail)")
+            }
+        }
+        do {
+            let protobuf = media == .json ? try OTLPJSON.protobufFromJSON(raw) : raw
+            return try OTLPTraceDecoder.decode(protobuf, experimentID: experimentID)
+        } catch {
+            throw .malformedBody(error.message)
+        }
+    }
+
+    /// MLflow's rule: the experiment id header, when present, is a non-negative integer.
+    static func experimentID(from header: String?) throws(ReceiverError) -> String? {
+        guard let header else { return nil }
+        let value = String(header.trimmingASCIIWhitespace())
+        if value.isEmpty { return nil }
+        guard value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            throw .badHeader("x-mlflow-experiment-id must be a non-negative integer, got '\(value.prefix(64))'")
+        }
+        return value
+    }
+
+    /// A `google.rpc.Status` body in the request's content type, with `Retry-After` when throttling.
+    public func errorResponse(_ error: ReceiverError, media: MediaType?) -> HTTPResponseValue {
+        metrics.count(status: error.httpStatus)
+        metrics.refusal(error)
+        if error.httpStatus >= 500 || error.httpStatus == 429 {
+            logger.debug("refused request", metadata: ["http.status": "\(error.httpStatus)", "reason": "\(error.message)"])
+        }
+        let media = media ?? .json
+        var extra: [(name: String, value: String)] = []
+        if let retry = error.retryAfterSeconds { extra.append(("Retry-After", String(retry))) }
+        if error.httpStatus == 405 { extra.append(("Allow", "POST")) }
+        return HTTPResponseValue(
+            status: error.httpStatus, contentType: media.contentType,
+            body: OTLPResponses.status(code: error.rpcCode, message: error.message, json: media == .json),
+            headers: extra)
+    }
+}
+
+/// The receiver's counters; created from an injected `MetricsFactory`.
+public struct ReceiverMetrics: Sendable {
+    let spansReceived: Counter
+    let spansRejected: Counter
+    let spansRefused: Counter
+    let bytesReceived: Counter
+    let factory: any MetricsFactory
+
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+        spansReceived = Counter(label: "stitch_spans_received_total", factory: factory)
+        spansRejected = Counter(label: "stitch_spans_rejected_total", factory: factory)
+        spansRefused = Counter(label: "stitch_spans_refused_total", factory: factory)
+        bytesReceived = Counter(label: "stitch_request_bytes_total", factory: factory)
+        var byStatus: [Int: Counter] = [:]
+        for status in [200, 400, 404, 405, 413, 415, 429, 500, 503] {
+            byStatus[status] = Counter(label: "stitch_http_requests_total", dimensions: [("status", String(status))], factory: factory)
+        }
+        requestsByStatus = byStatus
+    }
+
+    /// Pre-made for the statuses the receiver answers, so that counting a request does not look up
+    /// the registry on the hot path.
+    private let requestsByStatus: [Int: Counter]
+
+    func count(status: Int) {
+        if let counter = requestsByStatus[status] {
+            counter.increment()
+        } else {
+            Counter(label: "stitch_http_requests_total", dimensions: [("status", String(status))], factory: factory).increment()
+        }
+    }
+
+    func refusal(_ error: ReceiverError) {
+        Counter(label: "stitch_requests_refused_total", dimensions: [("reason", error.reasonLabel)], factory: factory).increment()
+    }
+}
