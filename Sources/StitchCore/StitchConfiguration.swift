@@ -1,0 +1,231 @@
+import Foundation
+import Logging
+import TraceAssembler
+import Yams
+
+/// Everything `stitch serve` can be told, as one validated value.
+///
+/// Sources, lowest to highest precedence: built-in defaults, the YAML file (`Config/stitch.yaml` or
+/// `--config FILE`), environment variables `STITCH_<KEY>`, command-line flags `--<key-in-kebab-case>`.
+/// Every key below exists in all three forms (`idle_timeout`, `STITCH_IDLE_TIMEOUT`, `--idle-timeout`).
+public struct StitchConfiguration: Sendable, Equatable {
+    /// `listen`: address of the OTLP/HTTP receiver, query API, health and metrics.
+    public var listen = ListenAddress(host: "127.0.0.1", port: 4318)
+    /// `db`: path of the embedded SQLite store.
+    public var db = "./stitch-data/stitch.db"
+    /// `default_experiment_id`: experiment of traces whose requests carry no `x-mlflow-experiment-id`.
+    public var defaultExperimentID = "0"
+    /// The completion rules (`idle_timeout`, `max_trace_age`, `max_spans_per_trace`, `max_traces`,
+    /// `max_buffered_bytes`, `late_window`).
+    public var assembler = AssemblerConfiguration()
+    /// `max_body_size`: request body limit, compressed and decompressed (413 over it).
+    public var maxBodySize = 64 * 1024 * 1024
+    /// `max_connections`: open connections beyond this are closed at once.
+    public var maxConnections = 4096
+    /// `store_queue_max_bytes`: finished traces waiting for the store; over it the receiver answers 503.
+    public var storeQueueMaxBytes = 256 * 1024 * 1024
+    /// `store_batch_max_traces`: traces written per store transaction at most.
+    public var storeBatchMaxTraces = 2000
+    /// `retry_after`: the delay announced in `Retry-After` when refusing under pressure.
+    public var retryAfter: Duration = .seconds(1)
+    /// `log_level`: trace, debug, info, notice, warning, error, critical.
+    public var logLevel = Logger.Level.info
+
+    public init() {}
+}
+
+/// One problem found in the configuration: where (key and source) and why.
+public struct ConfigurationProblem: Sendable, Equatable, CustomStringConvertible {
+    public var keyPath: String
+    public var source: String
+    public var reason: String
+    public var description: String { "\(keyPath) (\(source)): \(reason)" }
+}
+
+/// All problems at once, so that a user fixes the configuration in one go.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var problems: [ConfigurationProblem]
+    public var description: String {
+        "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// A configuration key: its names in every source, its default and how it is parsed.
+public struct ConfigurationOption: Sendable {
+    public var key: String
+    public var help: String
+    public var defaultValue: @Sendable (StitchConfiguration) -> String
+    let apply: @Sendable (inout StitchConfiguration, String) -> String?
+
+    public var flag: String { "--" + key.replacingOccurrences(of: "_", with: "-") }
+    public var environmentVariable: String { "STITCH_" + key.uppercased() }
+}
+
+extension StitchConfiguration {
+    /// Every option; the file, environment and flags are derived from this table.
+    public static let options: [ConfigurationOption] = [
+        string("listen", "HOST:PORT of the OTLP/HTTP receiver and query API", { $0.listen.description }) { config, value in
+            guard let address = ListenAddress(value) else { return "'\(value)' is not HOST:PORT (e.g. 127.0.0.1:4318)" }
+            config.listen = address
+            return nil
+        },
+        string("db", "path of the embedded SQLite store", { $0.db }) { config, value in
+            guard !value.isEmpty else { return "must not be empty" }
+            config.db = value
+            return nil
+        },
+        string("default_experiment_id", "experiment for requests without x-mlflow-experiment-id", { $0.defaultExperimentID }) { config, value in
+            guard !value.isEmpty, value.utf8.allSatisfy({ (48...57).contains($0) }) else {
+                return "'\(value)' is not a non-negative integer experiment id"
+            }
+            config.defaultExperimentID = value
+            return nil
+        },
+        duration("idle_timeout", "release a closed trace after it has been quiet this long", \.assembler.idleTimeout),
+        duration("max_trace_age", "release any trace this long after its first span", \.assembler.maxTraceAge),
+        count("max_spans_per_trace", "release a trace in parts above this many spans", \.assembler.maxSpansPerTrace),
+        count("max_traces", "buffered traces at most; the oldest are released early", \.assembler.maxTraces),
+        size("max_buffered_bytes", "buffered span bytes at most; the oldest traces are released early", \.assembler.maxBufferedBytes),
+        duration("late_window", "how long released trace ids are remembered for late spans", \.assembler.lateWindow),
+        size("max_body_size", "request body limit, compressed and decompressed (413 over it)", \.maxBodySize),
+        count("max_connections", "open connections at most", \.maxConnections),
+        size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 503", \.storeQueueMaxBytes),
+        count("store_batch_max_traces", "traces per store transaction at most", \.storeBatchMaxTraces),
+        duration("retry_after", "delay announced in Retry-After when refusing under pressure", \.retryAfter),
+        string("log_level", "trace, debug, info, notice, warning, error or critical", { $0.logLevel.rawValue }) { config, value in
+            guard let level = Logger.Level(rawValue: value.lowercased()) else {
+                return "'\(value)' is not one of trace, debug, info, notice, warning, error, critical"
+            }
+            config.logLevel = level
+            return nil
+        },
+    ]
+
+    private static func string(_ key: String, _ help: String, _ current: @escaping @Sendable (StitchConfiguration) -> String,
+                               _ apply: @escaping @Sendable (inout StitchConfiguration, String) -> String?) -> ConfigurationOption {
+        ConfigurationOption(key: key, help: help, defaultValue: current, apply: apply)
+    }
+
+    private static func duration(_ key: String, _ help: String, _ path: WritableKeyPath<StitchConfiguration, Duration> & Sendable) -> ConfigurationOption {
+        ConfigurationOption(key: key, help: help, defaultValue: { ConfigValues.format($0[keyPath: path]) }) { config, value in
+            guard let duration = ConfigValues.duration(value) else { return "'\(value)' is not a duration (e.g. 500ms, 2s, 10m)" }
+            config[keyPath: path] = duration
+            return nil
+        }
+    }
+
+    private static func size(_ key: String, _ help: String, _ path: WritableKeyPath<StitchConfiguration, Int> & Sendable) -> ConfigurationOption {
+        ConfigurationOption(key: key, help: help, defaultValue: { ConfigValues.format(size: $0[keyPath: path]) }) { config, value in
+            guard let size = ConfigValues.size(value) else { return "'\(value)' is not a byte size (e.g. 1048576, 512KiB, 64MiB, 1GiB)" }
+            config[keyPath: path] = size
+            return nil
+        }
+    }
+
+    private static func count(_ key: String, _ help: String, _ path: WritableKeyPath<StitchConfiguration, Int> & Sendable) -> ConfigurationOption {
+        ConfigurationOption(key: key, help: help, defaultValue: { String($0[keyPath: path]) }) { config, value in
+            guard let number = Int(value.replacingOccurrences(of: "_", with: "")), number >= 0 else {
+                return "'\(value)' is not a non-negative whole number"
+            }
+            config[keyPath: path] = number
+            return nil
+        }
+    }
+
+    /// Builds the configuration from its sources and validates it, reporting every problem.
+    ///
+    /// - Parameters:
+    ///   - file: the YAML file's contents and its path (for messages), if any.
+    ///   - environment: the process environment (only `STITCH_<KEY>` for known keys is read).
+    ///   - flags: values given on the command line, by key (`idle_timeout`).
+    public static func load(file: (path: String, contents: String)?, environment: [String: String],
+                            flags: [String: String]) throws(ConfigurationError) -> StitchConfiguration {
+        var config = StitchConfiguration()
+        var problems: [ConfigurationProblem] = []
+        let byKey = Dictionary(uniqueKeysWithValues: options.map { ($0.key, $0) })
+
+        if let file {
+            do {
+                let values = try fileValues(file.contents)
+                for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+                    guard let option = byKey[key] else {
+                        problems.append(.init(keyPath: key, source: file.path, reason: "unknown key; known keys: \(options.map(\.key).joined(separator: ", "))"))
+                        continue
+                    }
+                    if let reason = option.apply(&config, value) {
+                        problems.append(.init(keyPath: key, source: file.path, reason: reason))
+                    }
+                }
+            } catch {
+                problems.append(.init(keyPath: "(file)", source: file.path, reason: "\(error)"))
+            }
+        }
+        for option in options {
+            if let value = environment[option.environmentVariable], let reason = option.apply(&config, value) {
+                problems.append(.init(keyPath: option.key, source: "env \(option.environmentVariable)", reason: reason))
+            }
+        }
+        for (key, value) in flags.sorted(by: { $0.key < $1.key }) {
+            guard let option = byKey[key] else {
+                problems.append(.init(keyPath: key, source: "flag", reason: "unknown option"))
+                continue
+            }
+            if let reason = option.apply(&config, value) {
+                problems.append(.init(keyPath: key, source: "flag \(option.flag)", reason: reason))
+            }
+        }
+        problems += config.validate()
+        guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
+        return config
+    }
+
+    /// Cross-field and range checks (after every source is applied).
+    public func validate() -> [ConfigurationProblem] {
+        var problems: [ConfigurationProblem] = []
+        func problem(_ key: String, _ reason: String) {
+            problems.append(.init(keyPath: key, source: "validation", reason: reason))
+        }
+        if assembler.idleTimeout <= .zero { problem("idle_timeout", "must be greater than 0") }
+        if assembler.maxTraceAge <= .zero { problem("max_trace_age", "must be greater than 0") }
+        if assembler.idleTimeout > assembler.maxTraceAge {
+            problem("idle_timeout", "(\(ConfigValues.format(assembler.idleTimeout))) must not exceed max_trace_age (\(ConfigValues.format(assembler.maxTraceAge)))")
+        }
+        if assembler.maxSpansPerTrace < 1 { problem("max_spans_per_trace", "must be at least 1") }
+        if assembler.maxTraces < 1 { problem("max_traces", "must be at least 1") }
+        if assembler.maxBufferedBytes < 1024 { problem("max_buffered_bytes", "must be at least 1KiB") }
+        if maxBodySize < 1024 { problem("max_body_size", "must be at least 1KiB") }
+        if maxBodySize > 1 << 30 { problem("max_body_size", "must not exceed 1GiB") }
+        if maxConnections < 1 { problem("max_connections", "must be at least 1") }
+        if storeQueueMaxBytes < 1024 { problem("store_queue_max_bytes", "must be at least 1KiB") }
+        if storeBatchMaxTraces < 1 { problem("store_batch_max_traces", "must be at least 1") }
+        if retryAfter < .seconds(1) { problem("retry_after", "must be at least 1s (Retry-After is in whole seconds)") }
+        return problems
+    }
+
+    /// Top-level scalar keys of the YAML file, as strings.
+    static func fileValues(_ contents: String) throws -> [String: String] {
+        guard let node = try Yams.compose(yaml: contents) else { return [:] }
+        guard case .mapping(let mapping) = node else {
+            throw StitchError("the file must be a mapping of keys to values")
+        }
+        var values: [String: String] = [:]
+        for (keyNode, valueNode) in mapping {
+            guard let key = keyNode.string else { throw StitchError("a key is not a string") }
+            guard case .scalar(let scalar) = valueNode else {
+                throw StitchError("'\(key)' must be a single value")
+            }
+            values[key] = scalar.string
+        }
+        return values
+    }
+
+    /// The Retry-After value in whole seconds.
+    public var retryAfterSeconds: Int { max(1, Int(retryAfter.components.seconds)) }
+}
+
+/// A plain message error for the core.
+public struct StitchError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
