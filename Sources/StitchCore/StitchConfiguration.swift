@@ -219,6 +219,22 @@ extension StitchConfiguration {
         return values
     }
 
+    /// Loads from the file named by `configPath` (else `STITCH_CONFIG`, else `Config/stitch.yaml`
+    /// when it exists in the working directory), the environment and `flags`.
+    public static func load(configPath: String?, flags: [String: String],
+                            environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> StitchConfiguration {
+        var file: (path: String, contents: String)?
+        if let path = configPath ?? environment["STITCH_CONFIG"] {
+            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigurationError(problems: [.init(keyPath: "config", source: "--config", reason: "cannot read '\(path)'")])
+            }
+            file = (path, contents)
+        } else if let contents = try? String(contentsOfFile: "Config/stitch.yaml", encoding: .utf8) {
+            file = ("Config/stitch.yaml", contents)
+        }
+        return try load(file: file, environment: environment, flags: flags)
+    }
+
     /// The Retry-After value in whole seconds.
     public var retryAfterSeconds: Int { max(1, Int(retryAfter.components.seconds)) }
 }

@@ -1,0 +1,96 @@
+import Foundation
+import NIOPosix
+import Prometheus
+import Receiver
+import TraceStore
+
+/// The non-OTLP routes on the receiver's port: health, Prometheus metrics and the query API.
+///
+/// - `GET /healthz` → 200 `ok`
+/// - `GET /metrics` → Prometheus text
+/// - `GET /api/v1/traces?experiment_id=&filter=&max_results=&page_token=` → `{"traces": […], "next_page_token": …}`
+/// - `GET /api/v1/traces/{tr-…}` → MLflow's Trace JSON
+public struct QueryRoutes: HTTPRouteHandler {
+    let store: SQLiteTraceStore
+    let registry: PrometheusCollectorRegistry
+    let threadPool: NIOThreadPool
+
+    public init(store: SQLiteTraceStore, registry: PrometheusCollectorRegistry, threadPool: NIOThreadPool = .singleton) {
+        self.store = store
+        self.registry = registry
+        self.threadPool = threadPool
+    }
+
+    static let maxResultsLimit = 1000
+
+    public func handle(_ request: HTTPRequestSummary) async -> HTTPResponseValue? {
+        let isQuery = request.path == "/api/v1/traces" || request.path.hasPrefix("/api/v1/traces/")
+        guard request.path == "/healthz" || request.path == "/metrics" || isQuery else { return nil }
+        guard request.method == "GET" || request.method == "HEAD" else {
+            return HTTPResponseValue(status: 405, contentType: "application/json",
+                                     body: Self.errorBody("METHOD_NOT_ALLOWED", "\(request.method) is not allowed on \(request.path); use GET"),
+                                     headers: [("Allow", "GET")])
+        }
+        switch request.path {
+        case "/healthz":
+            return .text(200, "ok\n")
+        case "/metrics":
+            return HTTPResponseValue(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                                     body: registry.emitToBuffer())
+        case "/api/v1/traces":
+            return await search(request.query)
+        default:
+            let id = String(request.path.dropFirst("/api/v1/traces/".count))
+            return await get(id)
+        }
+    }
+
+    private func search(_ parameters: [String: String]) async -> HTTPResponseValue {
+        var query = TraceQuery()
+        if let ids = parameters["experiment_id"] ?? parameters["experiment_ids"], !ids.isEmpty {
+            query.experimentIDs = ids.split(separator: ",").map(String.init)
+        }
+        if let filter = parameters["filter"], !filter.isEmpty { query.filter = filter }
+        if let text = parameters["max_results"], !text.isEmpty {
+            guard let value = Int(text), value > 0 else {
+                return .json(400, Self.errorBody("INVALID_PARAMETER_VALUE", "max_results must be a positive integer, got '\(text)'"))
+            }
+            guard value <= Self.maxResultsLimit else {
+                return .json(400, Self.errorBody("INVALID_PARAMETER_VALUE", "max_results must be at most \(Self.maxResultsLimit), got \(value)"))
+            }
+            query.maxResults = value
+        }
+        if let token = parameters["page_token"], !token.isEmpty { query.pageToken = token }
+        let store = self.store
+        do {
+            let finalQuery = query
+            let page = try await threadPool.runIfActive { try store.search(finalQuery) }
+            return .json(200, Array(page.mlflowJSON()))
+        } catch let error as FilterError {
+            return .json(400, Self.errorBody("INVALID_PARAMETER_VALUE", error.message))
+        } catch let error as StoreError {
+            return .json(400, Self.errorBody("INVALID_PARAMETER_VALUE", error.message))
+        } catch {
+            return .json(500, Self.errorBody("INTERNAL_ERROR", "\(error)"))
+        }
+    }
+
+    private func get(_ id: String) async -> HTTPResponseValue {
+        let store = self.store
+        do {
+            guard let trace = try await threadPool.runIfActive({ try store.trace(id: id) }) else {
+                return .json(404, Self.errorBody("RESOURCE_DOES_NOT_EXIST", "trace '\(id)' not found"))
+            }
+            return .json(200, Array(trace.mlflowJSON()))
+        } catch {
+            return .json(500, Self.errorBody("INTERNAL_ERROR", "\(error)"))
+        }
+    }
+
+    /// MLflow's REST error shape.
+    static func errorBody(_ code: String, _ message: String) -> [UInt8] {
+        let object: [String: String] = ["error_code": code, "message": message]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return Array(data)
+    }
+}

@@ -1,0 +1,134 @@
+import Logging
+import Metrics
+import NIOCore
+import OTLPWire
+import Receiver
+import ServiceLifecycle
+import TraceAssembler
+import TraceStore
+
+/// Writes finished traces from the queue into a sink, many per call. Runs until the queue is finished
+/// and drained, so that on shutdown everything released is written before the process exits.
+public struct SinkWriterService: Service {
+    let queue: WriteQueue
+    let sink: any TraceSink
+    let batchSize: Int
+    let logger: Logger
+    let writeErrors: Counter
+    let dropped: Counter
+    let queuedBytes: Gauge
+    let queuedTraces: Gauge
+
+    public init(queue: WriteQueue, sink: any TraceSink, batchSize: Int, logger: Logger, metrics: any MetricsFactory) {
+        self.queue = queue
+        self.sink = sink
+        self.batchSize = batchSize
+        self.logger = logger
+        writeErrors = Counter(label: "stitch_sink_write_errors_total", factory: metrics)
+        dropped = Counter(label: "stitch_sink_traces_dropped_total", factory: metrics)
+        queuedBytes = Gauge(label: "stitch_sink_queued_bytes", factory: metrics)
+        queuedTraces = Gauge(label: "stitch_sink_queued_traces", factory: metrics)
+    }
+
+    public func run() async throws {
+        // The queue is finished by the assembler service after its final flush; until then keep
+        // writing, also during graceful shutdown (the writer is the last service to stop).
+        while let batch = await queue.next(maxTraces: batchSize) {
+            await write(batch)
+            queue.completed(batch)
+            let (traces, bytes) = queue.occupancy
+            queuedTraces.record(traces)
+            queuedBytes.record(bytes)
+        }
+        logger.debug("sink writer drained")
+    }
+
+    /// Writes a batch; on failure retries each trace alone a few times so that one bad trace cannot
+    /// hold back the others. A trace that still fails is logged and counted, never silently lost.
+    private func write(_ batch: [FinishedTrace]) async {
+        do {
+            try await sink.consume(batch)
+            return
+        } catch {
+            writeErrors.increment()
+            logger.warning("store write failed; retrying traces one by one", metadata: ["error": "\(error)"])
+        }
+        for trace in batch {
+            var attempt = 0
+            while true {
+                do {
+                    try await sink.consume([trace])
+                    break
+                } catch {
+                    writeErrors.increment()
+                    attempt += 1
+                    if attempt >= 3 {
+                        dropped.increment()
+                        logger.error("trace could not be written; dropped", metadata: [
+                            "trace.id": "\(trace.traceID.hex)", "error": "\(error)",
+                        ])
+                        break
+                    }
+                    try? await Task.sleep(for: .milliseconds(100 * attempt))
+                }
+            }
+        }
+    }
+}
+
+/// Runs the assembler's timers; on graceful shutdown releases everything it holds (reason
+/// `shutdown`) and then finishes the write queue.
+public struct AssemblerService<C: Clock>: Service where C.Duration == Duration {
+    let assembler: TraceAssembler<C>
+    let queue: WriteQueue
+
+    public init(assembler: TraceAssembler<C>, queue: WriteQueue) {
+        self.assembler = assembler
+        self.queue = queue
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await assembler.run()
+        }
+        await assembler.flush()
+        queue.finish()
+    }
+}
+
+/// Serves OTLP/HTTP until graceful shutdown, then stops accepting and finishes in-flight requests.
+public struct ReceiverService: Service {
+    let server: OTLPHTTPServer
+    let onStarted: @Sendable (SocketAddress) -> Void
+
+    public init(server: OTLPHTTPServer, onStarted: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+        self.server = server
+        self.onStarted = onStarted
+    }
+
+    public func run() async throws {
+        let address = try await server.start()
+        onStarted(address)
+        // Wait until shutdown is requested (or the task is cancelled).
+        try? await gracefulShutdown()
+        await server.shutdown()
+    }
+}
+
+/// The receiver's edge into the pipeline: refuses under pressure, otherwise hands spans to the assembler.
+struct PipelineIngest<C: Clock>: SpanIngest where C.Duration == Duration {
+    let assembler: TraceAssembler<C>
+    let queue: WriteQueue
+    let retryAfterSeconds: Int
+
+    func ingest(_ batch: DecodedBatch) async -> IngestDecision {
+        if queue.isFull {
+            let (_, bytes) = queue.occupancy
+            return .refused(.unavailable(
+                "the store is behind (\(bytes) bytes of finished traces waiting); retry later",
+                retryAfterSeconds: retryAfterSeconds))
+        }
+        _ = await assembler.ingest(batch.spans)
+        return .accepted
+    }
+}

@@ -1,0 +1,89 @@
+import DequeModule
+import Synchronization
+import TraceAssembler
+
+/// Finished traces on their way to one destination: bounded in bytes, never blocking the producer.
+///
+/// The assembler hands releases over synchronously (it must not wait on a disk); the bound is enforced
+/// upstream: while `isFull`, the receiver refuses new requests with 503 + Retry-After, so the queue
+/// overshoots its limit by at most what the assembler already buffered.
+public final class WriteQueue: Sendable {
+    private struct State {
+        var traces = Deque<FinishedTrace>()
+        var bytes = 0
+        var finished = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    public let maxBytes: Int
+    private let state = Mutex(State())
+
+    public init(maxBytes: Int) {
+        self.maxBytes = maxBytes
+    }
+
+    public func enqueue(_ traces: [FinishedTrace]) {
+        guard !traces.isEmpty else { return }
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            for trace in traces {
+                state.traces.append(trace)
+                state.bytes += trace.encodedBytes
+            }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    public var isFull: Bool { state.withLock { $0.bytes >= maxBytes } }
+
+    public var occupancy: (traces: Int, bytes: Int) { state.withLock { ($0.traces.count, $0.bytes) } }
+
+    /// No more input will come; `next` returns nil once the queue is empty.
+    public func finish() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Waits for traces and takes up to `maxTraces` of them; nil when finished and drained.
+    /// One consumer at a time.
+    public func next(maxTraces: Int) async -> [FinishedTrace]? {
+        while true {
+            enum Step { case batch([FinishedTrace]), done, wait }
+            let step = state.withLock { state -> Step in
+                if !state.traces.isEmpty {
+                    let count = min(maxTraces, state.traces.count)
+                    let batch = Array(state.traces.prefix(count))
+                    state.traces.removeFirst(count)
+                    return .batch(batch)
+                }
+                return state.finished ? .done : .wait
+            }
+            switch step {
+            case .batch(let batch):
+                return batch
+            case .done:
+                return nil
+            case .wait:
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if !state.traces.isEmpty || state.finished { return true }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// Marks a taken batch as written: its bytes no longer count against the limit.
+    public func completed(_ batch: [FinishedTrace]) {
+        let bytes = batch.reduce(0) { $0 + $1.encodedBytes }
+        state.withLock { $0.bytes -= bytes }
+    }
+}

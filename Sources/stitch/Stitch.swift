@@ -1,0 +1,163 @@
+import ArgumentParser
+import Foundation
+import Logging
+import StitchCore
+import TraceStore
+
+@main
+struct Stitch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stitch",
+        abstract: "Receives OTLP traces, joins each trace across services, stores it whole.",
+        subcommands: [Serve.self, Traces.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// Exit code for an invalid configuration.
+let configurationExitCode: Int32 = 2
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the collector (the default subcommand).",
+        discussion: "Flags override STITCH_* environment variables, which override the config file, which overrides defaults.")
+
+    @Option(help: "YAML configuration file (default: Config/stitch.yaml when present).")
+    var config: String?
+
+    // One flag per configuration key (StitchConfiguration.options), same name in kebab case.
+    @Option(help: "HOST:PORT to listen on (default 127.0.0.1:4318).") var listen: String?
+    @Option(help: "SQLite store path (default ./stitch-data/stitch.db).") var db: String?
+    @Option(help: "Experiment for requests without x-mlflow-experiment-id (default 0).") var defaultExperimentId: String?
+    @Option(help: "Release a closed trace after this quiet time (default 2s).") var idleTimeout: String?
+    @Option(help: "Release any trace this long after its first span (default 30s).") var maxTraceAge: String?
+    @Option(help: "Release a trace in parts above this many spans (default 10000).") var maxSpansPerTrace: String?
+    @Option(help: "Buffered traces at most (default 100000).") var maxTraces: String?
+    @Option(help: "Buffered span bytes at most (default 256MiB).") var maxBufferedBytes: String?
+    @Option(help: "How long released traces accept late spans (default 10m).") var lateWindow: String?
+    @Option(help: "Request body limit, compressed and decompressed (default 64MiB).") var maxBodySize: String?
+    @Option(help: "Open connections at most (default 4096).") var maxConnections: String?
+    @Option(help: "Bytes of finished traces waiting for the store before 503 (default 256MiB).") var storeQueueMaxBytes: String?
+    @Option(help: "Traces per store transaction (default 2000).") var storeBatchMaxTraces: String?
+    @Option(help: "Retry-After announced under pressure (default 1s).") var retryAfter: String?
+    @Option(help: "trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
+
+    var flags: [String: String] {
+        let pairs: [(String, String?)] = [
+            ("listen", listen), ("db", db), ("default_experiment_id", defaultExperimentId),
+            ("idle_timeout", idleTimeout), ("max_trace_age", maxTraceAge), ("max_spans_per_trace", maxSpansPerTrace),
+            ("max_traces", maxTraces), ("max_buffered_bytes", maxBufferedBytes), ("late_window", lateWindow),
+            ("max_body_size", maxBodySize), ("max_connections", maxConnections),
+            ("store_queue_max_bytes", storeQueueMaxBytes), ("store_batch_max_traces", storeBatchMaxTraces),
+            ("retry_after", retryAfter), ("log_level", logLevel),
+        ]
+        return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
+    }
+
+    func run() async throws {
+        let configuration: StitchConfiguration
+        do {
+            configuration = try StitchConfiguration.load(configPath: config, flags: flags)
+        } catch {
+            FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
+            throw ExitCode(configurationExitCode)
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "stitch")
+        let started = ContinuousClock.now
+        let application = StitchApplication(configuration: configuration, logger: logger)
+        try await application.run { address in
+            logger.info("stitch is ready", metadata: [
+                "listen": "\(address)", "db": "\(configuration.db)",
+                "startup.ms": "\((ContinuousClock.now - started) / .milliseconds(1))",
+            ])
+        }
+        logger.info("stitch stopped")
+    }
+}
+
+struct Traces: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Query stored traces (works while a server is writing).",
+        subcommands: [Search.self, Get.self])
+
+    struct StoreOptions: ParsableArguments {
+        @Option(help: "SQLite store path (default: the configured db, ./stitch-data/stitch.db).") var db: String?
+        @Option(help: "YAML configuration file to take the db path from.") var config: String?
+
+        func open() throws -> SQLiteTraceStore {
+            var flags: [String: String] = [:]
+            if let db { flags["db"] = db }
+            let configuration: StitchConfiguration
+            do {
+                configuration = try StitchConfiguration.load(configPath: config, flags: flags)
+            } catch {
+                FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
+                throw ExitCode(configurationExitCode)
+            }
+            do {
+                return try SQLiteTraceStore(path: configuration.db, readOnly: true)
+            } catch {
+                FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
+                throw ExitCode.failure
+            }
+        }
+    }
+
+    struct Search: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List traces, newest first (one row per trace).")
+
+        @OptionGroup var store: StoreOptions
+        @Option(name: .customLong("experiment-id"), help: "Only this experiment (repeatable).") var experimentIDs: [String] = []
+        @Option(help: "MLflow filter string, e.g. \"tag.service.name = 'api' AND status = 'OK'\".") var filter: String?
+        @Option(help: "At most this many traces (default 100).") var maxResults: Int = 100
+        @Option(help: "Continue from a previous page (printed with --json).") var pageToken: String?
+        @Flag(help: "Print MLflow's JSON ({\"traces\": [...], \"next_page_token\": ...}).") var json = false
+
+        func run() throws {
+            let store = try self.store.open()
+            let page: TraceSearchPage
+            do {
+                page = try store.search(TraceQuery(experimentIDs: experimentIDs, filter: filter,
+                                                   maxResults: maxResults, pageToken: pageToken))
+            } catch {
+                FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
+                throw ExitCode.failure
+            }
+            if json {
+                FileHandle.standardOutput.write(page.mlflowJSON())
+                print()
+            } else {
+                print(TraceRendering.table(page.traces), terminator: "")
+                if let token = page.nextPageToken { print("more: --page-token \(token)") }
+            }
+        }
+    }
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one trace: the span tree, service by service.")
+
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Trace id: tr-<32 hex> (or the 32 hex alone).") var id: String
+        @Flag(help: "Print MLflow's Trace JSON (loadable by mlflow.entities.Trace.from_json).") var json = false
+
+        func run() throws {
+            let store = try self.store.open()
+            let requestID = id.hasPrefix("tr-") ? id : "tr-" + id.lowercased()
+            guard let trace = try store.trace(id: requestID) else {
+                FileHandle.standardError.write(Data("stitch: trace \(requestID) not found\n".utf8))
+                throw ExitCode.failure
+            }
+            if json {
+                FileHandle.standardOutput.write(trace.mlflowJSON())
+                print()
+            } else {
+                print(TraceRendering.tree(trace), terminator: "")
+            }
+        }
+    }
+}
