@@ -99,16 +99,19 @@ let package = Package(
             ]
         ),
 
+        // Fixture loading, a raw HTTP client and compression helpers shared by the test targets.
+        .target(name: "StitchTestSupport", dependencies: ["CZlib"], path: "Tests/StitchTestSupport"),
+
         .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel"]),
         .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "OTLPWire"]),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore", "TraceAssembler", "OTLPWire"]),
         .testTarget(name: "ReceiverTests", dependencies: [
-            "Receiver", "OTLPWire",
+            "Receiver", "OTLPWire", "StitchTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "StitchCoreTests", dependencies: [
-            "StitchCore", "TraceStore", "OTLPWire",
+            "StitchCore", "TraceStore", "OTLPWire", "StitchTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
