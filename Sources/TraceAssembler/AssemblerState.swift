@@ -23,6 +23,7 @@ import OTLPWire
 /// - A span whose trace already holds its span id is a duplicate and is dropped (the first one wins),
 ///   also across released parts and within one call's late fragment.
 ///
+/// `now` must not go backwards between calls (use a monotonic clock): the deadline queues rely on it.
 /// Timers only fire in `tick(now:)`, so `receive` never releases for age or idleness and a trace id
 /// stays remembered until the first tick after its `lateWindow`.
 ///
