@@ -29,3 +29,25 @@ public struct AssemblerConfiguration: Sendable, Equatable {
         self.lateWindow = lateWindow
     }
 }
+
+extension AssemblerConfiguration {
+    /// At most this many released trace ids are remembered for late spans (4 × `maxTraces`); beyond it
+    /// the oldest are forgotten early (counted), bounding memory when traces churn fast.
+    public var rememberedTraceLimit: Int { 4 * max(1, maxTraces) }
+
+    /// Every problem with these limits, each naming its option (DESIGN.md spelling); empty when valid.
+    public var problems: [String] {
+        var problems: [String] = []
+        if idleTimeout <= .zero { problems.append("idle_timeout must be positive, got \(idleTimeout)") }
+        if maxTraceAge <= .zero { problems.append("max_trace_age must be positive, got \(maxTraceAge)") }
+        if lateWindow < .zero { problems.append("late_window must not be negative, got \(lateWindow)") }
+        if maxSpansPerTrace < 1 {
+            problems.append("max_spans_per_trace must be at least 1, got \(maxSpansPerTrace)")
+        }
+        if maxTraces < 1 { problems.append("max_traces must be at least 1, got \(maxTraces)") }
+        if maxBufferedBytes < 1 {
+            problems.append("max_buffered_bytes must be at least 1, got \(maxBufferedBytes)")
+        }
+        return problems
+    }
+}

@@ -1,0 +1,253 @@
+import DequeModule
+import OTLPWire
+
+/// The engine of `AssemblerState` (see there for the rules), on times given as durations since an
+/// arbitrary origin. Not generic, so that the per-span code is compiled once, fully specialised:
+/// generic code called from another module runs unspecialised, with metadata lookups and witness calls
+/// on every span.
+struct AssemblerCore: Sendable {
+    /// A deadline in one of the FIFO queues; `stamp` must still match the trace's for it to count.
+    struct Timer: Sendable {
+        var traceID: TraceID
+        var stamp: UInt64
+        var deadline: Duration
+    }
+
+    let configuration: AssemblerConfiguration
+    private var traces: [TraceID: BufferedTrace] = [:]
+    /// Idle deadlines of closed traces; current when `stamp == trace.idleStamp`.
+    private var idleQueue: Deque<Timer> = []
+    /// One entry per trace ever buffered, in first-span order: the `maxTraceAge` deadlines and the
+    /// eviction order. Current when `stamp == trace.incarnation`.
+    private var ageQueue: Deque<Timer> = []
+    private var released: ReleasedTraceMemory
+    private var nextStamp: UInt64 = 1
+    private var callSerial: UInt64 = 0
+    /// Traces that got spans in the current `receive` call (kept to reuse its storage).
+    private var touched: [TraceID] = []
+    private var bufferedSpans = 0
+    private var bufferedBytes = 0
+    private var maxSpansPerTrace: Int { max(1, configuration.maxSpansPerTrace) }
+
+    private(set) var counters = AssemblerCounters()
+
+    init(configuration: AssemblerConfiguration) {
+        self.configuration = configuration
+        self.released = ReleasedTraceMemory(capacity: configuration.rememberedTraceLimit)
+    }
+
+    var stats: AssemblerStats {
+        AssemblerStats(bufferedTraces: traces.count, bufferedSpans: bufferedSpans, bufferedBytes: bufferedBytes)
+    }
+
+    var rememberedTraceCount: Int { released.count }
+
+    /// `AssemblerState.receive(_:now:)`.
+    mutating func receive(_ spans: [SpanRecord], now: Duration) -> (IngestSummary, [FinishedTrace]) {
+        callSerial &+= 1
+        var summary = IngestSummary()
+        var releases: [FinishedTrace] = []
+        var lateFragments: [TraceID: Int] = [:]
+        var lateOrder: [BufferedTrace] = []
+
+        for span in spans {
+            if let index = traces.index(forKey: span.traceID) {
+                guard traces.values[index].register(span) else {
+                    summary.duplicates += 1
+                    continue
+                }
+                if traces.values[index].spans.count >= maxSpansPerTrace {
+                    releases.append(releasePart(at: index))
+                }
+                buffer(span, at: index)
+                summary.accepted += 1
+            } else if released[span.traceID] != nil {
+                // DESIGN.md: spans after their trace's release are late fragments, grouped per trace.
+                let slot: Int
+                if let existing = lateFragments[span.traceID] {
+                    slot = existing
+                } else {
+                    slot = lateOrder.count
+                    lateFragments[span.traceID] = slot
+                    lateOrder.append(BufferedTrace(firstSeen: now, incarnation: 0))
+                }
+                if lateOrder[slot].register(span) {
+                    lateOrder[slot].append(span)
+                    summary.late += 1
+                } else {
+                    summary.duplicates += 1
+                }
+            } else {
+                var trace = BufferedTrace(firstSeen: now, incarnation: takeStamp())
+                _ = trace.register(span)
+                trace.append(span)
+                trace.touchedInCall = callSerial
+                ageQueue.append(Timer(
+                    traceID: span.traceID, stamp: trace.incarnation,
+                    deadline: now + configuration.maxTraceAge))
+                traces[span.traceID] = trace
+                touched.append(span.traceID)
+                bufferedSpans += 1
+                bufferedBytes += span.encodedSize
+                summary.accepted += 1
+            }
+        }
+
+        for fragment in lateOrder {
+            guard let traceID = fragment.spans.first?.traceID else { continue }
+            let experimentID = released[traceID]?.experimentID ?? fragment.experimentID
+            releases.append(finished(traceID, fragment.spans, .late, isComplete: false, experimentID: experimentID))
+        }
+
+        // A closed trace's idle timer restarts at its last span; one queue entry per trace per call.
+        for traceID in touched {
+            guard let index = traces.index(forKey: traceID) else { continue }
+            if traces.values[index].isClosed {
+                let stamp = takeStamp()
+                traces.values[index].idleStamp = stamp
+                idleQueue.append(Timer(
+                    traceID: traceID, stamp: stamp, deadline: now + configuration.idleTimeout))
+            } else {
+                traces.values[index].idleStamp = 0
+            }
+        }
+        touched.removeAll(keepingCapacity: true)
+
+        evictOverLimits(now: now, into: &releases)
+        compactQueuesIfStale()
+
+        counters.acceptedSpans += summary.accepted
+        counters.duplicateSpans += summary.duplicates
+        counters.lateSpans += summary.late
+        return (summary, releases)
+    }
+
+    /// `AssemblerState.tick(now:)`.
+    mutating func tick(now: Duration) -> [FinishedTrace] {
+        var releases: [FinishedTrace] = []
+        // Idle first: a closed trace that is both quiet and old is reported as `closed`.
+        while let timer = idleQueue.first, timer.deadline <= now {
+            idleQueue.removeFirst()
+            guard let index = trace(ofIdleTimer: timer), traces.values[index].isClosed else { continue }
+            releases.append(release(at: index, reason: .closed, now: now))
+        }
+        while let timer = ageQueue.first, timer.deadline <= now {
+            ageQueue.removeFirst()
+            guard let index = trace(ofAgeTimer: timer) else { continue }
+            releases.append(release(at: index, reason: .timeout, now: now))
+        }
+        let forgottenBefore = released.forgottenEarly
+        released.expire(now: now, window: configuration.lateWindow)
+        counters.releasedIDsForgottenEarly += released.forgottenEarly - forgottenBefore
+        return releases
+    }
+
+    /// `AssemblerState.flush(now:)`.
+    mutating func flush(now: Duration) -> [FinishedTrace] {
+        var releases: [FinishedTrace] = []
+        releases.reserveCapacity(traces.count)
+        while let timer = ageQueue.popFirst() {
+            guard let index = trace(ofAgeTimer: timer) else { continue }
+            releases.append(release(at: index, reason: .shutdown, now: now))
+        }
+        idleQueue.removeAll()
+        assert(traces.isEmpty, "every buffered trace has exactly one current age-queue entry")
+        return releases
+    }
+
+    /// Timer-queue lengths, current and stale entries together.
+    var queuedTimers: (idle: Int, age: Int) { (idleQueue.count, ageQueue.count) }
+
+    // MARK: - Timers
+
+
+    typealias TraceIndex = Dictionary<TraceID, BufferedTrace>.Index
+
+    /// The trace an idle-queue entry was queued for, if the entry is still its current one.
+    private func trace(ofIdleTimer timer: Timer) -> TraceIndex? {
+        guard let index = traces.index(forKey: timer.traceID), traces.values[index].idleStamp == timer.stamp
+        else { return nil }
+        return index
+    }
+
+    /// The trace an age-queue entry was queued for, if it is still buffered (not a later trace
+    /// with the same id).
+    private func trace(ofAgeTimer timer: Timer) -> TraceIndex? {
+        guard let index = traces.index(forKey: timer.traceID), traces.values[index].incarnation == timer.stamp
+        else { return nil }
+        return index
+    }
+
+    // MARK: - Releasing
+
+    private mutating func takeStamp() -> UInt64 {
+        defer { nextStamp &+= 1 }
+        return nextStamp
+    }
+
+    private mutating func buffer(_ span: SpanRecord, at index: TraceIndex) {
+        traces.values[index].append(span)
+        bufferedSpans += 1
+        bufferedBytes += span.encodedSize
+        if traces.values[index].touchedInCall != callSerial {
+            traces.values[index].touchedInCall = callSerial
+            touched.append(traces.keys[index])
+        }
+    }
+
+    /// Releases the buffered spans of a trace that stays open.
+    private mutating func releasePart(at index: TraceIndex) -> FinishedTrace {
+        let bytes = traces.values[index].bufferedBytes
+        let spans = traces.values[index].takeSpans()
+        bufferedSpans -= spans.count
+        bufferedBytes -= bytes
+        return finished(
+            traces.keys[index], spans, .tooLarge, isComplete: false,
+            experimentID: traces.values[index].experimentID)
+    }
+
+    /// Releases a whole trace and remembers its id for `lateWindow`.
+    private mutating func release(
+        at index: TraceIndex, reason: ReleaseReason, now: Duration
+    ) -> FinishedTrace {
+        let (traceID, trace) = traces.remove(at: index)
+        bufferedSpans -= trace.spans.count
+        bufferedBytes -= trace.bufferedBytes
+        let forgottenBefore = released.forgottenEarly
+        released.remember(traceID, experimentID: trace.experimentID, at: now)
+        counters.releasedIDsForgottenEarly += released.forgottenEarly - forgottenBefore
+        return finished(traceID, trace.spans, reason, isComplete: trace.isClosed, experimentID: trace.experimentID)
+    }
+
+    private mutating func finished(
+        _ traceID: TraceID, _ spans: [SpanRecord], _ reason: ReleaseReason, isComplete: Bool, experimentID: String?
+    ) -> FinishedTrace {
+        counters.releasedTraces[reason, default: 0] += 1
+        counters.releasedSpans[reason, default: 0] += spans.count
+        return FinishedTrace(
+            traceID: traceID, spans: spans, reason: reason, isComplete: isComplete, experimentID: experimentID)
+    }
+
+    /// DESIGN.md: over `max_traces` or `max_buffered_bytes`, the oldest traces are released early.
+    private mutating func evictOverLimits(now: Duration, into releases: inout [FinishedTrace]) {
+        let maxTraces = max(1, configuration.maxTraces)
+        while traces.count > maxTraces || bufferedBytes > configuration.maxBufferedBytes,
+              let timer = ageQueue.popFirst() {
+            guard let index = trace(ofAgeTimer: timer) else { continue }
+            releases.append(release(at: index, reason: .evicted, now: now))
+        }
+    }
+
+    /// Drops stale timer entries once they outnumber the live traces, so that the queues stay within
+    /// a constant factor of the buffer even when traces churn faster than their deadlines pass.
+    /// Filtering keeps the order, and it runs after the queue has doubled, so it is amortised O(1).
+    private mutating func compactQueuesIfStale() {
+        let limit = 2 * traces.count + 1024
+        if idleQueue.count > limit {
+            idleQueue = Deque(idleQueue.filter { trace(ofIdleTimer: $0) != nil })
+        }
+        if ageQueue.count > limit {
+            ageQueue = Deque(ageQueue.filter { trace(ofAgeTimer: $0) != nil })
+        }
+    }
+}

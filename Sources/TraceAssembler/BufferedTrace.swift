@@ -1,0 +1,77 @@
+import OTLPWire
+
+/// One trace held by `AssemblerState`: its buffered spans plus what is needed to decide, without
+/// rescanning, whether it is closed (DESIGN.md, "When is a trace finished?").
+///
+/// The span-id set and the closure facts outlive parts released as `too_large`, so that later spans
+/// are still checked against every span the trace ever had (parents and duplicates).
+struct BufferedTrace {
+    /// Spans not yet released, in arrival order.
+    var spans: [SpanRecord]
+    /// Sum of `encodedSize` over `spans`.
+    var bufferedBytes: Int
+    /// Every span id this trace has accepted, including spans of parts already released.
+    var spanIDs: Set<SpanID>
+    /// Parent ids referenced by accepted spans but not (yet) among `spanIDs`.
+    var missingParents: Set<SpanID>
+    /// Whether a span without a parent has arrived.
+    var hasRoot: Bool
+    /// When the first span arrived (time since the state's origin); `maxTraceAge` counts from here.
+    let firstSeen: Duration
+    /// Unique among all traces ever buffered; tells a current age-queue entry from a stale one
+    /// left by an earlier trace with the same id.
+    let incarnation: UInt64
+    /// The stamp of this trace's current idle-queue entry; 0 when it has none (not closed).
+    var idleStamp: UInt64 = 0
+    /// The `receive` call that last touched this trace, so that it is listed once per call.
+    var touchedInCall: UInt64 = 0
+    /// The experiment named by the request of the first root span whose request named one.
+    var rootExperimentID: String?
+    /// The experiment named by the first request (of any span) that named one.
+    var firstExperimentID: String?
+
+    init(firstSeen: Duration, incarnation: UInt64) {
+        self.spans = []
+        self.bufferedBytes = 0
+        self.spanIDs = []
+        self.missingParents = []
+        self.hasRoot = false
+        self.firstSeen = firstSeen
+        self.incarnation = incarnation
+    }
+
+    /// Has a root and every referenced parent.
+    var isClosed: Bool { hasRoot && missingParents.isEmpty }
+
+    /// The root's request's experiment, else the first one named (FinishedTrace.experimentID).
+    var experimentID: String? { rootExperimentID ?? firstExperimentID }
+
+    /// Records `span`'s ids and updates closure. Returns false, changing nothing, when the trace already
+    /// has a span with this id (a duplicate: the first one wins).
+    mutating func register(_ span: SpanRecord) -> Bool {
+        guard spanIDs.insert(span.spanID).inserted else { return false }
+        if !missingParents.isEmpty { missingParents.remove(span.spanID) }
+        if span.isRoot {
+            hasRoot = true
+            if rootExperimentID == nil { rootExperimentID = span.payload.experimentID }
+        } else if !spanIDs.contains(span.parentSpanID) {
+            missingParents.insert(span.parentSpanID)
+        }
+        if firstExperimentID == nil { firstExperimentID = span.payload.experimentID }
+        return true
+    }
+
+    /// Buffers a span already accepted by `register`.
+    mutating func append(_ span: SpanRecord) {
+        spans.append(span)
+        bufferedBytes += span.encodedSize
+    }
+
+    /// Hands out the buffered spans, keeping the ids and closure facts.
+    mutating func takeSpans() -> [SpanRecord] {
+        let taken = spans
+        spans = []
+        bufferedBytes = 0
+        return taken
+    }
+}
