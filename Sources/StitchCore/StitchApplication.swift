@@ -26,12 +26,17 @@ public struct StitchApplication: Sendable {
         self.registry = registry
     }
 
-    /// Runs until SIGTERM/SIGINT (or cancellation), then shuts down gracefully.
+    /// Runs until SIGTERM/SIGINT, then shuts down gracefully.
     /// `onListening` is called with the bound address once the receiver accepts connections.
-    public func run(
-        signals: [UnixSignal] = [.sigterm, .sigint],
+    public func run(onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) async throws {
+        try await makeServiceGroup(signals: [.sigterm, .sigint], onListening: onListening).run()
+    }
+
+    /// The pipeline's services as a group; `triggerGracefulShutdown()` on it stops it like SIGTERM.
+    public func makeServiceGroup(
+        signals: [UnixSignal],
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
-    ) async throws {
+    ) throws -> ServiceGroup {
         let factory = PrometheusMetricsFactory(registry: registry)
         let store = try SQLiteTraceStore(path: configuration.db, defaultExperimentID: configuration.defaultExperimentID,
                                          logger: logger, metrics: factory)
@@ -48,7 +53,7 @@ public struct StitchApplication: Sendable {
             routes: QueryRoutes(store: store, registry: registry),
             logger: logger, metrics: ReceiverMetrics(factory: factory))
 
-        let group = ServiceGroup(configuration: .init(
+        return ServiceGroup(configuration: .init(
             services: [
                 .init(service: SinkWriterService(queue: queue, sink: store, batchSize: configuration.storeBatchMaxTraces,
                                                  logger: logger, metrics: factory)),
@@ -57,6 +62,5 @@ public struct StitchApplication: Sendable {
             ],
             gracefulShutdownSignals: signals,
             logger: logger))
-        try await group.run()
     }
 }
