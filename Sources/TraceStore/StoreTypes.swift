@@ -1,10 +1,6 @@
-// CONTRACT STUBS — replaced by the real implementation (TraceStore helper). Signatures are the contract.
 import Foundation
-import Logging
-import Metrics
-import OTLPWire
-import TraceAssembler
 
+/// A store that cannot be opened, read or written, with what to do about it.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public init(_ message: String) { self.message = message }
@@ -61,8 +57,6 @@ public struct TraceInfoRecord: Sendable {
         self.tags = tags
         self.metadata = metadata
     }
-    /// MLflow's TraceInfo JSON object (as in `Trace.to_json()["info"]`), serialized.
-    public func mlflowJSON() -> Data { Data() }
 }
 
 /// One `spans` row plus the service that sent it.
@@ -99,8 +93,6 @@ public struct StoredTrace: Sendable {
         self.info = info
         self.spans = spans
     }
-    /// MLflow's Trace JSON (`{"info": …, "data": {"spans": […]}}`), loadable by `Trace.from_json`.
-    public func mlflowJSON() -> Data { Data() }
 }
 
 public struct TraceSearchPage: Sendable {
@@ -110,23 +102,4 @@ public struct TraceSearchPage: Sendable {
         self.traces = traces
         self.nextPageToken = nextPageToken
     }
-    /// `{"traces": [TraceInfo JSON…], "next_page_token": …}`.
-    public func mlflowJSON() -> Data { Data() }
-}
-
-/// The embedded store, laid out like MLflow's trace tables (SQLite, WAL).
-public final class SQLiteTraceStore: TraceSink {
-    /// Opens (creating directories, schema and experiment `0` "Default" as needed).
-    /// `readOnly` opens for queries while another process writes.
-    public init(path: String, defaultExperimentID: String = "0", readOnly: Bool = false,
-                logger: Logger = Logger(label: "stitch.store"), metrics: any MetricsFactory = MetricsSystem.factory) throws {}
-
-    /// Writes many finished traces in one transaction (new traces inserted, late fragments merged).
-    /// Runs on GRDB's writer queue, never on the caller's event loop.
-    public func consume(_ traces: [FinishedTrace]) async throws {}
-
-    public func search(_ query: TraceQuery) throws -> TraceSearchPage { TraceSearchPage(traces: [], nextPageToken: nil) }
-
-    /// `id` is `tr-<32 hex>`.
-    public func trace(id: String) throws -> StoredTrace? { nil }
 }
