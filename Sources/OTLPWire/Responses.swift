@@ -1,0 +1,53 @@
+/// The bodies Stitch answers OTLP/HTTP requests with (OTLP spec, "OTLP/HTTP Response"): protobuf for
+/// protobuf requests, OTLP/JSON for JSON requests.
+public enum OTLPResponses {
+    /// `ExportTraceServiceResponse`, with `partial_success` when `rejectedSpans > 0` or a message is given.
+    public static func exportResponse(rejectedSpans: Int64, errorMessage: String?, json: Bool) -> [UInt8] {
+        let message = errorMessage ?? ""
+        let partial = rejectedSpans != 0 || !message.isEmpty
+        if json {
+            guard partial else { return Array("{}".utf8) }
+            var writer = JSONWriter()
+            writer.beginObject()
+            writer.key("partialSuccess")
+            writer.beginObject()
+            if rejectedSpans != 0 {
+                writer.key("rejectedSpans")
+                // proto3 JSON writes 64-bit integers as strings.
+                writer.string(String(rejectedSpans))
+            }
+            if !message.isEmpty {
+                writer.key("errorMessage")
+                writer.string(message)
+            }
+            writer.endObject()
+            writer.endObject()
+            return writer.bytes
+        }
+        guard partial else { return [] }
+        var writer = WireWriter()
+        writer.message(Field.Response.partialSuccess) { writer in
+            writer.int64Field(Field.Response.rejectedSpans, rejectedSpans)
+            writer.stringField(Field.Response.errorMessage, message)
+        }
+        return writer.bytes
+    }
+
+    /// `google.rpc.Status` with `code` (a gRPC code) and `message`.
+    public static func status(code: Int32, message: String, json: Bool) -> [UInt8] {
+        if json {
+            var writer = JSONWriter()
+            writer.beginObject()
+            writer.key("code")
+            writer.raw(String(code))
+            writer.key("message")
+            writer.string(message)
+            writer.endObject()
+            return writer.bytes
+        }
+        var writer = WireWriter()
+        writer.int32Field(Field.RPCStatus.code, code)
+        writer.stringField(Field.RPCStatus.message, message)
+        return writer.bytes
+    }
+}

@@ -1,0 +1,114 @@
+import Testing
+@testable import OTLPWire
+
+/// Builds requests with raw (possibly invalid) ids, one scope per resource.
+private func request(spans: [(trace: [UInt8], span: [UInt8], parent: [UInt8])], scopes: Int = 1) -> [UInt8] {
+    var writer = WireWriter()
+    writer.message(Field.Request.resourceSpans) { writer in
+        for scope in 0..<scopes {
+            writer.message(Field.ResourceSpans.scopeSpans) { writer in
+                for (index, ids) in spans.enumerated() where index % scopes == scope {
+                    writer.message(Field.ScopeSpans.spans) { writer in
+                        writer.bytesField(Field.Span.traceID, ids.trace)
+                        writer.bytesField(Field.Span.spanID, ids.span)
+                        writer.bytesField(Field.Span.parentSpanID, ids.parent)
+                        writer.stringField(Field.Span.name, "span-\(index)")
+                    }
+                }
+            }
+        }
+    }
+    return writer.bytes
+}
+
+private let goodTrace: [UInt8] = Array(1...16)
+private let goodSpan: [UInt8] = Array(1...8)
+
+@Suite("Per-span rejection (OTLP partial success)")
+struct SpanRejectionTests {
+    @Test("bad ids are rejected one by one, good spans kept",
+          arguments: [
+              (Array(goodTrace.prefix(8)), goodSpan, [UInt8](), "trace_id must be 16 bytes, got 8"),
+              ([UInt8](repeating: 0, count: 16), goodSpan, [], "trace_id must not be all zeros"),
+              ([], goodSpan, [], "trace_id must be 16 bytes, got 0"),
+              (goodTrace, Array(goodSpan.prefix(4)), [], "span_id must be 8 bytes, got 4"),
+              (goodTrace, [UInt8](repeating: 0, count: 8), [], "span_id must not be all zeros"),
+              (goodTrace, goodSpan, Array(goodTrace), "parent_span_id must be empty or 8 bytes, got 16"),
+          ])
+    func rejects(trace: [UInt8], span: [UInt8], parent: [UInt8], message: String) throws {
+        let body = request(spans: [
+            (goodTrace, goodSpan, []),
+            (goodTrace, [9, 9, 9, 9, 9, 9, 9, 9], goodSpan),
+            (trace, span, parent),
+            (goodTrace, [7, 7, 7, 7, 7, 7, 7, 7], goodSpan),
+        ], scopes: 2)
+        let batch = try OTLPTraceDecoder.decode(body, experimentID: nil)
+        #expect(batch.rejectedSpans == 1)
+        // Span 2 of 4 sits in scope 0 (even indices) as its second span.
+        #expect(batch.firstRejection == "resource_spans[0].scope_spans[0].spans[1]: \(message)")
+        #expect(batch.spans.map(\.spanID.raw) == [0x0102030405060708, 0x0909090909090909, 0x0707070707070707])
+        #expect(try batch.spans.map { try $0.decodeDetail().name } == ["span-0", "span-1", "span-3"])
+    }
+
+    @Test("an all-zero 8-byte parent means root")
+    func zeroParentIsRoot() throws {
+        let batch = try OTLPTraceDecoder.decode(
+            request(spans: [(goodTrace, goodSpan, [UInt8](repeating: 0, count: 8))]), experimentID: nil
+        )
+        #expect(batch.rejectedSpans == 0)
+        #expect(batch.spans.first?.isRoot == true)
+    }
+
+    @Test("every span rejected: counted, none kept, first named")
+    func allRejected() throws {
+        let batch = try OTLPTraceDecoder.decode(
+            request(spans: [([1], goodSpan, []), (goodTrace, [2], []), ([], [], [])]), experimentID: nil
+        )
+        #expect(batch.rejectedSpans == 3)
+        #expect(batch.spans.isEmpty)
+        #expect(batch.firstRejection == "resource_spans[0].scope_spans[0].spans[0]: trace_id must be 16 bytes, got 1")
+    }
+}
+
+@Suite("Malformed bodies")
+struct MalformedBodyTests {
+    @Test("every truncation of every fixture throws or decodes, never traps", arguments: Fixtures.bodyNames)
+    func truncations(name: String) throws {
+        let body = try Fixtures.body(name)
+        var thrown = 0
+        for length in 0..<body.count {
+            do {
+                let batch = try OTLPTraceDecoder.decode(Array(body.prefix(length)), experimentID: nil)
+                // Whatever decoded must be fully decodable.
+                for span in batch.spans { _ = try span.decodeDetail() }
+                for index in batch.payload.resources.indices { _ = try batch.payload.resourceDetail(at: index) }
+                for index in batch.payload.scopes.indices { _ = try batch.payload.scopeDetail(at: index) }
+            } catch {
+                #expect(!error.message.isEmpty)
+                thrown += 1
+            }
+        }
+        #expect(thrown > 0)
+    }
+
+    @Test("a varint of eleven bytes is an overflow")
+    func varintOverflow() {
+        let body: [UInt8] = [0x08] + [UInt8](repeating: 0xFF, count: 10) + [0x01]
+        #expect(throws: WireError.self) { try OTLPTraceDecoder.decode(body, experimentID: nil) }
+        let tenth: [UInt8] = [0x08] + [UInt8](repeating: 0xFF, count: 9) + [0x02]
+        #expect(throws: WireError("varint overflows 64 bits at byte 1")) { try OTLPTraceDecoder.decode(tenth, experimentID: nil) }
+    }
+
+    @Test("groups and undefined wire types are malformed", arguments: [[0x0B, 0x0C], [0x0E], [0x0F], [0x00, 0x00]] as [[UInt8]])
+    func badWireTypes(body: [UInt8]) {
+        #expect(throws: WireError.self) { try OTLPTraceDecoder.decode(body, experimentID: nil) }
+    }
+
+    @Test("a length beyond the body names the place")
+    func lengthBeyondBody() {
+        let body: [UInt8] = [0x0A, 0x05, 0x12, 0x03, 0x12, 0x09, 0x00]
+        #expect(throws: WireError("resource_spans[0]: scope_spans[0]: length 9 at byte 5 exceeds the 1 bytes remaining")) {
+            try OTLPTraceDecoder.decode(body, experimentID: nil)
+        }
+    }
+}
