@@ -9,6 +9,11 @@ extension SQLiteTraceStore {
     /// at most `maxResults` per page (clamped to 1…1000). `pageToken` continues after the last
     /// trace of the previous page (a keyset, so traces written meanwhile neither repeat nor shift
     /// the pages). Throws `FilterError` for a filter that does not parse.
+    ///
+    /// Filters (MLflow's syntax): `tag.<key> = '<v>'` / `!=` (also `tags.`, backquoted keys),
+    /// `metadata.<key>`, `status = 'OK' | 'ERROR' | 'IN_PROGRESS'`, `timestamp_ms` and
+    /// `execution_time_ms` with `= != < <= > >=`, `trace.session_id`, `trace.name`, and
+    /// `span.name` / `span.type` / `span.status` (some span matches), joined by `AND`.
     public func search(_ query: TraceQuery) throws -> TraceSearchPage {
         let filter = try TraceFilter.parse(query.filter ?? "")
         var clauses = filter.clauses

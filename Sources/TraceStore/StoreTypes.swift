@@ -18,11 +18,16 @@ public struct FilterError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// A search over stored traces, newest first.
 public struct TraceQuery: Sendable {
     /// Empty: every experiment.
     public var experimentIDs: [String]
+    /// MLflow's search syntax, e.g. `tag.\`service.name\` = 'checkout' AND status = 'ERROR'`
+    /// (the supported forms are listed on `SQLiteTraceStore.search`).
     public var filter: String?
+    /// Page size, clamped to 1…1000.
     public var maxResults: Int
+    /// `nextPageToken` of the previous page of the same query.
     public var pageToken: String?
     public init(experimentIDs: [String] = [], filter: String? = nil, maxResults: Int = 100, pageToken: String? = nil) {
         self.experimentIDs = experimentIDs
@@ -32,7 +37,9 @@ public struct TraceQuery: Sendable {
     }
 }
 
-/// One `trace_info` row with its tags and request metadata.
+/// One `trace_info` row with its tags and request metadata, as MLflow presents it: the trace
+/// name column appears as tag `mlflow.traceName`, and the session, token usage and cost columns as
+/// metadata `mlflow.trace.session`, `mlflow.trace.tokenUsage` and `mlflow.trace.cost`.
 public struct TraceInfoRecord: Sendable {
     public var requestID: String
     public var experimentID: String
@@ -85,6 +92,7 @@ public struct StoredSpan: Sendable {
     }
 }
 
+/// A stored trace: its info and every span.
 public struct StoredTrace: Sendable {
     public var info: TraceInfoRecord
     /// Ordered by start time.
@@ -95,6 +103,7 @@ public struct StoredTrace: Sendable {
     }
 }
 
+/// One page of search results.
 public struct TraceSearchPage: Sendable {
     public var traces: [TraceInfoRecord]
     public var nextPageToken: String?

@@ -103,26 +103,29 @@ private struct FilterParser {
             add("ti.status \(op) ?", .string(value))
         case .tag(let key):
             let value = try stringValue(valueToken, op: op, opToken: opToken, field: fieldToken)
-            if key == MLflowKeys.traceName {
-                add("ti.trace_name \(op) ?", .string(value))
-            } else {
-                add("EXISTS (SELECT 1 FROM trace_tags t WHERE t.request_id = ti.request_id AND t.key = ? AND t.value \(op) ?)",
-                    .string(key), .string(value))
-            }
+            // MLflow keeps the trace name in a trace_info column rather than as a tag row.
+            addKeyed(table: "trace_tags", key: key, column: key == MLflowKeys.traceName ? "trace_name" : nil, op: op, value: value)
         case .metadata(let key):
             let value = try stringValue(valueToken, op: op, opToken: opToken, field: fieldToken)
-            if key == TraceMetadataKeys.session {
-                add("ti.session_id \(op) ?", .string(value))
-            } else {
-                add("EXISTS (SELECT 1 FROM trace_request_metadata m WHERE m.request_id = ti.request_id AND m.key = ? AND m.value \(op) ?)",
-                    .string(key), .string(value))
-            }
+            addKeyed(table: "trace_request_metadata", key: key,
+                     column: key == TraceMetadataKeys.session ? "session_id" : nil, op: op, value: value)
         case .span(let column):
             let value = try stringValue(valueToken, op: op, opToken: opToken, field: fieldToken)
             if column == "status", !Self.spanStatusValues.contains(value) {
                 throw error(at: valueToken, "span.status must be one of \(Self.spanStatusValues.joined(separator: ", "))")
             }
             add("EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = ti.request_id AND s.\(column) \(op) ?)", .string(value))
+        }
+    }
+
+    /// A key/value row of `table` (tags, metadata) for the trace, or a `trace_info` column when the
+    /// key is one MLflow promotes to a column.
+    private mutating func addKeyed(table: String, key: String, column: String?, op: String, value: String) {
+        if let column {
+            add("ti.\(column) \(op) ?", .string(value))
+        } else {
+            add("EXISTS (SELECT 1 FROM \(table) k WHERE k.request_id = ti.request_id AND k.key = ? AND k.value \(op) ?)",
+                .string(key), .string(value))
         }
     }
 
