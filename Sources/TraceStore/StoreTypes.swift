@@ -1,10 +1,6 @@
-// CONTRACT STUBS — replaced by the real implementation (TraceStore helper). Signatures are the contract.
 import Foundation
-import Logging
-import Metrics
-import OTLPWire
-import TraceAssembler
 
+/// A store that cannot be opened, read or written, with what to do about it.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public init(_ message: String) { self.message = message }
@@ -22,11 +18,16 @@ public struct FilterError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// A search over stored traces, newest first.
 public struct TraceQuery: Sendable {
     /// Empty: every experiment.
     public var experimentIDs: [String]
+    /// MLflow's search syntax, e.g. `tag.\`service.name\` = 'checkout' AND status = 'ERROR'`
+    /// (the supported forms are listed on `SQLiteTraceStore.search`).
     public var filter: String?
+    /// Page size, clamped to 1…1000.
     public var maxResults: Int
+    /// `nextPageToken` of the previous page of the same query.
     public var pageToken: String?
     public init(experimentIDs: [String] = [], filter: String? = nil, maxResults: Int = 100, pageToken: String? = nil) {
         self.experimentIDs = experimentIDs
@@ -36,7 +37,9 @@ public struct TraceQuery: Sendable {
     }
 }
 
-/// One `trace_info` row with its tags and request metadata.
+/// One `trace_info` row with its tags and request metadata, as MLflow presents it: the trace
+/// name column appears as tag `mlflow.traceName`, and the session, token usage and cost columns as
+/// metadata `mlflow.trace.session`, `mlflow.trace.tokenUsage` and `mlflow.trace.cost`.
 public struct TraceInfoRecord: Sendable {
     public var requestID: String
     public var experimentID: String
@@ -61,8 +64,6 @@ public struct TraceInfoRecord: Sendable {
         self.tags = tags
         self.metadata = metadata
     }
-    /// MLflow's TraceInfo JSON object (as in `Trace.to_json()["info"]`), serialized.
-    public func mlflowJSON() -> Data { Data() }
 }
 
 /// One `spans` row plus the service that sent it.
@@ -91,6 +92,7 @@ public struct StoredSpan: Sendable {
     }
 }
 
+/// A stored trace: its info and every span.
 public struct StoredTrace: Sendable {
     public var info: TraceInfoRecord
     /// Ordered by start time.
@@ -99,10 +101,9 @@ public struct StoredTrace: Sendable {
         self.info = info
         self.spans = spans
     }
-    /// MLflow's Trace JSON (`{"info": …, "data": {"spans": […]}}`), loadable by `Trace.from_json`.
-    public func mlflowJSON() -> Data { Data() }
 }
 
+/// One page of search results.
 public struct TraceSearchPage: Sendable {
     public var traces: [TraceInfoRecord]
     public var nextPageToken: String?
@@ -110,23 +111,4 @@ public struct TraceSearchPage: Sendable {
         self.traces = traces
         self.nextPageToken = nextPageToken
     }
-    /// `{"traces": [TraceInfo JSON…], "next_page_token": …}`.
-    public func mlflowJSON() -> Data { Data() }
-}
-
-/// The embedded store, laid out like MLflow's trace tables (SQLite, WAL).
-public final class SQLiteTraceStore: TraceSink {
-    /// Opens (creating directories, schema and experiment `0` "Default" as needed).
-    /// `readOnly` opens for queries while another process writes.
-    public init(path: String, defaultExperimentID: String = "0", readOnly: Bool = false,
-                logger: Logger = Logger(label: "stitch.store"), metrics: any MetricsFactory = MetricsSystem.factory) throws {}
-
-    /// Writes many finished traces in one transaction (new traces inserted, late fragments merged).
-    /// Runs on GRDB's writer queue, never on the caller's event loop.
-    public func consume(_ traces: [FinishedTrace]) async throws {}
-
-    public func search(_ query: TraceQuery) throws -> TraceSearchPage { TraceSearchPage(traces: [], nextPageToken: nil) }
-
-    /// `id` is `tr-<32 hex>`.
-    public func trace(id: String) throws -> StoredTrace? { nil }
 }

@@ -1,0 +1,304 @@
+import Foundation
+import OTLPWire
+
+/// A span in the shape MLflow stores it: what `translate_span_when_storing(Span.from_otel_proto(…))`
+/// produces on MLflow's `/v1/traces` path (mlflow/server/otel_api.py → mlflow/entities/span.py →
+/// mlflow/tracing/otel/translation/__init__.py), and its JSON for the `spans.content` column.
+struct MLflowSpan: Sendable, Equatable {
+    var traceID: TraceID
+    var spanID: SpanID
+    /// `SpanID.none` for a root span.
+    var parentSpanID: SpanID
+    var name: String
+    /// OTLP `Span.kind` raw value.
+    var kind: Int32
+    var startTimeUnixNano: UInt64
+    var endTimeUnixNano: UInt64
+    /// Normalized to MLflow's three codes (0 unset, 1 ok, 2 error).
+    var statusCode: Int32
+    /// Kept only for ERROR, as OpenTelemetry's `Status` does.
+    var statusMessage: String
+    /// Insertion-ordered; every value is a `.string` holding the stored (JSON) text.
+    var attributes: PyObject
+    /// `{"name", "time_unix_nano", "attributes"}` objects.
+    var events: [PyJSON]
+    /// `{"trace_id", "span_id", "attributes"}` objects.
+    var links: [PyJSON]
+
+    var isRoot: Bool { parentSpanID.isZero }
+
+    func attribute(_ key: String) -> String? { attributes[key]?.stringValue }
+
+    /// `"tr-" + 32 lowercase hex`: MLflow's request id for an OTLP trace id.
+    static func requestID(for traceID: TraceID) -> String { "tr-" + traceID.hex }
+
+    /// Service names MLflow copies onto root spans as a `service.name` attribute
+    /// (`_KNOWN_SERVICE_NAMES` in mlflow/server/otel_api.py).
+    static let knownServiceNames: Set<String> = ["claude-code", "codex_cli_rs", "codex_vscode", "gemini-cli", "qwen-code"]
+
+    // MARK: Conversion
+
+    /// Converts a decoded OTLP span the way MLflow's OTLP endpoint does before storing it.
+    init(detail: SpanDetail, resource: ResourceDetail?) {
+        traceID = detail.traceID
+        spanID = detail.spanID
+        parentSpanID = detail.parentSpanID
+        name = detail.name
+        kind = detail.kind
+        startTimeUnixNano = detail.startTimeUnixNano
+        endTimeUnixNano = detail.endTimeUnixNano
+        switch detail.statusCode {
+        case 1: statusCode = 1
+        case 2: statusCode = 2
+        default: statusCode = 0
+        }
+        statusMessage = statusCode == 2 ? detail.statusMessage : ""
+
+        // from_otel_proto: every value dumped as JSON (a repeated key keeps its first position,
+        // last value), then mlflow.traceRequestId set from the OTLP trace id.
+        var dumped = PyObject()
+        for attribute in detail.attributes {
+            dumped[attribute.key] = .string(MLflowAttributes.dump(attribute.value))
+        }
+        dumped[MLflowKeys.requestID] = .string(PyJSONWriter.dump(.string(Self.requestID(for: detail.traceID)), ensureASCII: false))
+        // otel_api.export_traces: a root span from a known client gets the resource's service name.
+        if detail.parentSpanID.isZero,
+           let serviceAttribute = resource?.attributes.first(where: { $0.key == "service.name" }),
+           let serviceName = Self.pythonStr(serviceAttribute.value),
+           Self.knownServiceNames.contains(serviceName) {
+            dumped["service.name"] = .string(PyJSONWriter.dump(.string(serviceName), ensureASCII: false))
+        }
+        // translate_span_when_storing: sanitize, then the semantic-convention translations.
+        var sanitized = PyObject()
+        for pair in dumped.pairs {
+            sanitized[pair.key] = .string(MLflowAttributes.sanitize(pair.value.stringValue ?? ""))
+        }
+        GenAITranslation.apply(to: &sanitized)
+        attributes = sanitized
+
+        events = detail.events.map { event in
+            var attributes = PyObject()
+            for attribute in event.attributes {
+                attributes[attribute.key] = MLflowAttributes.pythonValue(attribute.value)
+            }
+            return .object(PyObject([
+                ("name", .string(event.name)),
+                ("time_unix_nano", .int(Int64(clamping: event.timeUnixNano))),
+                ("attributes", .object(attributes)),
+            ]))
+        }
+        links = detail.links.map { link in
+            // Link.from_otel_proto: top-level bytes values become base64; nested ones go through
+            // TraceJSONEncoder like any other value.
+            var attributes = PyObject()
+            for attribute in link.attributes {
+                if case .bytes(let raw) = attribute.value {
+                    attributes[attribute.key] = .string(Data(raw).base64EncodedString())
+                } else {
+                    attributes[attribute.key] = MLflowAttributes.pythonValue(attribute.value)
+                }
+            }
+            return .object(PyObject([
+                ("trace_id", .string("tr-" + Self.intHex(link.traceID, width: 32))),
+                ("span_id", .string(Self.intHex(link.spanID, width: 16))),
+                ("attributes", attributes.isEmpty ? .null : .object(attributes)),
+            ]))
+        }
+    }
+
+    /// Python's `str(value)` for the scalar kinds a service name can take.
+    private static func pythonStr(_ value: AnyValue) -> String? {
+        switch value {
+        case .string(let text): return text
+        case .empty: return nil
+        case .bytes(let raw): return MLflowAttributes.pythonBytesRepr(raw)
+        case .bool(let flag): return flag ? "True" : "False"
+        case .int(let number): return String(number)
+        case .double(let number): return PyJSONWriter.pythonFloatRepr(number)
+        case .array, .kvlist: return PyJSONWriter.dump(MLflowAttributes.pythonValue(value), ensureASCII: false)
+        }
+    }
+
+    /// `f"{int.from_bytes(raw, 'big'):0{width}x}"`: hex of the big-endian integer, zero-padded.
+    static func intHex(_ raw: [UInt8], width: Int) -> String {
+        var hex = Substring(HexCoding.hex(raw))
+        while hex.count > 1, hex.first == "0" { hex.removeFirst() }
+        if hex.isEmpty { hex = "0" }
+        return hex.count >= width ? String(hex) : String(repeating: "0", count: width - hex.count) + hex
+    }
+
+    // MARK: Stored form
+
+    /// `SpanStatusCode` as MLflow stores it in `spans.status`.
+    var statusName: String {
+        switch statusCode {
+        case 1: return "OK"
+        case 2: return "ERROR"
+        default: return "UNSET"
+        }
+    }
+
+    /// The OTLP enum name MLflow writes in the span JSON. MLflow reads spans through the
+    /// OpenTelemetry SDK, whose `SpanKind` has no UNSPECIFIED; the OTLP spec lets a receiver treat
+    /// UNSPECIFIED as INTERNAL, so unspecified and unknown kinds are written as INTERNAL.
+    var kindName: String {
+        switch kind {
+        case 2: return "SPAN_KIND_SERVER"
+        case 3: return "SPAN_KIND_CLIENT"
+        case 4: return "SPAN_KIND_PRODUCER"
+        case 5: return "SPAN_KIND_CONSUMER"
+        default: return "SPAN_KIND_INTERNAL"
+        }
+    }
+
+    /// The span's JSON exactly as MLflow writes `spans.content` (`json.dumps(span_dict,
+    /// ensure_ascii=False)`; key order as in fixture 13).
+    var contentJSON: String {
+        let status = PyObject([
+            ("code", .string("STATUS_CODE_" + statusName)),
+            ("message", .string(statusMessage)),
+        ])
+        let object = PyObject([
+            ("trace_id", .string(Data(traceID.bytes).base64EncodedString())),
+            ("span_id", .string(Data(spanID.bytes).base64EncodedString())),
+            ("parent_span_id", isRoot ? .null : .string(Data(parentSpanID.bytes).base64EncodedString())),
+            ("name", .string(name)),
+            ("kind", .string(kindName)),
+            ("start_time_unix_nano", .int(Int64(clamping: startTimeUnixNano))),
+            ("end_time_unix_nano", .int(Int64(clamping: endTimeUnixNano))),
+            ("events", .array(events)),
+            ("status", .object(status)),
+            ("attributes", .object(attributes)),
+            ("links", .array(links)),
+        ])
+        return PyJSONWriter.dump(.object(object), ensureASCII: false)
+    }
+}
+
+/// Attribute keys MLflow reads (mlflow/tracing/constant.py `SpanAttributeKey`).
+enum MLflowKeys {
+    static let requestID = "mlflow.traceRequestId"
+    static let inputs = "mlflow.spanInputs"
+    static let outputs = "mlflow.spanOutputs"
+    static let spanType = "mlflow.spanType"
+    static let tokenUsage = "mlflow.chat.tokenUsage"
+    static let chatTools = "mlflow.chat.tools"
+    static let cost = "mlflow.llm.cost"
+    static let model = "mlflow.llm.model"
+    static let modelProvider = "mlflow.llm.provider"
+    static let traceTagPrefix = "mlflow.traceTag."
+    static let sessionID = "session.id"
+    static let conversationID = "gen_ai.conversation.id"
+    static let userID = "user.id"
+    static let traceName = "mlflow.traceName"
+}
+
+/// The OpenTelemetry GenAI semantic conventions part of MLflow's storing-time translation
+/// (`GenAiTranslator` in mlflow/tracing/otel/translation/genai_semconv.py, applied by
+/// `translate_span_when_storing`). MLflow tries eleven other vendor conventions (OpenInference,
+/// Traceloop, …) before and after it; Stitch implements only the standard one.
+enum GenAITranslation {
+    static let spanKindToType: [String: String] = [
+        "chat": "CHAT_MODEL", "create_agent": "AGENT", "embeddings": "EMBEDDING", "execute_tool": "TOOL",
+        "generate_content": "LLM", "invoke_agent": "AGENT", "text_completion": "LLM", "response": "LLM",
+    ]
+    static let inputKeys = ["gen_ai.input.messages", "gen_ai.tool.call.arguments"]
+    static let outputKeys = ["gen_ai.output.messages", "gen_ai.tool.call.result"]
+    static let modelKeys = ["gen_ai.response.model", "gen_ai.request.model"]
+
+    static func apply(to attributes: inout PyObject) {
+        if let type = spanType(attributes) {
+            let current = attributes[MLflowKeys.spanType]?.stringValue.map(MLflowAttributes.loadsOrString)
+            if current == nil || current == .null || current == .string("UNKNOWN") {
+                attributes[MLflowKeys.spanType] = .string(PyJSONWriter.dump(.string(type), ensureASCII: false))
+            }
+        }
+        if attributes[MLflowKeys.inputs] == nil, let value = firstPresent(inputKeys, in: attributes) {
+            attributes[MLflowKeys.inputs] = .string(value)
+        }
+        if attributes[MLflowKeys.outputs] == nil, let value = firstPresent(outputKeys, in: attributes) {
+            attributes[MLflowKeys.outputs] = .string(value)
+        }
+        if attributes[MLflowKeys.tokenUsage] == nil, let usage = tokenUsage(attributes) {
+            attributes[MLflowKeys.tokenUsage] = .string(PyJSONWriter.dump(.object(usage), ensureASCII: false))
+        }
+        if attributes[MLflowKeys.chatTools] == nil, let tools = firstPresent(["gen_ai.tool.definitions"], in: attributes) {
+            attributes[MLflowKeys.chatTools] = .string(tools)
+        }
+        if attributes[MLflowKeys.model] == nil, let model = modelName(attributes) {
+            attributes[MLflowKeys.model] = .string(PyJSONWriter.dump(model, ensureASCII: false))
+        }
+        if attributes[MLflowKeys.modelProvider] == nil,
+           let provider = firstPresent(["gen_ai.provider.name"], in: attributes) {
+            let decoded = PyJSONParser.parse(provider) ?? .string(provider)
+            if decoded.isTruthy {
+                attributes[MLflowKeys.modelProvider] = .string(PyJSONWriter.dump(decoded, ensureASCII: false))
+            }
+        }
+    }
+
+    private static func spanType(_ attributes: PyObject) -> String? {
+        guard let raw = attributes["gen_ai.operation.name"]?.stringValue, !raw.isEmpty else { return nil }
+        let kind = PyJSONParser.parse(raw) ?? .string(raw)
+        guard let name = kind.stringValue else { return nil }
+        return spanKindToType[name]
+    }
+
+    /// `get_attribute_value`: the first key whose value is present and not JSON-falsy
+    /// (`{}`, `[]`, `""`, `0`, `null`…), returned as stored.
+    static func firstPresent(_ keys: [String], in attributes: PyObject) -> String? {
+        for key in keys {
+            guard let value = attributes[key]?.stringValue, !value.isEmpty else { continue }
+            if let parsed = PyJSONParser.parse(value), !parsed.isTruthy { continue }
+            return value
+        }
+        return nil
+    }
+
+    /// `_parse_int_attribute`: an int, or a string holding one (`"26"`, `"\"26\""`).
+    static func parseInt(_ value: String?) -> Int64? {
+        guard let value else { return nil }
+        if let parsed = PyJSONParser.parse(value) {
+            switch parsed {
+            case .int(let number): return number
+            case .string(let text): return Int64(text.trimmingCharacters(in: .whitespaces))
+            default: break
+            }
+        }
+        return Int64(value.trimmingCharacters(in: .whitespaces))
+    }
+
+    private static func tokenUsage(_ attributes: PyObject) -> PyObject? {
+        let input = parseInt(attributes["gen_ai.usage.input_tokens"]?.stringValue)
+        let output = parseInt(attributes["gen_ai.usage.output_tokens"]?.stringValue)
+        guard input != nil || output != nil else { return nil }
+        var usage = PyObject()
+        if let input { usage[TokenUsage.inputKey] = .int(input) }
+        if let output { usage[TokenUsage.outputKey] = .int(output) }
+        if let input, let output { usage[TokenUsage.totalKey] = .int(input &+ output) }
+        if let cacheRead = parseInt(attributes["gen_ai.usage.cache_read.input_tokens"]?.stringValue) {
+            usage["cache_read_input_tokens"] = .int(cacheRead)
+        }
+        let cacheWrite = attributes["gen_ai.usage.cache_write.input_tokens"]?.stringValue
+            ?? attributes["gen_ai.usage.cache_creation.input_tokens"]?.stringValue
+        if let cacheCreation = parseInt(cacheWrite) {
+            usage["cache_creation_input_tokens"] = .int(cacheCreation)
+        }
+        return usage
+    }
+
+    /// `_get_model_name`: the GenAI model attributes, else a string `model` field of the span's
+    /// inputs or outputs object.
+    private static func modelName(_ attributes: PyObject) -> PyJSON? {
+        if let value = firstPresent(modelKeys, in: attributes) {
+            return PyJSONParser.parse(value) ?? .string(value)
+        }
+        for key in [MLflowKeys.inputs, MLflowKeys.outputs] {
+            guard let text = attributes[key]?.stringValue, !text.isEmpty,
+                  case .object(let object)? = PyJSONParser.parse(text),
+                  let model = object["model"], model.isTruthy else { continue }
+            return model.stringValue.map(PyJSON.string)
+        }
+        return nil
+    }
+}

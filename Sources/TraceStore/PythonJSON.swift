@@ -1,0 +1,409 @@
+import OTLPWire
+
+/// A JSON value as Python's `json` module sees it.
+///
+/// MLflow writes every stored span with `json.dumps` and reads attribute values back with
+/// `json.loads`, and the store must reproduce those bytes exactly (the `spans.content` column of
+/// fixture 13 is compared byte for byte). So this models Python's value space: integers and
+/// floats are distinct (`1` vs `1.0`), objects keep insertion order, and a repeated key keeps its
+/// first position with the last value (dict assignment).
+indirect enum PyJSON: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    /// An integer literal outside Int64 (Python ints are unbounded); kept as its digits.
+    case bigInt(String)
+    case double(Double)
+    case string(String)
+    case array([PyJSON])
+    case object(PyObject)
+
+    var stringValue: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    var objectValue: PyObject? {
+        if case .object(let value) = self { return value }
+        return nil
+    }
+
+    var arrayValue: [PyJSON]? {
+        if case .array(let value) = self { return value }
+        return nil
+    }
+
+    /// Python truthiness (`if value:`): empty strings, containers, zero, `None` and `False` are false.
+    var isTruthy: Bool {
+        switch self {
+        case .null: return false
+        case .bool(let value): return value
+        case .int(let value): return value != 0
+        case .bigInt: return true
+        case .double(let value): return value != 0
+        case .string(let value): return !value.isEmpty
+        case .array(let values): return !values.isEmpty
+        case .object(let object): return !object.isEmpty
+        }
+    }
+}
+
+/// An insertion-ordered string-keyed object with Python dict semantics.
+struct PyObject: Sendable, Equatable {
+    private(set) var keys: [String] = []
+    private var storage: [String: PyJSON] = [:]
+
+    init() {}
+
+    init(_ pairs: [(String, PyJSON)]) {
+        for (key, value) in pairs { self[key] = value }
+    }
+
+    var isEmpty: Bool { keys.isEmpty }
+    var count: Int { keys.count }
+
+    /// Assignment keeps an existing key's position (as `dict[key] = value` does).
+    subscript(key: String) -> PyJSON? {
+        get { storage[key] }
+        set {
+            if let newValue {
+                if storage.updateValue(newValue, forKey: key) == nil { keys.append(key) }
+            } else if storage.removeValue(forKey: key) != nil {
+                keys.removeAll { $0 == key }
+            }
+        }
+    }
+
+    var pairs: [(key: String, value: PyJSON)] { keys.map { ($0, storage[$0]!) } }
+}
+
+// MARK: - Writing (json.dumps)
+
+/// Serializes like Python's `json.dumps(value)` with its default separators (`", "`, `": "`),
+/// `allow_nan=True` and float `repr`.
+enum PyJSONWriter {
+    static func dump(_ value: PyJSON, ensureASCII: Bool) -> String {
+        var out = ""
+        write(value, ensureASCII: ensureASCII, into: &out)
+        return out
+    }
+
+    static func write(_ value: PyJSON, ensureASCII: Bool, into out: inout String) {
+        switch value {
+        case .null: out += "null"
+        case .bool(let flag): out += flag ? "true" : "false"
+        case .int(let number): out += String(number)
+        case .bigInt(let digits): out += digits
+        case .double(let number): out += pythonFloatRepr(number)
+        case .string(let text): writeString(text, ensureASCII: ensureASCII, into: &out)
+        case .array(let values):
+            out += "["
+            for (index, element) in values.enumerated() {
+                if index > 0 { out += ", " }
+                write(element, ensureASCII: ensureASCII, into: &out)
+            }
+            out += "]"
+        case .object(let object):
+            out += "{"
+            for (index, pair) in object.pairs.enumerated() {
+                if index > 0 { out += ", " }
+                writeString(pair.key, ensureASCII: ensureASCII, into: &out)
+                out += ": "
+                write(pair.value, ensureASCII: ensureASCII, into: &out)
+            }
+            out += "}"
+        }
+    }
+
+    private static let hexDigits = Array("0123456789abcdef")
+
+    /// Python's string escaping: `ensure_ascii=False` escapes only `"`, `\` and C0 controls;
+    /// `ensure_ascii=True` also escapes everything outside printable ASCII as `\uXXXX`
+    /// (astral characters as a surrogate pair).
+    static func writeString(_ text: String, ensureASCII: Bool, into out: inout String) {
+        out += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            default:
+                let value = scalar.value
+                if value < 0x20 || (ensureASCII && value > 0x7E) {
+                    if value > 0xFFFF {
+                        let offset = value - 0x10000
+                        appendUnicodeEscape(0xD800 + (offset >> 10), into: &out)
+                        appendUnicodeEscape(0xDC00 + (offset & 0x3FF), into: &out)
+                    } else {
+                        appendUnicodeEscape(value, into: &out)
+                    }
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+
+    private static func appendUnicodeEscape(_ value: UInt32, into out: inout String) {
+        out += "\\u"
+        for shift in stride(from: 12, through: 0, by: -4) {
+            out.append(hexDigits[Int((value >> UInt32(shift)) & 0xF)])
+        }
+    }
+
+    /// Python's `repr(float)`: the shortest round-tripping digits, in positional notation when the
+    /// decimal exponent is in -4...15 (with at least one fractional digit), else `d.ddde±XX`.
+    /// `json.dumps` writes NaN and infinities as `NaN`, `Infinity`, `-Infinity`.
+    static func pythonFloatRepr(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
+        // Swift's description yields the same shortest round-trip digits as Python's repr; only
+        // the layout rules differ at the edges, so take the digits and lay them out Python's way.
+        var text = value.description
+        let negative = text.hasPrefix("-")
+        if negative { text.removeFirst() }
+        var exponent = 0
+        if let marker = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            exponent = Int(text[text.index(after: marker)...]) ?? 0
+            text = String(text[..<marker])
+        }
+        var digits = ""
+        var pointPosition = text.count
+        for (offset, character) in text.enumerated() {
+            if character == "." { pointPosition = offset } else { digits.append(character) }
+        }
+        // value = 0.<digits> × 10^(decimalPoint) after stripping leading zeros.
+        var decimalPoint = pointPosition + exponent
+        while digits.count > 1, digits.first == "0" {
+            digits.removeFirst()
+            decimalPoint -= 1
+        }
+        while digits.count > 1, digits.last == "0" { digits.removeLast() }
+        if digits == "0" { return negative ? "-0.0" : "0.0" }
+        let sign = negative ? "-" : ""
+        let scientificExponent = decimalPoint - 1
+        if scientificExponent < -4 || scientificExponent >= 16 {
+            var mantissa = String(digits.first!)
+            if digits.count > 1 { mantissa += "." + digits.dropFirst() }
+            let exponentText = String(abs(scientificExponent))
+            let padded = exponentText.count < 2 ? "0" + exponentText : exponentText
+            return sign + mantissa + "e" + (scientificExponent < 0 ? "-" : "+") + padded
+        }
+        if decimalPoint <= 0 {
+            return sign + "0." + String(repeating: "0", count: -decimalPoint) + digits
+        }
+        if decimalPoint >= digits.count {
+            return sign + digits + String(repeating: "0", count: decimalPoint - digits.count) + ".0"
+        }
+        let split = digits.index(digits.startIndex, offsetBy: decimalPoint)
+        return sign + digits[..<split] + "." + digits[split...]
+    }
+}
+
+// MARK: - Reading (json.loads)
+
+/// Parses like Python's `json.loads` (strict mode): surrounding whitespace allowed, `NaN` and
+/// `±Infinity` accepted, control characters inside strings rejected, trailing data rejected.
+/// Returns nil where Python would raise `JSONDecodeError`.
+struct PyJSONParser {
+    private let bytes: [UInt8]
+    private var index = 0
+    /// Nesting bound: Python raises RecursionError near 1,000 levels; deeper input is rejected.
+    private static let maximumDepth = 512
+
+    static func parse(_ text: String) -> PyJSON? {
+        var parser = PyJSONParser(bytes: Array(text.utf8))
+        parser.skipWhitespace()
+        guard let value = parser.parseValue(depth: 0) else { return nil }
+        parser.skipWhitespace()
+        return parser.index == parser.bytes.count ? value : nil
+    }
+
+    private init(bytes: [UInt8]) { self.bytes = bytes }
+
+    private var current: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+    private mutating func skipWhitespace() {
+        while let byte = current, byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { index += 1 }
+    }
+
+    private mutating func consume(_ literal: String) -> Bool {
+        let utf8 = Array(literal.utf8)
+        guard index + utf8.count <= bytes.count, Array(bytes[index..<index + utf8.count]) == utf8 else { return false }
+        index += utf8.count
+        return true
+    }
+
+    private mutating func parseValue(depth: Int) -> PyJSON? {
+        guard depth < Self.maximumDepth, let byte = current else { return nil }
+        switch byte {
+        case UInt8(ascii: "{"): return parseObject(depth: depth)
+        case UInt8(ascii: "["): return parseArray(depth: depth)
+        case UInt8(ascii: "\""): return parseString().map(PyJSON.string)
+        case UInt8(ascii: "n"): return consume("null") ? .null : nil
+        case UInt8(ascii: "t"): return consume("true") ? .bool(true) : nil
+        case UInt8(ascii: "f"): return consume("false") ? .bool(false) : nil
+        case UInt8(ascii: "N"): return consume("NaN") ? .double(.nan) : nil
+        case UInt8(ascii: "I"): return consume("Infinity") ? .double(.infinity) : nil
+        default:
+            if byte == UInt8(ascii: "-"), consume("-Infinity") { return .double(-.infinity) }
+            return parseNumber()
+        }
+    }
+
+    private mutating func parseObject(depth: Int) -> PyJSON? {
+        index += 1
+        var object = PyObject()
+        skipWhitespace()
+        if current == UInt8(ascii: "}") {
+            index += 1
+            return .object(object)
+        }
+        while true {
+            skipWhitespace()
+            guard current == UInt8(ascii: "\""), let key = parseString() else { return nil }
+            skipWhitespace()
+            guard current == UInt8(ascii: ":") else { return nil }
+            index += 1
+            skipWhitespace()
+            guard let value = parseValue(depth: depth + 1) else { return nil }
+            object[key] = value
+            skipWhitespace()
+            guard let separator = current else { return nil }
+            index += 1
+            if separator == UInt8(ascii: "}") { return .object(object) }
+            guard separator == UInt8(ascii: ",") else { return nil }
+        }
+    }
+
+    private mutating func parseArray(depth: Int) -> PyJSON? {
+        index += 1
+        var values: [PyJSON] = []
+        skipWhitespace()
+        if current == UInt8(ascii: "]") {
+            index += 1
+            return .array(values)
+        }
+        while true {
+            skipWhitespace()
+            guard let value = parseValue(depth: depth + 1) else { return nil }
+            values.append(value)
+            skipWhitespace()
+            guard let separator = current else { return nil }
+            index += 1
+            if separator == UInt8(ascii: "]") { return .array(values) }
+            guard separator == UInt8(ascii: ",") else { return nil }
+        }
+    }
+
+    /// JSON number grammar (no leading zeros, no bare `.`); integers stay integers as in Python.
+    private mutating func parseNumber() -> PyJSON? {
+        let start = index
+        if current == UInt8(ascii: "-") { index += 1 }
+        guard let first = current, isDigit(first) else { return nil }
+        if first == UInt8(ascii: "0") {
+            index += 1
+        } else {
+            while let byte = current, isDigit(byte) { index += 1 }
+        }
+        var isInteger = true
+        if current == UInt8(ascii: "."), index + 1 < bytes.count, isDigit(bytes[index + 1]) {
+            isInteger = false
+            index += 1
+            while let byte = current, isDigit(byte) { index += 1 }
+        }
+        if let byte = current, byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") {
+            var lookahead = index + 1
+            if lookahead < bytes.count, bytes[lookahead] == UInt8(ascii: "+") || bytes[lookahead] == UInt8(ascii: "-") {
+                lookahead += 1
+            }
+            if lookahead < bytes.count, isDigit(bytes[lookahead]) {
+                isInteger = false
+                index = lookahead
+                while let digit = current, isDigit(digit) { index += 1 }
+            }
+        }
+        let text = String(decoding: bytes[start..<index], as: UTF8.self)
+        if isInteger {
+            if let value = Int64(text) { return .int(value) }
+            return .bigInt(text)
+        }
+        return Double(text).map(PyJSON.double)
+    }
+
+    private func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    private mutating func parseString() -> String? {
+        index += 1
+        var scalars = String.UnicodeScalarView()
+        var runStart = index
+        func flush(_ upTo: Int, _ scalars: inout String.UnicodeScalarView, _ bytes: [UInt8], _ from: Int) {
+            if upTo > from { scalars.append(contentsOf: String(decoding: bytes[from..<upTo], as: UTF8.self).unicodeScalars) }
+        }
+        while let byte = current {
+            if byte == UInt8(ascii: "\"") {
+                flush(index, &scalars, bytes, runStart)
+                index += 1
+                return String(scalars)
+            }
+            if byte < 0x20 { return nil }
+            if byte != UInt8(ascii: "\\") {
+                index += 1
+                continue
+            }
+            flush(index, &scalars, bytes, runStart)
+            index += 1
+            guard let escape = current else { return nil }
+            index += 1
+            switch escape {
+            case UInt8(ascii: "\""): scalars.append("\"")
+            case UInt8(ascii: "\\"): scalars.append("\\")
+            case UInt8(ascii: "/"): scalars.append("/")
+            case UInt8(ascii: "b"): scalars.append("\u{08}")
+            case UInt8(ascii: "f"): scalars.append("\u{0C}")
+            case UInt8(ascii: "n"): scalars.append("\n")
+            case UInt8(ascii: "r"): scalars.append("\r")
+            case UInt8(ascii: "t"): scalars.append("\t")
+            case UInt8(ascii: "u"):
+                guard let unit = parseHex4() else { return nil }
+                if (0xD800..<0xDC00).contains(unit), bytes.count >= index + 6,
+                   bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                    let saved = index
+                    index += 2
+                    if let low = parseHex4(), (0xDC00..<0xE000).contains(low) {
+                        let combined = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                        scalars.append(Unicode.Scalar(combined)!)
+                    } else {
+                        index = saved
+                        scalars.append("\u{FFFD}")
+                    }
+                } else if let scalar = Unicode.Scalar(unit) {
+                    scalars.append(scalar)
+                } else {
+                    // A lone surrogate: Python keeps it; a Swift String cannot, so it becomes U+FFFD.
+                    scalars.append("\u{FFFD}")
+                }
+            default:
+                return nil
+            }
+            runStart = index
+        }
+        return nil
+    }
+
+    private mutating func parseHex4() -> UInt32? {
+        guard index + 4 <= bytes.count else { return nil }
+        var value: UInt32 = 0
+        for offset in 0..<4 {
+            guard let nibble = HexCoding.nibble(bytes[index + offset]) else { return nil }
+            value = value << 4 | UInt32(nibble)
+        }
+        index += 4
+        return value
+    }
+}

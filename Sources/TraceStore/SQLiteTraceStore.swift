@@ -1,0 +1,172 @@
+import Foundation
+import GRDB
+import Logging
+import Metrics
+import OTLPWire
+import TraceAssembler
+
+/// The embedded store, laid out like MLflow's trace tables (SQLite, WAL).
+///
+/// Writes go through GRDB's single writer connection (a serial queue of its own), one transaction
+/// per `consume` call; reads use a pool of reader connections that WAL lets run beside the writer,
+/// in this process or in another one (`readOnly`).
+public final class SQLiteTraceStore: TraceSink {
+    /// The database file.
+    public let path: String
+    let pool: DatabasePool
+    let defaultExperimentID: Int64
+    let readOnly: Bool
+    private let logger: Logger
+    private let writeTimer: Metrics.Timer
+    private let tracesWritten: Counter
+    private let spansWritten: Counter
+    private let writeErrors: Counter
+
+    /// How long a connection waits for a lock held by another connection before failing.
+    static let busyTimeout: TimeInterval = 5
+
+    /// Opens (creating directories, schema and experiment `0` "Default" as needed).
+    /// `readOnly` opens for queries while another process writes.
+    public init(path: String, defaultExperimentID: String = "0", readOnly: Bool = false,
+                logger: Logger = Logger(label: "stitch.store"), metrics: any MetricsFactory = MetricsSystem.factory) throws {
+        guard let defaultExperiment = Int64(defaultExperimentID) else {
+            throw StoreError("default experiment id must be an integer (MLflow experiment ids are), got '\(defaultExperimentID)'")
+        }
+        self.path = path
+        self.defaultExperimentID = defaultExperiment
+        self.readOnly = readOnly
+        self.logger = logger
+        writeTimer = Metrics.Timer(label: "stitch_store_write_seconds", factory: metrics)
+        tracesWritten = Counter(label: "stitch_store_traces_written_total", factory: metrics)
+        spansWritten = Counter(label: "stitch_store_spans_written_total", factory: metrics)
+        writeErrors = Counter(label: "stitch_store_write_errors_total", factory: metrics)
+
+        var configuration = Configuration()
+        configuration.label = "stitch.store"
+        configuration.busyMode = .timeout(Self.busyTimeout)
+        configuration.readonly = readOnly
+        configuration.prepareDatabase { db in
+            // WAL (set by DatabasePool) with synchronous=NORMAL: commits are durable against
+            // process crashes; a power loss may lose the last transactions but never corrupts.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+
+        if readOnly {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw StoreError("no data yet: there is no Stitch store at \(path) (a server creates it when it starts with this store path)")
+            }
+            do {
+                pool = try DatabasePool(path: path, configuration: configuration)
+                let missing = try pool.read { db in try StoreSchema.requiredTables.filter { try !db.tableExists($0) } }
+                guard missing.isEmpty else {
+                    throw StoreError("\(path) is not a Stitch store (missing tables: \(missing.joined(separator: ", ")))")
+                }
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                throw StoreError("cannot open the store at \(path) for reading: \(error)")
+            }
+            return
+        }
+
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError("cannot create the store's directory \(directory.path): \(error.localizedDescription)")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try StoreSchema.migrator.migrate(pool)
+            let nowMs = Self.nowMs()
+            try pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
+                    VALUES (0, 'Default', NULL, 'active', ?, ?) ON CONFLICT DO NOTHING
+                    """, arguments: [nowMs, nowMs])
+                var writer = StoreWriter(defaultExperimentID: defaultExperiment, nowMs: nowMs)
+                _ = try writer.ensureExperiment(defaultExperiment, db)
+            }
+        } catch {
+            throw StoreError("cannot open the store at \(path): \(error)")
+        }
+    }
+
+    static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+
+    /// Writes many finished traces in one transaction (new traces inserted, late fragments merged).
+    /// Runs on GRDB's writer queue, never on the caller's event loop.
+    public func consume(_ traces: [FinishedTrace]) async throws {
+        guard !traces.isEmpty else { return }
+        let started = ContinuousClock.now
+        var prepared: [PreparedTrace] = []
+        prepared.reserveCapacity(traces.count)
+        for trace in traces {
+            let experimentID = experimentID(for: trace)
+            let (preparedTrace, failures) = PreparedTrace.prepare(trace, experimentID: experimentID)
+            if !failures.isEmpty {
+                logger.error("spans left out of a stored trace: they do not decode", metadata: [
+                    "trace.id": "\(trace.traceID.hex)", "failures": "\(failures.prefix(3).joined(separator: "; "))",
+                    "count": "\(failures.count)",
+                ])
+            }
+            if let preparedTrace { prepared.append(preparedTrace) }
+        }
+        do {
+            let summary = try await write(prepared)
+            tracesWritten.increment(by: summary.tracesInserted + summary.tracesMerged)
+            spansWritten.increment(by: summary.spansWritten)
+            writeTimer.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - started))
+            logger.debug("stored traces", metadata: [
+                "traces.inserted": "\(summary.tracesInserted)", "traces.merged": "\(summary.tracesMerged)",
+                "spans": "\(summary.spansWritten)",
+            ])
+        } catch {
+            writeErrors.increment()
+            logger.error("writing traces to the store failed", metadata: [
+                "error": "\(error)", "traces": "\(traces.count)", "store.path": "\(path)",
+            ])
+            throw error
+        }
+    }
+
+    private func experimentID(for trace: FinishedTrace) -> Int64? {
+        guard let named = trace.experimentID, !named.isEmpty else { return nil }
+        if let id = Int64(named) { return id }
+        logger.warning("experiment id is not an integer; the trace goes to the default experiment", metadata: [
+            "trace.id": "\(trace.traceID.hex)", "experiment.id": "\(named)",
+        ])
+        return nil
+    }
+
+    /// Writes prepared traces in one transaction on the writer queue.
+    ///
+    /// Uses GRDB's callback API rather than `write(_:) async`: that one gives up with
+    /// `CancellationError` when the calling task is cancelled, and a trace that reached a sink
+    /// during shutdown must still be written.
+    func write(_ traces: [PreparedTrace]) async throws -> WriteSummary {
+        guard !readOnly else { throw StoreError("the store at \(path) is open read-only") }
+        guard !traces.isEmpty else { return WriteSummary() }
+        let defaultExperimentID = defaultExperimentID
+        return try await withCheckedThrowingContinuation { continuation in
+            pool.asyncWriteWithoutTransaction { db in
+                do {
+                    var summary = WriteSummary()
+                    try db.inTransaction(.immediate) {
+                        var writer = StoreWriter(defaultExperimentID: defaultExperimentID, nowMs: Self.nowMs())
+                        summary = try writer.write(traces, db)
+                        return .commit
+                    }
+                    continuation.resume(returning: summary)
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

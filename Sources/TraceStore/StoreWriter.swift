@@ -1,0 +1,255 @@
+import Foundation
+import GRDB
+import OTLPWire
+
+/// What one write transaction did.
+struct WriteSummary: Sendable, Equatable {
+    var tracesInserted = 0
+    var tracesMerged = 0
+    var spansWritten = 0
+}
+
+/// The SQL side of a write: runs inside one transaction on GRDB's writer, with cached prepared
+/// statements. Lookups of experiments and resources are remembered for the transaction only, so
+/// that no state outlives a rolled-back transaction.
+struct StoreWriter {
+    let defaultExperimentID: Int64
+    let now: Int64
+    private var knownExperiments: Set<Int64> = []
+    private var resourceIDs: [String: Int64] = [:]
+    private var resourcesByID: [Int64: StoredResource] = [:]
+
+    init(defaultExperimentID: Int64, nowMs: Int64) {
+        self.defaultExperimentID = defaultExperimentID
+        self.now = nowMs
+    }
+
+    mutating func write(_ traces: [PreparedTrace], _ db: Database) throws -> WriteSummary {
+        var summary = WriteSummary()
+        for trace in traces {
+            try write(trace, db, summary: &summary)
+        }
+        return summary
+    }
+
+    private mutating func write(_ trace: PreparedTrace, _ db: Database, summary: inout WriteSummary) throws {
+        var spans = trace.spans
+        let ids = try trace.resources.map { try resourceID(for: $0, db) }
+        for index in spans.indices {
+            spans[index].facts.resourceID = spans[index].resourceIndex.map { ids[$0] }
+        }
+        let existing = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT experiment_id FROM trace_info WHERE request_id = ?"),
+            arguments: [trace.requestID])
+
+        if let existing {
+            // A late fragment, another part of a large trace, or any trace id already stored: the
+            // trace keeps its experiment (one trace belongs to one experiment) and is recomputed
+            // from every stored span.
+            let experimentID: Int64 = existing["experiment_id"]
+            try upsert(spans, requestID: trace.requestID, experimentID: experimentID, db)
+            let batchIDs = Set(spans.map(\.facts.spanID))
+            let facts = try storedFacts(requestID: trace.requestID, excluding: batchIDs, db) + spans.map(\.facts)
+            let currentCompleteness = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT value FROM trace_tags WHERE request_id = ? AND key = ?"),
+                arguments: [trace.requestID, TraceDerivation.completenessTag])
+            let derived = TraceDerivation.derive(
+                spans: facts, resources: try resources(for: facts, db),
+                completeness: Completeness.merge(existing: currentCompleteness, incoming: trace.reason))
+            try updateTraceInfo(requestID: trace.requestID, derived, db)
+            try db.cachedStatement(sql: "DELETE FROM trace_tags WHERE request_id = ?").execute(arguments: [trace.requestID])
+            try writeTagsAndMetadata(requestID: trace.requestID, derived, db)
+            summary.tracesMerged += 1
+        } else {
+            let experimentID = try ensureExperiment(trace.experimentID ?? defaultExperimentID, db)
+            var resources: [Int64: StoredResource] = [:]
+            for (id, resource) in zip(ids, trace.resources) { resources[id] = resource }
+            let derived = TraceDerivation.derive(spans: spans.map(\.facts), resources: resources,
+                                                 completeness: trace.reason.rawValue)
+            try insertTraceInfo(requestID: trace.requestID, experimentID: experimentID, derived, db)
+            try upsert(spans, requestID: trace.requestID, experimentID: experimentID, db)
+            try writeTagsAndMetadata(requestID: trace.requestID, derived, db)
+            summary.tracesInserted += 1
+        }
+        summary.spansWritten += spans.count
+    }
+
+    // MARK: Experiments and resources
+
+    /// An experiment id that arrives in a trace but is not in `experiments` is created, named after
+    /// its id (or `<id> (stitch <n>)` when that name is taken).
+    mutating func ensureExperiment(_ id: Int64, _ db: Database) throws -> Int64 {
+        if knownExperiments.contains(id) { return id }
+        let exists = try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM experiments WHERE experiment_id = ?)"),
+            arguments: [id]) ?? false
+        if !exists {
+            var name = String(id)
+            var attempt = 1
+            while try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM experiments WHERE workspace = 'default' AND name = ?)"),
+                arguments: [name]) ?? false {
+                attempt += 1
+                name = "\(id) (stitch \(attempt))"
+            }
+            try db.cachedStatement(sql: """
+                INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
+                VALUES (?, ?, NULL, 'active', ?, ?)
+                """).execute(arguments: [id, name, now, now])
+        }
+        knownExperiments.insert(id)
+        return id
+    }
+
+    private mutating func resourceID(for resource: StoredResource, _ db: Database) throws -> Int64 {
+        let key = resource.canonicalJSON
+        if let known = resourceIDs[key] { return known }
+        try db.cachedStatement(sql: """
+            INSERT INTO stitch_resources (attributes, service_name) VALUES (?, ?) ON CONFLICT (attributes) DO NOTHING
+            """).execute(arguments: [key, resource.serviceName])
+        guard let id = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT resource_id FROM stitch_resources WHERE attributes = ?"), arguments: [key]) else {
+            throw StoreError("could not record a resource in stitch_resources")
+        }
+        resourceIDs[key] = id
+        resourcesByID[id] = resource
+        return id
+    }
+
+    private mutating func resources(for facts: [SpanFacts], _ db: Database) throws -> [Int64: StoredResource] {
+        var result: [Int64: StoredResource] = [:]
+        for id in Set(facts.compactMap(\.resourceID)) {
+            if let known = resourcesByID[id] {
+                result[id] = known
+            } else if let text = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT attributes FROM stitch_resources WHERE resource_id = ?"), arguments: [id]),
+                let resource = StoredResource(canonicalJSON: text) {
+                resourcesByID[id] = resource
+                result[id] = resource
+            }
+        }
+        return result
+    }
+
+    // MARK: Rows
+
+    private func upsert(_ spans: [PreparedSpan], requestID: String, experimentID: Int64, _ db: Database) throws {
+        // A span sent again (a retry, or a fragment overlapping what is stored) replaces the row:
+        // MLflow's upsert by (trace_id, span_id).
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO spans (trace_id, experiment_id, span_id, parent_span_id, name, type, status,
+                start_time_unix_nano, end_time_unix_nano, content, input_cost, output_cost, total_cost,
+                model_name, model_provider, stitch_resource_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (trace_id, span_id) DO UPDATE SET
+                experiment_id = excluded.experiment_id, parent_span_id = excluded.parent_span_id,
+                name = excluded.name, type = excluded.type, status = excluded.status,
+                start_time_unix_nano = excluded.start_time_unix_nano, end_time_unix_nano = excluded.end_time_unix_nano,
+                content = excluded.content, input_cost = excluded.input_cost, output_cost = excluded.output_cost,
+                total_cost = excluded.total_cost, model_name = excluded.model_name,
+                model_provider = excluded.model_provider, stitch_resource_id = excluded.stitch_resource_id
+            """)
+        for span in spans {
+            let row = span.row
+            statement.setUncheckedArguments([
+                requestID, experimentID, row.spanID, row.parentSpanID, row.name, row.type, row.status,
+                row.startTimeUnixNano, row.endTimeUnixNano, row.content, row.inputCost, row.outputCost,
+                row.totalCost, row.modelName, row.modelProvider, span.facts.resourceID,
+            ])
+            try statement.execute()
+        }
+    }
+
+    /// The facts of a trace's stored spans. Content is read (and parsed) only where the derivation
+    /// needs attributes: the root, and spans that mention usage, cost, session or user keys.
+    private func storedFacts(requestID: String, excluding: Set<SpanID>, _ db: Database) throws -> [SpanFacts] {
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+            SELECT span_id, parent_span_id, start_time_unix_nano, end_time_unix_nano, status, stitch_resource_id,
+                CASE WHEN parent_span_id IS NULL
+                    OR instr(content, '"mlflow.chat.tokenUsage"') > 0 OR instr(content, '"mlflow.llm.cost"') > 0
+                    OR instr(content, '"session.id"') > 0 OR instr(content, '"gen_ai.conversation.id"') > 0
+                    OR instr(content, '"user.id"') > 0
+                THEN content END AS content
+            FROM spans WHERE trace_id = ?
+            """), arguments: [requestID])
+        var facts: [SpanFacts] = []
+        while let row = try rows.next() {
+            guard let spanID = SpanID(hex: row["span_id"] as String) else { continue }
+            if excluding.contains(spanID) { continue }
+            let parentHex: String? = row["parent_span_id"]
+            var attributes = PyObject()
+            if let content: String = row["content"],
+               let object = PyJSONParser.parse(content)?.objectValue,
+               let stored = object["attributes"]?.objectValue {
+                attributes = stored
+            }
+            facts.append(SpanFacts(
+                spanID: spanID, parentSpanID: parentHex.flatMap { SpanID(hex: $0) } ?? .none,
+                startTimeUnixNano: row["start_time_unix_nano"], endTimeUnixNano: row["end_time_unix_nano"] ?? 0,
+                status: row["status"], resourceID: row["stitch_resource_id"], attributes: attributes))
+        }
+        return facts
+    }
+
+    private static let traceInfoValueColumns = """
+        timestamp_ms, execution_time_ms, status, request_preview, response_preview, trace_name, session_id,
+        input_tokens, output_tokens, total_tokens, cache_read_input_tokens, cache_creation_input_tokens,
+        cache_creation_input_tokens_above_1hr, input_cost, output_cost, total_cost
+        """
+
+    private func traceInfoValues(_ derived: DerivedTrace) -> [(any DatabaseValueConvertible)?] {
+        var values: [(any DatabaseValueConvertible)?] = [
+            derived.timestampMs, derived.executionTimeMs, derived.status, derived.requestPreview,
+            derived.responsePreview, derived.traceName, derived.sessionID,
+        ]
+        values += TokenUsage.allKeys.map { derived.tokenUsage[$0] }
+        values += TraceCost.keys.map { derived.cost[$0] }
+        return values
+    }
+
+    private func insertTraceInfo(requestID: String, experimentID: Int64, _ derived: DerivedTrace, _ db: Database) throws {
+        // db_payload_generation counts the writes of span data, as MLflow's log_spans bumps it.
+        try db.cachedStatement(sql: """
+            INSERT INTO trace_info (request_id, experiment_id, db_payload_generation, \(Self.traceInfoValueColumns))
+            VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: StatementArguments([requestID, experimentID] + traceInfoValues(derived)))
+    }
+
+    private func updateTraceInfo(requestID: String, _ derived: DerivedTrace, _ db: Database) throws {
+        try db.cachedStatement(sql: """
+            UPDATE trace_info SET db_payload_generation = db_payload_generation + 1,
+                timestamp_ms = ?, execution_time_ms = ?, status = ?, request_preview = ?, response_preview = ?,
+                trace_name = ?, session_id = ?, input_tokens = ?, output_tokens = ?, total_tokens = ?,
+                cache_read_input_tokens = ?, cache_creation_input_tokens = ?, cache_creation_input_tokens_above_1hr = ?,
+                input_cost = ?, output_cost = ?, total_cost = ?
+            WHERE request_id = ?
+            """).execute(arguments: StatementArguments(traceInfoValues(derived) + [requestID]))
+    }
+
+    private func writeTagsAndMetadata(requestID: String, _ derived: DerivedTrace, _ db: Database) throws {
+        let tag = try db.cachedStatement(sql: """
+            INSERT INTO trace_tags (key, value, request_id) VALUES (?, ?, ?)
+            ON CONFLICT (request_id, key) DO UPDATE SET value = excluded.value
+            """)
+        for (key, value) in derived.tags {
+            tag.setUncheckedArguments([key, value, requestID])
+            try tag.execute()
+        }
+        if let user = derived.userID {
+            try db.cachedStatement(sql: """
+                INSERT INTO trace_request_metadata (key, value, request_id) VALUES (?, ?, ?)
+                ON CONFLICT (request_id, key) DO UPDATE SET value = excluded.value
+                """).execute(arguments: [TraceMetadataKeys.user, user, requestID])
+        }
+    }
+}
+
+/// Trace metadata keys (mlflow/tracing/constant.py `TraceMetadataKey`).
+enum TraceMetadataKeys {
+    static let user = "mlflow.trace.user"
+    static let session = "mlflow.trace.session"
+    static let tokenUsage = "mlflow.trace.tokenUsage"
+    static let cost = "mlflow.trace.cost"
+    /// Kept in `trace_info` columns and presented as metadata on read, as MLflow does.
+    static let promoted: Set<String> = [session, tokenUsage, cost]
+}

@@ -1,0 +1,168 @@
+import OTLPWire
+import TraceAssembler
+
+/// One `spans` row, computed before the write transaction (the CPU-heavy part of a write: decoding
+/// and MLflow's JSON) so that the writer only binds values.
+struct SpanRow: Sendable, Equatable {
+    var spanID: String
+    var parentSpanID: String?
+    var name: String
+    var type: String?
+    var status: String
+    var startTimeUnixNano: Int64
+    var endTimeUnixNano: Int64
+    var content: String
+    var inputCost: Double?
+    var outputCost: Double?
+    var totalCost: Double?
+    var modelName: String?
+    var modelProvider: String?
+
+    static let modelDimensionMaximumLength = 500
+
+    init(span: MLflowSpan) {
+        spanID = span.spanID.hex
+        parentSpanID = span.isRoot ? nil : span.parentSpanID.hex
+        name = span.name
+        // `Span.span_type` is `json.loads` of the attribute (the raw text when that fails). Stitch
+        // reads the stored (sanitized, translated) attribute, so a type MLflow's own exporter
+        // double-encodes (`"\"CHAIN\""`) is stored as CHAIN rather than as `"CHAIN"` with quotes.
+        type = span.attribute(MLflowKeys.spanType).flatMap { raw in
+            switch PyJSONParser.parse(raw) {
+            case .string(let text)?: return text
+            case .null?: return nil
+            default: return raw
+            }
+        }
+        status = span.statusName
+        startTimeUnixNano = Int64(clamping: span.startTimeUnixNano)
+        endTimeUnixNano = Int64(clamping: span.endTimeUnixNano)
+        content = span.contentJSON
+        let cost = span.attribute(MLflowKeys.cost).flatMap { PyJSONParser.parse($0)?.objectValue }
+        func costValue(_ key: String) -> Double? {
+            switch cost?[key] {
+            case .int(let number)?: return Double(number)
+            case .double(let number)? where number.isFinite: return number
+            default: return nil
+            }
+        }
+        inputCost = costValue("input_cost")
+        outputCost = costValue("output_cost")
+        totalCost = costValue("total_cost")
+        // `bounded_model_dimension(_try_parse_json_string(…))`.
+        func dimension(_ key: String) -> String? {
+            span.attribute(key).map {
+                String(MLflowAttributes.unwrapJSONString($0).unicodeScalars.prefix(Self.modelDimensionMaximumLength))
+            }
+        }
+        modelName = dimension(MLflowKeys.model)
+        modelProvider = dimension(MLflowKeys.modelProvider)
+    }
+}
+
+/// A span ready to be written: its row, its facts for the trace derivation, and which of the
+/// trace's resources it came from.
+struct PreparedSpan: Sendable {
+    var row: SpanRow
+    /// `facts.resourceID` is filled in by the writer once the resource has its id.
+    var facts: SpanFacts
+    /// Index into `PreparedTrace.resources`, nil when the span's resource is unknown.
+    var resourceIndex: Int?
+}
+
+/// A finished trace converted to MLflow's shape, before it touches the database.
+struct PreparedTrace: Sendable {
+    var requestID: String
+    /// Parsed from `FinishedTrace.experimentID`; nil means the store's default.
+    var experimentID: Int64?
+    var reason: ReleaseReason
+    var spans: [PreparedSpan]
+    /// Distinct resources of the spans.
+    var resources: [StoredResource]
+
+    /// Builds the trace from decoded spans (the path tests take with hand-built details).
+    init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
+         spans details: [(span: SpanDetail, resource: ResourceDetail?)]) {
+        requestID = MLflowSpan.requestID(for: traceID)
+        self.experimentID = experimentID
+        self.reason = reason
+        var resourceIndexes: [StoredResource: Int] = [:]
+        var resources: [StoredResource] = []
+        var spans: [PreparedSpan] = []
+        spans.reserveCapacity(details.count)
+        for (detail, resourceDetail) in details {
+            var resourceIndex: Int?
+            if let resourceDetail {
+                let resource = StoredResource(detail: resourceDetail)
+                if let known = resourceIndexes[resource] {
+                    resourceIndex = known
+                } else {
+                    resourceIndex = resources.count
+                    resourceIndexes[resource] = resources.count
+                    resources.append(resource)
+                }
+            }
+            let span = MLflowSpan(detail: detail, resource: resourceDetail)
+            spans.append(PreparedSpan(row: SpanRow(span: span), facts: SpanFacts(span: span, resourceID: nil),
+                                      resourceIndex: resourceIndex))
+        }
+        self.spans = spans
+        self.resources = resources
+    }
+
+    /// Decodes every span record of a finished trace. Spans whose bytes do not decode are left out
+    /// and reported in `failures` (the receiver has already validated them, so this means a bug).
+    static func prepare(_ trace: FinishedTrace, experimentID: Int64?) -> (trace: PreparedTrace?, failures: [String]) {
+        var failures: [String] = []
+        var details: [(span: SpanDetail, resource: ResourceDetail?)] = []
+        details.reserveCapacity(trace.spans.count)
+        // Resources are shared by every span of a request: decode each (payload, index) once.
+        var resourceCache: [ResourceKey: ResourceDetail] = [:]
+        for record in trace.spans {
+            do {
+                let detail = try record.decodeDetail()
+                let key = ResourceKey(payload: ObjectIdentifier(record.payload), index: record.resourceIndex)
+                var resource = resourceCache[key]
+                if resource == nil {
+                    do {
+                        resource = try record.payload.resourceDetail(at: record.resourceIndex)
+                        resourceCache[key] = resource
+                    } catch {
+                        failures.append("resource \(record.resourceIndex): \(error)")
+                    }
+                }
+                details.append((detail, resource))
+            } catch {
+                failures.append("span \(record.spanID.hex): \(error)")
+            }
+        }
+        guard !details.isEmpty else { return (nil, failures) }
+        return (PreparedTrace(traceID: trace.traceID, experimentID: experimentID, reason: trace.reason, spans: details), failures)
+    }
+
+    private struct ResourceKey: Hashable {
+        var payload: ObjectIdentifier
+        var index: Int
+    }
+}
+
+/// How good a release reason is as the trace's `stitch.completeness`: when a stored trace is
+/// merged with a later release, the better one is kept (a later `closed` beats `timeout`).
+enum Completeness {
+    static func rank(_ reason: String) -> Int {
+        switch reason {
+        case ReleaseReason.closed.rawValue: return 5
+        case ReleaseReason.tooLarge.rawValue: return 4
+        case ReleaseReason.shutdown.rawValue: return 3
+        case ReleaseReason.timeout.rawValue: return 2
+        case ReleaseReason.evicted.rawValue: return 1
+        default: return 0
+        }
+    }
+
+    /// The value to keep when `incoming` merges into a trace tagged `existing`.
+    static func merge(existing: String?, incoming: ReleaseReason) -> String {
+        guard let existing else { return incoming.rawValue }
+        return rank(incoming.rawValue) > rank(existing) ? incoming.rawValue : existing
+    }
+}

@@ -1,0 +1,56 @@
+import Testing
+@testable import TraceStore
+
+// Expected texts were printed by CPython 3.11's `json.dumps` / `repr` (the values MLflow writes).
+@Suite struct PythonJSONTests {
+    @Test(arguments: [
+        (1e15, "1000000000000000.0"), (9.5e15, "9500000000000000.0"), (1e16, "1e+16"),
+        (123456789012345678.0, "1.2345678901234568e+17"), (0.0001, "0.0001"), (0.00001, "1e-05"), (1e-7, "1e-07"),
+        (5e-324, "5e-324"), (1.7976931348623157e308, "1.7976931348623157e+308"), (-0.0, "-0.0"), (100.0, "100.0"),
+        (1e22, "1e+22"), (0.1, "0.1"), (-1.5e-05, "-1.5e-05"), (2.5, "2.5"), (1234567.125, "1234567.125"),
+        (18014398509481984.0, "1.8014398509481984e+16"), (123.456e-10, "1.23456e-08"),
+        (Double.nan, "NaN"), (Double.infinity, "Infinity"), (-Double.infinity, "-Infinity"),
+    ])
+    func floatsAsPythonRepr(value: Double, expected: String) {
+        #expect(PyJSONWriter.pythonFloatRepr(value) == expected)
+    }
+
+    @Test func escapingWithAndWithoutEnsureASCII() {
+        let value = PyJSON.object(PyObject([
+            ("a", .array([.string("é😀"), .string("\u{7F}\u{01}\u{2028}"), .null, .bool(true)])),
+        ]))
+        #expect(PyJSONWriter.dump(value, ensureASCII: true) == #"{"a": ["\u00e9\ud83d\ude00", "\u007f\u0001\u2028", null, true]}"#)
+        #expect(PyJSONWriter.dump(value, ensureASCII: false) == "{\"a\": [\"é😀\", \"\u{7F}\\u0001\u{2028}\", null, true]}")
+        #expect(PyJSONWriter.dump(.string("q\"\\\n\r\t\u{08}\u{0C}"), ensureASCII: false) == #""q\"\\\n\r\t\b\f""#)
+    }
+
+    @Test func objectsKeepFirstPositionAndLastValue() {
+        var object = PyObject()
+        object["a"] = .int(1)
+        object["b"] = .int(2)
+        object["a"] = .int(3)
+        #expect(PyJSONWriter.dump(.object(object), ensureASCII: false) == #"{"a": 3, "b": 2}"#)
+        #expect(PyJSONParser.parse(#"{"x": 1, "y": 2, "x": 5}"#) == .object(PyObject([("x", .int(5)), ("y", .int(2))])))
+    }
+
+    @Test func parserAcceptsWhatPythonAccepts() {
+        #expect(PyJSONParser.parse(" [1, 2.5, -0, 1e3, \"a\\u00e9\\ud83d\\ude00\"] ") ==
+            .array([.int(1), .double(2.5), .int(0), .double(1000), .string("aé😀")]))
+        if case .double(let value)? = PyJSONParser.parse("NaN") { #expect(value.isNaN) } else { Issue.record("NaN") }
+        if case .double(let value)? = PyJSONParser.parse("-Infinity") { #expect(value == -.infinity) } else { Issue.record("-Infinity") }
+        #expect(PyJSONParser.parse("123456789012345678901234567890") == .bigInt("123456789012345678901234567890"))
+        #expect(PyJSONParser.parse("true") == .bool(true))
+        #expect(PyJSONParser.parse("\"\\/\"") == .string("/"))
+    }
+
+    @Test(arguments: ["", "01", "1.", ".5", "-", "1e", "[1,]", "{\"a\" 1}", "\"a\u{01}\"", "\"\\x\"", "[1] 2", "tru", "{'a': 1}"])
+    func parserRejectsWhatPythonRejects(text: String) {
+        #expect(PyJSONParser.parse(text) == nil)
+    }
+
+    @Test func bytesAsPythonRepr() {
+        #expect(MLflowAttributes.pythonBytesRepr(Array("\u{00}ab'c".utf8) + [0xFF, 0x09, 0x0A, 0x0D, 0x5C]) == #"b"\x00ab'c\xff\t\n\r\\""#)
+        #expect(MLflowAttributes.pythonBytesRepr(Array("q\"x'".utf8)) == #"b'q"x\''"#)
+        #expect(MLflowAttributes.pythonBytesRepr(Array("only'single".utf8)) == #"b"only'single""#)
+    }
+}
