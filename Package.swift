@@ -111,8 +111,10 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "StitchCoreTests", dependencies: [
-            "StitchCore", "TraceStore", "OTLPWire", "StitchTestSupport",
+            "StitchCore", "TraceStore", "TraceAssembler", "OTLPWire", "StitchTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
     ],

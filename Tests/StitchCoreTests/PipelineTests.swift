@@ -1,0 +1,156 @@
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import OTLPWire
+import ServiceLifecycle
+@testable import StitchCore
+import StitchTestSupport
+import Synchronization
+import Testing
+import TraceAssembler
+import TraceStore
+
+/// The whole pipeline in-process: receiver on an ephemeral port → assembler → queue → SQLite.
+@Suite("Pipeline end to end")
+struct PipelineTests {
+    struct Running {
+        var port: Int
+        var db: String
+        var group: ServiceGroup
+    }
+
+    /// Starts Stitch with short timeouts, runs `body`, then shuts down gracefully (like SIGTERM).
+    func withStitch(flags: [String: String] = [:], _ body: (Running) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stitch-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("stitch.db").path
+        var all = ["listen": "127.0.0.1:0", "db": db, "idle_timeout": "200ms", "max_trace_age": "20s"]
+        all.merge(flags) { $1 }
+        let configuration = try StitchConfiguration.load(file: nil, environment: [:], flags: all)
+        let portBox = Mutex<Int?>(nil)
+        let group = try StitchApplication(configuration: configuration, logger: Logger(label: "test"))
+            .makeServiceGroup(signals: []) { address in portBox.withLock { $0 = address.port } }
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let port = try await poll("listening") { portBox.withLock { $0 } }
+            try await body(Running(port: port, db: db, group: group))
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    /// Polls every 20 ms, up to 10 s, until `probe` yields a value.
+    func poll<T>(_ what: String, _ probe: () async throws -> T?) async throws -> T {
+        for _ in 0..<500 {
+            if let value = try await probe() { return value }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw StitchError("timed out waiting for \(what)")
+    }
+
+    func post(_ port: Int, fixture: String, experiment: String? = nil) async throws -> Int {
+        var headers = [("Content-Type", "application/x-protobuf")]
+        if let experiment { headers.append(("x-mlflow-experiment-id", experiment)) }
+        return try await RawHTTPClient(port: port).request(method: "POST", path: "/v1/traces", headers: headers,
+                                                           body: try Fixtures.bytes(fixture)).status
+    }
+
+    @Test("two services' batches (fixtures 01, 02) are stored as one closed trace")
+    func stitchesTwoServices() async throws {
+        try await withStitch { stitch in
+            #expect(try await post(stitch.port, fixture: "02") == 200)  // the child service first
+            #expect(try await post(stitch.port, fixture: "01", experiment: "7") == 200)
+            let store = try SQLiteTraceStore(path: stitch.db, readOnly: true)
+            let trace = try await poll("the stitched trace") { try store.trace(id: "tr-3bb6c5d66706eddb63619b9d8070258a") }
+            #expect(trace.spans.count == 5)
+            #expect(trace.info.status == "OK")
+            #expect(trace.info.experimentID == "7")
+            #expect(trace.info.tags["stitch.completeness"] == "closed")
+            #expect(trace.info.tags["stitch.services"] == "service-a,service-b")
+            #expect(trace.info.tags["service.name"] == "service-a")
+            #expect(Set(trace.spans.compactMap(\.serviceName)) == ["service-a", "service-b"])
+
+            // The same trace over the query API.
+            let client = try RawHTTPClient(port: stitch.port)
+            let response = try await client.request(method: "GET", path: "/api/v1/traces/tr-3bb6c5d66706eddb63619b9d8070258a")
+            #expect(response.status == 200)
+            let object = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+            let spans = (object?["data"] as? [String: Any])?["spans"] as? [Any]
+            #expect(spans?.count == 5)
+            let search = try await client.request(method: "GET", path: "/api/v1/traces?filter=tag.%60stitch.completeness%60%20%3D%20%27closed%27")
+            #expect(search.status == 200)
+            #expect(search.text.contains("tr-3bb6c5d66706eddb63619b9d8070258a"))
+            let badFilter = try await client.request(method: "GET", path: "/api/v1/traces?filter=status%20~%20%27OK%27")
+            #expect(badFilter.status == 400)
+            let missing = try await client.request(method: "GET", path: "/api/v1/traces/tr-00000000000000000000000000000000")
+            #expect(missing.status == 404)
+        }
+    }
+
+    @Test("graceful shutdown releases what is buffered with reason shutdown and writes it")
+    func shutdownFlushes() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stitch-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("kept.db").path
+        try await withStitch(flags: ["db": db]) { stitch in
+            // Only the remote server's spans: no root, so the trace cannot close on its own.
+            let status = try await post(stitch.port, fixture: "05")
+            #expect(status == 200)
+        }
+        let store = try SQLiteTraceStore(path: db, readOnly: true)
+        let trace = try #require(try store.trace(id: "tr-6507f72c0238f76e29de51e9d9c6b191"))
+        #expect(trace.spans.count == 2)
+        #expect(trace.info.tags["stitch.completeness"] == "shutdown")
+        #expect(trace.info.status == "IN_PROGRESS")
+    }
+
+    @Test("/healthz and /metrics are served; metrics count requests and released traces")
+    func operations() async throws {
+        try await withStitch { stitch in
+            let client = try RawHTTPClient(port: stitch.port)
+            #expect(try await client.request(method: "GET", path: "/healthz").status == 200)
+            #expect(try await post(stitch.port, fixture: "04") == 200)
+            let store = try SQLiteTraceStore(path: stitch.db, readOnly: true)
+            _ = try await poll("the trace") { try store.trace(id: "tr-6507f72c0238f76e29de51e9d9c6b191") }
+            let metrics = try await client.request(method: "GET", path: "/metrics")
+            #expect(metrics.status == 200)
+            #expect(metrics.text.contains("stitch_spans_received_total 1"))
+            #expect(metrics.text.contains("stitch_traces_released_total{reason=\"closed\"} 1"))
+            #expect(metrics.text.contains("stitch_http_requests_total{status=\"200\"} 1"))
+        }
+    }
+
+    @Test("when the store queue is full the receiver refuses with 503 and Retry-After, keeping nothing")
+    func backpressure() async throws {
+        let queue = WriteQueue(maxBytes: 1024)
+        let released = Mutex<Int>(0)
+        let assembler = TraceAssembler(configuration: AssemblerConfiguration(), clock: ContinuousClock(),
+                                       logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance,
+                                       release: { traces in released.withLock { $0 += traces.count } })
+        let ingest = PipelineIngest(assembler: assembler, queue: queue, retryAfterSeconds: 4)
+        let batch = try OTLPTraceDecoder.decode(try Fixtures.bytes("01"), experimentID: nil)
+        #expect(await ingest.ingest(batch) == .accepted)
+        #expect(await assembler.stats.bufferedSpans == 3)
+
+        // Fill the queue past its limit with a finished trace nobody drains.
+        let filler = FinishedTrace(traceID: TraceID(high: 1, low: 1), spans: Array(repeating: batch.spans[0], count: 10),
+                                   reason: .closed, isComplete: true, experimentID: nil)
+        queue.enqueue([filler, filler])
+        #expect(queue.isFull)
+        let decision = await ingest.ingest(try OTLPTraceDecoder.decode(try Fixtures.bytes("02"), experimentID: nil))
+        guard case .refused(let error) = decision else {
+            Issue.record("accepted while the queue is full")
+            return
+        }
+        #expect(error.httpStatus == 503)
+        #expect(error.retryAfterSeconds == 4)
+        #expect(await assembler.stats.bufferedSpans == 3)
+
+        // Draining the queue lifts the refusal.
+        let taken = await queue.next(maxTraces: 10) ?? []
+        queue.completed(taken)
+        #expect(!queue.isFull)
+        #expect(await ingest.ingest(try OTLPTraceDecoder.decode(try Fixtures.bytes("02"), experimentID: nil)) == .accepted)
+    }
+}
