@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -58,6 +59,20 @@ let package = Package(
             ]
         ),
 
+        // Destinations beyond the embedded store: OTLP/HTTP exporter, MLflow tracking server exporter,
+        // per-destination persistent queue, retry policy, dead letters.
+        .target(
+            name: "Exporters",
+            dependencies: [
+                "OTLPWire", "TraceAssembler", "CZlib",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+
         // OTLP/HTTP server on SwiftNIO: decoding, limits, backpressure answers.
         .target(
             name: "Receiver",
@@ -77,7 +92,7 @@ let package = Package(
         .target(
             name: "StitchCore",
             dependencies: [
-                "OTLPWire", "TraceAssembler", "TraceStore", "Receiver",
+                "OTLPWire", "TraceAssembler", "TraceStore", "Receiver", "Exporters",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -105,6 +120,12 @@ let package = Package(
         .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel"]),
         .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "OTLPWire"]),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore", "TraceAssembler", "OTLPWire"]),
+        .testTarget(name: "ExportersTests", dependencies: [
+            "Exporters", "OTLPWire", "TraceAssembler", "StitchTestSupport", "Receiver",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
         .testTarget(name: "ReceiverTests", dependencies: [
             "Receiver", "OTLPWire", "StitchTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
