@@ -28,13 +28,29 @@ enum JSONToProtobuf {
 
     typealias Members = [(key: String, node: JSONNode)]
 
+    typealias MessageConverter = (JSONNode, inout WireWriter) throws(WireError) -> Void
+
+    /// Writes `node` converted by `convert` as the sub-message field `field`.
+    static func message(
+        _ node: JSONNode, field: UInt32, into writer: inout WireWriter, _ convert: MessageConverter
+    ) throws(WireError) {
+        var contents = WireWriter()
+        try convert(node, &contents)
+        writer.lengthDelimited(field, contents.bytes)
+    }
+
+    /// Writes every element of the JSON array `node` as an occurrence of the sub-message field `field`.
+    static func repeated(
+        _ node: JSONNode, _ key: String, field: UInt32, into writer: inout WireWriter, _ convert: MessageConverter
+    ) throws(WireError) {
+        for element in try elements(node, key) {
+            try message(element, field: field, into: &writer, convert)
+        }
+    }
+
     static func request(_ node: JSONNode, into writer: inout WireWriter) throws(WireError) {
         for (key, value) in try members(node, "ExportTraceServiceRequest") where key == "resourceSpans" {
-            for element in try elements(value, key) {
-                var contents = WireWriter()
-                try resourceSpans(element, into: &contents)
-                writer.lengthDelimited(Field.Request.resourceSpans, contents.bytes)
-            }
+            try repeated(value, key, field: Field.Request.resourceSpans, into: &writer, resourceSpans)
         }
     }
 
@@ -42,15 +58,9 @@ enum JSONToProtobuf {
         for (key, value) in try members(node, "resourceSpans") where !isNull(value) {
             switch key {
             case "resource":
-                var contents = WireWriter()
-                try resource(value, into: &contents)
-                writer.lengthDelimited(Field.ResourceSpans.resource, contents.bytes)
+                try message(value, field: Field.ResourceSpans.resource, into: &writer, resource)
             case "scopeSpans":
-                for element in try elements(value, key) {
-                    var contents = WireWriter()
-                    try scopeSpans(element, into: &contents)
-                    writer.lengthDelimited(Field.ResourceSpans.scopeSpans, contents.bytes)
-                }
+                try repeated(value, key, field: Field.ResourceSpans.scopeSpans, into: &writer, scopeSpans)
             case "schemaUrl":
                 writer.stringField(Field.ResourceSpans.schemaURL, try string(value, key))
             default:
@@ -66,11 +76,7 @@ enum JSONToProtobuf {
             case "droppedAttributesCount":
                 writer.varintField(Field.Resource.droppedAttributesCount, UInt64(try uint32(value, key)))
             case "entityRefs":
-                for element in try elements(value, key) {
-                    var contents = WireWriter()
-                    try entityRef(element, into: &contents)
-                    writer.lengthDelimited(Field.Resource.entityRefs, contents.bytes)
-                }
+                try repeated(value, key, field: Field.Resource.entityRefs, into: &writer, entityRef)
             default: break
             }
         }
@@ -95,15 +101,9 @@ enum JSONToProtobuf {
         for (key, value) in try members(node, "scopeSpans") where !isNull(value) {
             switch key {
             case "scope":
-                var contents = WireWriter()
-                try scope(value, into: &contents)
-                writer.lengthDelimited(Field.ScopeSpans.scope, contents.bytes)
+                try message(value, field: Field.ScopeSpans.scope, into: &writer, scope)
             case "spans":
-                for element in try elements(value, key) {
-                    var contents = WireWriter()
-                    try span(element, into: &contents)
-                    writer.lengthDelimited(Field.ScopeSpans.spans, contents.bytes)
-                }
+                try repeated(value, key, field: Field.ScopeSpans.spans, into: &writer, span)
             case "schemaUrl":
                 writer.stringField(Field.ScopeSpans.schemaURL, try string(value, key))
             default:
@@ -141,19 +141,11 @@ enum JSONToProtobuf {
             case "droppedAttributesCount":
                 writer.varintField(Field.Span.droppedAttributesCount, UInt64(try uint32(value, key)))
             case "events":
-                for element in try elements(value, key) {
-                    var contents = WireWriter()
-                    try event(element, into: &contents)
-                    writer.lengthDelimited(Field.Span.events, contents.bytes)
-                }
+                try repeated(value, key, field: Field.Span.events, into: &writer, event)
             case "droppedEventsCount":
                 writer.varintField(Field.Span.droppedEventsCount, UInt64(try uint32(value, key)))
             case "links":
-                for element in try elements(value, key) {
-                    var contents = WireWriter()
-                    try link(element, into: &contents)
-                    writer.lengthDelimited(Field.Span.links, contents.bytes)
-                }
+                try repeated(value, key, field: Field.Span.links, into: &writer, link)
             case "droppedLinksCount":
                 writer.varintField(Field.Span.droppedLinksCount, UInt64(try uint32(value, key)))
             case "status":
@@ -202,11 +194,7 @@ enum JSONToProtobuf {
 
     /// A JSON array of `KeyValue` objects, each written as field `field`.
     static func attributes(_ node: JSONNode, field: UInt32, into writer: inout WireWriter) throws(WireError) {
-        for element in try elements(node, "attributes") {
-            var contents = WireWriter()
-            try keyValue(element, into: &contents)
-            writer.lengthDelimited(field, contents.bytes)
-        }
+        try repeated(node, "attributes", field: field, into: &writer, keyValue)
     }
 
     static func keyValue(_ node: JSONNode, into writer: inout WireWriter) throws(WireError) {
@@ -214,9 +202,7 @@ enum JSONToProtobuf {
             switch key {
             case "key": writer.stringField(Field.KeyValue.key, try string(value, key))
             case "value":
-                var contents = WireWriter()
-                try anyValue(value, into: &contents)
-                writer.lengthDelimited(Field.KeyValue.value, contents.bytes)
+                try message(value, field: Field.KeyValue.value, into: &writer, anyValue)
             default: break
             }
         }
