@@ -80,22 +80,29 @@ fi
 # ---- 2. build (debug): the product and every test target -----------------------------------------
 build_timeout="${STITCH_BUILD_TIMEOUT:-1800}"
 progress='^\[[0-9]+/[0-9]+\] ' # SwiftPM's per-step progress lines, kept in the log only
+bin_dir="$(swift build --show-bin-path 2>/dev/null)" || bin_dir="$root/.build/debug"
+stitch_bin="${bin_dir:-$root/.build/debug}/stitch"
+tests_built=true
 if ! run_phase "swift build (debug, with tests)" "$build_timeout" "$reports/build.log" "$progress" \
     swift build --build-tests; then
-    broke "swift build failed (log: $reports/build.log)"
-    finish
+    broke "swift build --build-tests failed (log: $reports/build.log)"
+    tests_built=false
+    rm -f "$stitch_bin" # never test a stale binary
 fi
-bin_dir="$(swift build --show-bin-path 2>/dev/null)"
-stitch_bin="$bin_dir/stitch"
 if [[ ! -x "$stitch_bin" ]]; then
+    # Without the test targets (or if they failed to compile) the interop suite can still run.
     run_phase "swift build --product stitch" "$build_timeout" "$reports/build-stitch.log" "$progress" \
         swift build --product stitch || true
 fi
 
 # ---- 3. swift test -------------------------------------------------------------------------------
 swift_log="$reports/swift-test.log"
-run_phase "swift test" "${STITCH_SWIFT_TIMEOUT:-900}" "$swift_log" "$nothing" swift test --skip-build
-swift_status=$?
+: >"$swift_log"
+swift_status=0
+if $tests_built; then
+    run_phase "swift test" "${STITCH_SWIFT_TIMEOUT:-900}" "$swift_log" "$nothing" swift test --skip-build
+    swift_status=$?
+fi
 # XCTest: "Test Case 'Suite.testName' passed (0.001 seconds)".
 xc_passed="$(count_lines "^Test Case '.*' passed \(" "$swift_log")"
 xc_failed="$(count_lines "^Test Case '.*' failed \(" "$swift_log")"
@@ -108,7 +115,7 @@ st_runs_passed="$(count_lines '^[^ ]+ Test run with .* passed after ' "$swift_lo
 st_runs_failed="$(count_lines '^[^ ]+ Test run with .* failed after ' "$swift_log")"
 st_passed=$((st_passed - st_runs_passed))
 st_failed=$((st_failed - st_runs_failed))
-st_skipped="$(count_lines '^[^ ]+ Test .* skipped' "$swift_log")"
+st_skipped="$(count_lines '^[^ ]+ Test .* skipped([:.]|$)' "$swift_log")"
 swift_passed=$((xc_passed + st_passed))
 swift_failed=$((xc_failed + st_failed))
 passed=$((passed + swift_passed))

@@ -122,7 +122,11 @@ class StitchServer:
         return f"{self.base_url}/v1/traces"
 
     def start(self, ready_timeout: float = 30.0) -> "StitchServer":
-        """Starts the server and waits for `GET /healthz` to answer 200 (a few tries on port races)."""
+        """Starts the server and waits for `GET /healthz` to answer 200.
+
+        The port is free when chosen but another process may take it before Stitch binds it: when
+        Stitch exits with an error before it is ready, it is tried again on another port.
+        """
         failures = []
         for _ in range(3):
             self.port = free_port()
@@ -136,8 +140,14 @@ class StitchServer:
                 )
             if self._wait_ready(ready_timeout):
                 return self
-            failures.append(f"exit status {self.proc.poll()}")
+            status = self.proc.poll()
             stop_process(self.proc, timeout=5)
+            if status is None:
+                failures.append(f"no 200 from /healthz within {ready_timeout} s")
+                break
+            failures.append(f"exit status {status}")
+            if status == 0:
+                break
         pytest.fail(f"stitch did not become ready ({', '.join(failures)}); log:\n{tail(self.log_path)}", pytrace=False)
 
     def _wait_ready(self, timeout: float) -> bool:
