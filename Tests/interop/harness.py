@@ -32,7 +32,7 @@ APPS_DIR = INTEROP_DIR / "apps"
 #: The longest any client process of a test may run.
 PROCESS_TIMEOUT_S = 90.0
 #: How long a stored trace may take to appear (idle timeout 300 ms plus export at process exit).
-TRACE_WAIT_S = 30.0
+TRACE_WAIT_S = 20.0
 #: Per HTTP request to Stitch.
 HTTP_TIMEOUT_S = 10.0
 
