@@ -135,7 +135,7 @@ py_log="$reports/interop.log"
 venv_python="${STITCH_VENV:-$root/.venv}/bin/python"
 # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words on purpose
 run_phase "interop (pytest Tests/interop)" "${STITCH_PYTEST_TIMEOUT:-900}" "$py_log" \
-    "$nothing" env STITCH_BIN="$stitch_bin" "$venv_python" -m pytest Tests/interop -q -p no:cacheprovider \
+    "$nothing" env STITCH_BIN="$stitch_bin" "$venv_python" -m pytest Tests/interop -q \
     --junitxml="$reports/interop.xml" ${PYTEST_ARGS:-}
 py_status=$?
 # pytest's closing line, e.g. "2 failed, 7 passed, 1 skipped, 1 error in 12.3s".

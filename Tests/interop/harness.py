@@ -3,7 +3,8 @@
 Runs the real `stitch` binary (env STITCH_BIN, default `.build/debug/stitch`) on a free 127.0.0.1
 port with a temporary store, and real OpenTelemetry / MLflow client processes (`apps/`) against it.
 Every process started here has a time limit, listens on 127.0.0.1 only, and is stopped by the
-fixture that started it.
+fixture that started it. They stay in pytest's process group, so that a runner that times the
+suite out (scripts/test.sh uses timeout(1)) ends them along with pytest.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class StitchServer:
                 log.flush()
                 self.proc = subprocess.Popen(
                     args, cwd=self.workdir, env=clean_env(), stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    stdout=log, stderr=subprocess.STDOUT,
                 )
             if self._wait_ready(ready_timeout):
                 return self
@@ -305,7 +306,7 @@ class ServerApp:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, str(APPS_DIR / script), "--requests", str(requests_to_serve), "--deadline", str(PROCESS_TIMEOUT_S)],
-            cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
+            cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
         )
         self.port = self._read_port(timeout=60.0)
         # Drain the rest of stdout so that the app never blocks on a full pipe.
