@@ -178,7 +178,17 @@ struct JSONParser {
     private mutating func string() throws(WireError) -> String {
         let start = position
         position += 1
-        var out: [UInt8] = []
+        // Fast path: no escapes, so the string is the bytes between the quotes.
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                position += 1
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[start + 1..<position - 1]), as: UTF8.self)
+            }
+            if byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            position += 1
+        }
+        var out = Array(bytes[start + 1..<position])
         while true {
             guard position < bytes.count else { throw error("unterminated string", at: start) }
             let byte = bytes[position]

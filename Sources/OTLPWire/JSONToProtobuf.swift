@@ -26,17 +26,15 @@ enum JSONToProtobuf {
     ]
     static let statusCodes: [String: Int32] = ["STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2]
 
-    typealias Members = [(key: String, node: JSONNode)]
-
     typealias MessageConverter = (JSONNode, inout WireWriter) throws(WireError) -> Void
 
     /// Writes `node` converted by `convert` as the sub-message field `field`.
     static func message(
         _ node: JSONNode, field: UInt32, into writer: inout WireWriter, _ convert: MessageConverter
     ) throws(WireError) {
-        var contents = WireWriter()
-        try convert(node, &contents)
-        writer.lengthDelimited(field, contents.bytes)
+        let start = writer.beginMessage(field)
+        try convert(node, &writer)
+        writer.endMessage(start)
     }
 
     /// Writes every element of the JSON array `node` as an occurrence of the sub-message field `field`.
@@ -149,15 +147,15 @@ enum JSONToProtobuf {
             case "droppedLinksCount":
                 writer.varintField(Field.Span.droppedLinksCount, UInt64(try uint32(value, key)))
             case "status":
-                var contents = WireWriter()
+                let start = writer.beginMessage(Field.Span.status)
                 for (key, value) in try members(value, key) where !isNull(value) {
                     switch key {
-                    case "message": contents.stringField(Field.Status.message, try string(value, key))
-                    case "code": contents.int32Field(Field.Status.code, try enumeration(value, key, names: statusCodes))
+                    case "message": writer.stringField(Field.Status.message, try string(value, key))
+                    case "code": writer.int32Field(Field.Status.code, try enumeration(value, key, names: statusCodes))
                     default: break
                     }
                 }
-                writer.lengthDelimited(Field.Span.status, contents.bytes)
+                writer.endMessage(start)
             default:
                 break
             }
@@ -228,20 +226,12 @@ enum JSONToProtobuf {
                 guard let bytes = Base64.decode(try string(value, key)) else { throw typeError(value, key, "base64") }
                 writer.lengthDelimited(Field.AnyValue.bytesValue, bytes)
             case "arrayValue", "kvlistValue":
-                var list = WireWriter()
+                let isArray = key == "arrayValue"
+                let start = writer.beginMessage(isArray ? Field.AnyValue.arrayValue : Field.AnyValue.kvlistValue)
                 for (listKey, listValue) in try members(value, key) where listKey == "values" && !isNull(listValue) {
-                    for element in try elements(listValue, listKey) {
-                        var item = WireWriter()
-                        if key == "arrayValue" {
-                            try anyValue(element, into: &item)
-                        } else {
-                            try keyValue(element, into: &item)
-                        }
-                        list.lengthDelimited(Field.List.values, item.bytes)
-                    }
+                    try repeated(listValue, listKey, field: Field.List.values, into: &writer, isArray ? anyValue : keyValue)
                 }
-                let field = key == "arrayValue" ? Field.AnyValue.arrayValue : Field.AnyValue.kvlistValue
-                writer.lengthDelimited(field, list.bytes)
+                writer.endMessage(start)
             case "stringValueStrindex":
                 writer.tag(Field.AnyValue.stringValueStrindex, .varint)
                 writer.varint(UInt64(bitPattern: Int64(try int32(value, key))))
@@ -256,13 +246,25 @@ enum JSONToProtobuf {
     /// An object's members with keys normalized to lowerCamelCase; `null` is an absent message.
     static func members(_ node: JSONNode, _ what: String) throws(WireError) -> Members {
         switch node.value {
-        case .object(let members):
-            return members.map { (camelCase($0.key), $0.node) }
-        case .null:
-            return []
-        default:
-            throw typeError(node, what, "an object")
+        case .object(let members): return Members(raw: members)
+        case .null: return Members(raw: [])
+        default: throw typeError(node, what, "an object")
         }
+    }
+
+    /// The members of a JSON object, keys normalized as they are read (no copy of the object).
+    struct Members: Sequence {
+        var raw: [(key: String, node: JSONNode)]
+
+        struct Iterator: IteratorProtocol {
+            var base: IndexingIterator<[(key: String, node: JSONNode)]>
+            mutating func next() -> (key: String, node: JSONNode)? {
+                guard let member = base.next() else { return nil }
+                return (JSONToProtobuf.camelCase(member.key), member.node)
+            }
+        }
+
+        func makeIterator() -> Iterator { Iterator(base: raw.makeIterator()) }
     }
 
     static func elements(_ node: JSONNode, _ what: String) throws(WireError) -> [JSONNode] {
