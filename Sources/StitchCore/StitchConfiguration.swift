@@ -183,15 +183,10 @@ extension StitchConfiguration {
     public func validate() -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
         func problem(_ key: String, _ reason: String) {
+            guard !problems.contains(where: { $0.keyPath == key && $0.reason == reason }) else { return }
             problems.append(.init(keyPath: key, source: "validation", reason: reason))
         }
-        if assembler.idleTimeout <= .zero { problem("idle_timeout", "must be greater than 0") }
-        if assembler.maxTraceAge <= .zero { problem("max_trace_age", "must be greater than 0") }
-        if assembler.idleTimeout > assembler.maxTraceAge {
-            problem("idle_timeout", "(\(ConfigValues.format(assembler.idleTimeout))) must not exceed max_trace_age (\(ConfigValues.format(assembler.maxTraceAge)))")
-        }
-        if assembler.maxSpansPerTrace < 1 { problem("max_spans_per_trace", "must be at least 1") }
-        if assembler.maxTraces < 1 { problem("max_traces", "must be at least 1") }
+        for issue in assembler.problems { problem(issue.key, issue.reason) }
         if assembler.maxBufferedBytes < 1024 { problem("max_buffered_bytes", "must be at least 1KiB") }
         if maxBodySize < 1024 { problem("max_body_size", "must be at least 1KiB") }
         if maxBodySize > 1 << 30 { problem("max_body_size", "must not exceed 1GiB") }
