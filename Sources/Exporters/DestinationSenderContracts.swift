@@ -59,3 +59,11 @@ public protocol DeliveryQueue: Sendable {
 }
 
 extension PersistentQueue: DeliveryQueue {}
+
+extension DeadLetterStore: DeadLetterSink {
+    /// `append(traces:reason:response:)`; a batch too large for the store is logged and counted
+    /// there, and not kept.
+    public func append(_ traces: [FinishedTrace], reason: String, response: String) throws {
+        try append(traces: traces, reason: reason, response: response)
+    }
+}

@@ -269,6 +269,54 @@ struct DestinationSenderTests {
         #expect(harness.logs.lines.contains { $0.level == .error && $0.text.contains("experiment 42 does not exist") })
     }
 
+    @Test("with the persistent queue and the dead-letter store: refused batches are on disk with the answer, the queue drains")
+    func persistentQueueAndDeadLetterStore() async throws {
+        let directory = try QueueTestDirectory()
+        defer { directory.remove() }
+        let logs = ExportTestLogs()
+        let queue = try PersistentQueue(
+            name: "otlp", configuration: PersistentQueueConfiguration(directory: directory.path + "/queue"),
+            logger: logs.logger(), metrics: ExportTestMetrics())
+        let deadLetters = try DeadLetterStore(
+            destination: "otlp", configuration: DeadLetterConfiguration(directory: directory.path + "/dead-letters"),
+            logger: logs.logger(), metrics: ExportTestMetrics())
+        // ~3 KB of spans each: with 4 KiB requests every batch holds one trace.
+        let traces = try (1...3).map { try ExportTestTraces.synthetic(trace: $0, spanCount: 2, payloadBytes: 1500) }
+        try queue.append(traces)
+        let server = ScriptedHTTPServer { request, _ in
+            let spans = (try? OTLPTraceDecoder.decode(ExportTestTraces.inflate(request), experimentID: nil).spans) ?? []
+            return spans.contains { $0.traceID == traces[1].traceID }
+                ? .status(400, headers: [("content-type", "application/x-protobuf")], body: rpcStatusBody("span too old"))
+                : .ok
+        }
+        let port = try await server.start()
+        let destination = try OTLPHTTPDestination(
+            configuration: OTLPHTTPDestinationConfiguration(endpoint: "http://127.0.0.1:\(port)", maxRequestBytes: 4096),
+            logger: logs.logger())
+        let clock = SenderTestClock()
+        let metrics = ExportTestMetrics()
+        let sender = DestinationSender(
+            destination: destination, queue: queue, deadLetters: deadLetters, clock: clock, logger: logs.logger(), metrics: metrics)
+        let run = Task { await sender.run() }
+        // Wait (yielding, never sleeping) until everything is acknowledged, then stop the queue.
+        while queue.stats.queuedTraces > 0 { await Task.yield() }
+        queue.close()
+        await run.value
+        await destination.shutdown()
+        await server.shutdown()
+
+        #expect(server.requests.count == 3)
+        #expect(metrics["stitch_destination_sent_traces_total{destination=otlp}"] == 2)
+        #expect(metrics["stitch_destination_dead_lettered_traces_total{destination=otlp}"] == 1)
+        let entries = try deadLetters.entries()
+        let entry = try #require(entries.first)
+        #expect(entries.count == 1)
+        #expect(entry.traceIDs == [traces[1].traceID.hex])
+        #expect(entry.response.contains("HTTP 400") && entry.response.contains("span too old"))
+        let stored = try OTLPTraceDecoder.decode(deadLetters.request(of: entry), experimentID: nil)
+        #expect(stored.spans.map(\.spanID) == traces[1].spans.map(\.spanID))
+    }
+
     @Test("the log limiter: first at once, then once per interval with what happened between")
     func logRateLimiter() {
         var limiter = LogRateLimiter<SenderTestInstant>(interval: .seconds(30))

@@ -1,11 +1,4 @@
-// CONTRACT STUBS — replaced by the real implementation (Exporters helpers). Signatures are the contract.
-import Foundation
-import Logging
-import Metrics
-import OTLPWire
 import TraceAssembler
-
-// MARK: - Persistent queue (one per destination)
 
 /// When the queue forces appended records to disk.
 public enum FsyncPolicy: String, Sendable, Codable, CaseIterable {
@@ -30,6 +23,15 @@ public struct PersistentQueueConfiguration: Sendable, Equatable {
         self.segmentBytes = segmentBytes
         self.fsync = fsync
     }
+
+    /// Every problem with this configuration, each naming its field; empty when it is usable.
+    public var problems: [String] {
+        var problems: [String] = []
+        if directory.isEmpty { problems.append("directory: must not be empty") }
+        if maxBytes <= 0 { problems.append("maxBytes: must be positive, got \(maxBytes)") }
+        if segmentBytes <= 0 { problems.append("segmentBytes: must be positive, got \(segmentBytes)") }
+        return problems
+    }
 }
 
 public struct QueueError: Error, Sendable, CustomStringConvertible {
@@ -53,39 +55,15 @@ public struct QueuedTrace: Sendable {
 }
 
 public struct QueueStats: Sendable, Equatable {
+    /// Traces appended and not yet acknowledged (read or not).
     public var queuedTraces: Int
+    /// Their bytes on disk (record framing included).
     public var queuedBytes: Int
+    /// Append time of the oldest of them, milliseconds since 1970.
     public var oldestEnqueuedAtMs: Int64?
     public init(queuedTraces: Int = 0, queuedBytes: Int = 0, oldestEnqueuedAtMs: Int64? = nil) {
         self.queuedTraces = queuedTraces
         self.queuedBytes = queuedBytes
         self.oldestEnqueuedAtMs = oldestEnqueuedAtMs
     }
-}
-
-/// Append-only segment files with checksummed records. A segment is deleted only once every record
-/// in it is acknowledged (delivered or dead-lettered). After a restart, reading resumes after the
-/// last acknowledged record (at-least-once: a record delivered but not yet acknowledged when the
-/// process died is sent again, and counted).
-public final class PersistentQueue: Sendable {
-    public init(name: String, configuration: PersistentQueueConfiguration, logger: Logger, metrics: any MetricsFactory) throws {}
-
-    /// Appends (and, per policy, fsyncs). Returns how many traces were refused because the queue is full
-    /// (the oldest data is kept; refused traces are counted in metrics).
-    @discardableResult
-    public func append(_ traces: [FinishedTrace]) throws -> Int { 0 }
-
-    /// True while the queue is at its byte limit.
-    public var isFull: Bool { false }
-
-    /// Waits for records after those already handed out; nil once `close()` was called (what is
-    /// left stays on disk for the next start).
-    public func next(maxTraces: Int, maxBytes: Int) async -> [QueuedTrace]? { nil }
-
-    /// Everything up to and including `sequence` is done; fully acknowledged segments are deleted.
-    public func acknowledge(through sequence: UInt64) throws {}
-
-    public var stats: QueueStats { QueueStats() }
-
-    public func close() {}
 }
