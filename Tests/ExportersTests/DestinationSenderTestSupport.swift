@@ -106,64 +106,7 @@ final class SenderTestClock: Clock {
     }
 }
 
-// MARK: - Metrics and logs
-
-/// A `MetricsFactory` that sums counters and keeps the last value of recorders and timers, keyed
-/// `label{name=value,…}`.
-final class ExportTestMetrics: MetricsFactory {
-    private let values = Mutex<[String: Int64]>([:])
-    private let counts = Mutex<[String: Int]>([:])
-
-    subscript(key: String) -> Int64 { values.withLock { $0[key, default: 0] } }
-
-    /// How many values a recorder or timer got.
-    func recordings(_ key: String) -> Int { counts.withLock { $0[key, default: 0] } }
-
-    private func key(_ label: String, _ dimensions: [(String, String)]) -> String {
-        dimensions.isEmpty ? label : label + "{" + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",") + "}"
-    }
-
-    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        Handler(key: key(label, dimensions), metrics: self, accumulates: true)
-    }
-
-    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
-        Handler(key: key(label, dimensions), metrics: self, accumulates: false)
-    }
-
-    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        Handler(key: key(label, dimensions), metrics: self, accumulates: false)
-    }
-
-    func destroyCounter(_ handler: any CounterHandler) {}
-    func destroyRecorder(_ handler: any RecorderHandler) {}
-    func destroyTimer(_ handler: any TimerHandler) {}
-
-    private final class Handler: CounterHandler, RecorderHandler, TimerHandler {
-        let key: String
-        let metrics: ExportTestMetrics
-        let accumulates: Bool
-
-        init(key: String, metrics: ExportTestMetrics, accumulates: Bool) {
-            self.key = key
-            self.metrics = metrics
-            self.accumulates = accumulates
-        }
-
-        private func set(_ value: Int64) {
-            metrics.values.withLock { values in
-                values[key] = accumulates ? values[key, default: 0] + value : value
-            }
-            metrics.counts.withLock { $0[key, default: 0] += 1 }
-        }
-
-        func increment(by amount: Int64) { set(amount) }
-        func reset() { metrics.values.withLock { $0[key] = 0 } }
-        func record(_ value: Int64) { set(value) }
-        func record(_ value: Double) { set(Int64(value)) }
-        func recordNanoseconds(_ duration: Int64) { set(duration) }
-    }
-}
+// MARK: - Logs
 
 /// Captures every log line (level, message and metadata rendered as text).
 final class ExportTestLogs: Sendable {
