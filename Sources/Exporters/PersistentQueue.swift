@@ -153,6 +153,9 @@ public final class PersistentQueue: Sendable {
     /// Queued traces not handed out yet.
     var unreadTraces: Int { core.withLock { $0.ledger.unreadTraces } }
 
+    /// Readers suspended in `next`.
+    var waitingReaders: Int { core.withLock { $0.waiters.count } }
+
     /// Updates the gauges (the oldest item's age grows while nothing happens): call periodically.
     public func refreshMetrics() {
         metrics.report(stats, nowMs: now())

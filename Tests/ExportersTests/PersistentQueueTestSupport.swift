@@ -150,6 +150,11 @@ extension PersistentQueue {
             logger: QueueTestTraces.logger, metrics: metrics, now: clock.now)
     }
 
+    /// Returns once a reader is suspended in `next` (yields, never sleeps).
+    func untilAReaderWaits() async {
+        while waitingReaders == 0 { await Task.yield() }
+    }
+
     /// The next batch; empty instead of waiting when nothing is unread.
     func take(_ maxTraces: Int = 1000, maxBytes: Int = 1 << 30) async throws -> [QueuedTrace] {
         guard unreadTraces > 0 else { return [] }
