@@ -116,7 +116,7 @@ let package = Package(
         ),
 
         // Benchmarks: the load generator (stitch-load) and the decode micro-benchmark (stitch-bench-decode).
-        .target(name: "StitchLoadKit", dependencies: ["OTLPWire", "CZlib"], path: "Benchmarks/StitchLoadKit"),
+        .target(name: "StitchLoadKit", dependencies: ["OTLPWire", "StitchTestSupport"], path: "Benchmarks/StitchLoadKit"),
         .executableTarget(
             name: "stitch-load",
             dependencies: [

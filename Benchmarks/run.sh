@@ -209,23 +209,30 @@ fi
 
 # --- growth ----------------------------------------------------------------------------------------------
 GROWTH_ROWS=()
+# growth_row LABEL VALUE NAME STITCH_FLAGS -- LOAD_FLAGS: one end-to-end run on a new Stitch, one table row.
+growth_row() {
+    local label=$1 value=$2 name=$3; shift 3
+    local stitch_flags=()
+    while [[ "$1" != "--" ]]; do stitch_flags+=("$1"); shift; done
+    shift
+    start_stitch "$name" --idle-timeout 2s "${stitch_flags[@]}"
+    load "$name" e2e --connections 4 --timeout 300 "$@" || true
+    local json="$OUT/$name.json"
+    GROWTH_ROWS+=("| $label | $(fmt_int "$value") | $(fmt_int "$(jget "$json" e2e_spans_per_second)") | $(fmt_int "$(jget "$json" steady_commit_spans_per_second)") | $(( $(kib "$STITCH_PID" VmHWM) / 1024 )) | $(jget "$json" traces_exact) / $(jget "$json" traces_total) |")
+    stop_stitch
+}
 if [[ "${SKIP_GROWTH:-0}" != 1 ]]; then
     for spans in 10 1000 10000; do
         traces=$(( GROWTH_SPANS / spans ))
         log "growth: $traces traces × $spans spans…"
-        start_stitch "growth-spans-$spans" --idle-timeout 2s --max-buffered-bytes 2GiB
-        load "growth-spans-$spans" e2e --traces "$traces" --spans-per-trace "$spans" --connections 4 --timeout 300 || true
-        GROWTH_ROWS+=("| spans per trace | $spans | $(fmt_int "$(jget "$OUT/growth-spans-$spans.json" e2e_spans_per_second)") | $(fmt_int "$(jget "$OUT/growth-spans-$spans.json" steady_commit_spans_per_second)") | $(( $(kib "$STITCH_PID" VmHWM) / 1024 )) | $(jget "$OUT/growth-spans-$spans.json" traces_exact) / $(jget "$OUT/growth-spans-$spans.json" traces_total) |")
-        stop_stitch
+        growth_row "spans per trace" "$spans" "growth-spans-$spans" --max-buffered-bytes 2GiB -- \
+            --traces "$traces" --spans-per-trace "$spans"
     done
     for open in 1000 10000 100000; do
         traces=$(( open > $(scale 20000) ? open : $(scale 20000) ))
         log "growth: $open traces open at once ($traces traces × 10 spans, 64 B inputs/outputs)…"
-        start_stitch "growth-open-$open" --idle-timeout 2s --max-buffered-bytes 4GiB --max-traces 1000000
-        load "growth-open-$open" e2e --traces "$traces" --spans-per-trace 10 --attr-size 64 --open-traces "$open" \
-            --connections 4 --timeout 300 || true
-        GROWTH_ROWS+=("| traces open at once | $(fmt_int "$open") | $(fmt_int "$(jget "$OUT/growth-open-$open.json" e2e_spans_per_second)") | $(fmt_int "$(jget "$OUT/growth-open-$open.json" steady_commit_spans_per_second)") | $(( $(kib "$STITCH_PID" VmHWM) / 1024 )) | $(jget "$OUT/growth-open-$open.json" traces_exact) / $(jget "$OUT/growth-open-$open.json" traces_total) |")
-        stop_stitch
+        growth_row "traces open at once" "$open" "growth-open-$open" --max-buffered-bytes 4GiB --max-traces 1000000 -- \
+            --traces "$traces" --spans-per-trace 10 --attr-size 64 --open-traces "$open"
     done
 fi
 

@@ -16,7 +16,10 @@ struct Report {
     var bodyBytes = 0
     var encodedBytes = 0
     var sendSeconds = 0.0
+    /// Every phase (main and late).
     var stats = LoadStats()
+    /// The main phase only: the rates are over its duration.
+    var mainStats = LoadStats()
     var committedSeconds: Double?
     var exactSeconds: Double?
     var steadyCommitTracesPerSecond: Double?
@@ -31,8 +34,8 @@ struct Report {
     }
 
     private var spansPerTrace: Double { Double(uniqueSpans) / Double(max(1, shape.traces)) }
-    var requestsPerSecond: Double { Double(stats.requestsOK) / max(sendSeconds, 1e-9) }
-    var spansPerSecond: Double { Double(stats.spansOK) / max(sendSeconds, 1e-9) }
+    var requestsPerSecond: Double { Double(mainStats.requestsOK) / max(sendSeconds, 1e-9) }
+    var spansPerSecond: Double { Double(mainStats.spansOK) / max(sendSeconds, 1e-9) }
     var endToEndSpansPerSecond: Double? { committedSeconds.map { Double(uniqueSpans) / $0 } }
     var steadyCommitSpansPerSecond: Double? { steadyCommitTracesPerSecond.map { $0 * spansPerTrace } }
 
@@ -44,8 +47,11 @@ struct Report {
         print("            \(Fmt.int(requestsPlanned)) requests (\(Fmt.int(duplicateRequestsPlanned)) duplicates, \(Fmt.int(lateSpansPlanned)) late spans), "
             + "\(Fmt.bytes(bodyBytes)) on the wire (\(Fmt.bytes(encodedBytes)) encoded), built in \(Fmt.fixed(buildSeconds, 2)) s")
         guard sendSeconds > 0 else { return }
-        print("accepted:   \(Fmt.int(stats.requestsOK)) requests, \(Fmt.int(stats.spansOK)) spans answered 2xx in \(Fmt.fixed(sendSeconds, 2)) s "
+        print("accepted:   \(Fmt.int(mainStats.requestsOK)) requests, \(Fmt.int(mainStats.spansOK)) spans answered 2xx in \(Fmt.fixed(sendSeconds, 2)) s "
             + "→ \(Fmt.int(requestsPerSecond)) requests/s, \(Fmt.int(spansPerSecond)) spans/s")
+        if lateSpansPlanned > 0 {
+            print("late:       \(Fmt.int(stats.spansOK - mainStats.spansOK)) spans answered 2xx in \(Fmt.int(stats.requestsOK - mainStats.requestsOK)) requests after the main traffic")
+        }
         let latency = stats.latencyMicros
         print("latency:    p50 \(Fmt.millis(latency.valueAtPercentile(50))) ms, p99 \(Fmt.millis(latency.valueAtPercentile(99))) ms, "
             + "max \(Fmt.millis(latency.max)) ms" + (rate != nil ? " (from when each request was due)" : ""))

@@ -129,6 +129,7 @@ struct StitchLoad: AsyncParsableCommand {
             stats.merge(lateStats)
         }
         report.stats = stats
+        report.mainStats = mainStats
 
         if let check {
             let deadline = start + .seconds(timeout)

@@ -40,7 +40,10 @@ public struct PlannedTrace: Sendable {
 
     /// The trace with index `index` of the stream seeded by `shape.seed`; independent of `shape.traces`.
     public static func generate(index: Int, shape: LoadShape) -> PlannedTrace {
-        var random = SplitMix64(seed: shape.seed, stream: RandomStream.traceShape.rawValue, item: UInt64(index))
+        // The trace stream depends on the seed and the tree shape (not on how many traces are sent), so
+        // that runs of different shapes against one store do not reuse each other's trace ids.
+        let stream = RandomStream.traceShape.rawValue ^ UInt64(shape.spansPerTrace) << 8 ^ UInt64(shape.services) << 40
+        var random = SplitMix64(seed: shape.seed, stream: stream, item: UInt64(index))
         let traceID = TraceID(high: random.next() | 1, low: random.next())
         let spanCount = shape.spansPerTrace
         let services = shape.servicesPerTrace

@@ -1,4 +1,5 @@
 import OTLPWire
+import StitchTestSupport
 
 /// One request body as a service's SDK would send it: the spans of one service, of one or more traces.
 public struct PlannedRequest: Sendable {
@@ -108,7 +109,7 @@ public struct TrafficPlan: Sendable {
         case .protobuf: encoded = OTLPTraceEncoder.encodeRequest(resourceSpans: request)
         case .json: encoded = OTLPJSONEncoding.request(request)
         }
-        let body = shape.gzip ? try Gzip.compress(encoded) : encoded
+        let body = shape.gzip ? TestCompression.compress(encoded, format: .gzip) : encoded
         return PlannedRequest(body: body, spans: spans.count, encodedBytes: encoded.count, isDuplicate: false)
     }
 }
