@@ -15,6 +15,7 @@ struct DecodeBench: ParsableCommand {
     @Option(help: "Bytes of each span's inputs and outputs.") var attrSize = 256
     @Option(help: "Seconds to run each decoder (after a short warm-up).") var seconds = 1.5
     @Option(help: "Also write the results as JSON to this file.") var jsonOut: String?
+    @Option(help: "Run only this decoder (wire, detail or protobuf), e.g. under a profiler.") var only: String?
 
     struct Result {
         var name: String
@@ -32,19 +33,30 @@ struct DecodeBench: ParsableCommand {
         let referenceSpans = reference.resourceSpans.reduce(0) { $0 + $1.scopeSpans.reduce(0) { $0 + $1.spans.count } }
         guard referenceSpans == spans else { throw ValidationError("swift-protobuf read \(referenceSpans) spans") }
 
+        if let only {
+            let decoders: [String: () throws -> Int] = [
+                "wire": { try OTLPTraceDecoder.decode(body, experimentID: nil).spans.count },
+                "detail": { try OTLPTraceDecoder.decode(body, experimentID: nil).spans.reduce(0) { $0 + (try $1.decodeDetail().attributes.count) } },
+                "protobuf": { try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: body).resourceSpans.count },
+            ]
+            guard let decoder = decoders[only] else { throw ValidationError("--only takes wire, detail or protobuf") }
+            let result = try measure(only, decoder)
+            print("\(only): \(Int(Double(result.iterations * spans) / result.seconds)) spans/s")
+            return
+        }
         print("standard batch: \(spans) spans × \(SpanContent.attributesPerSpan) attributes, \(attrSize) B inputs/outputs, \(body.count) bytes")
         var results: [Result] = []
-        results.append(measure("stitch wire reader (OTLPTraceDecoder.decode)") {
+        results.append(try measure("stitch wire reader (OTLPTraceDecoder.decode)") {
             let decoded = try OTLPTraceDecoder.decode(body, experimentID: nil)
             return decoded.spans.count
         })
-        results.append(measure("stitch full span decode (decode + decodeDetail, the store's path)") {
+        results.append(try measure("stitch full span decode (decode + decodeDetail, the store's path)") {
             let decoded = try OTLPTraceDecoder.decode(body, experimentID: nil)
             var attributes = 0
             for span in decoded.spans { attributes += try span.decodeDetail().attributes.count }
             return attributes
         })
-        results.append(measure("swift-protobuf (ExportTraceServiceRequest(serializedBytes:))") {
+        results.append(try measure("swift-protobuf (ExportTraceServiceRequest(serializedBytes:))") {
             let message = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: body)
             return message.resourceSpans.count
         })

@@ -66,6 +66,8 @@ struct Report {
                 + "\(Fmt.int(endToEndSpansPerSecond ?? 0)) spans/s end-to-end"
             if let steady = steadyCommitSpansPerSecond { line += " (steady commit rate \(Fmt.int(steady)) spans/s)" }
             print(line)
+        } else if let verification {
+            print("committed:  not every trace was stored in time (\(Fmt.int(verification.total - (verification.problems[.missing] ?? 0))) / \(Fmt.int(verification.total)))")
         }
         if let verification {
             let completeness = verification.completeness.sorted { $0.key < $1.key }.map { "\($0.key) \(Fmt.int($0.value))" }

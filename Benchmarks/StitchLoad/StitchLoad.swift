@@ -132,14 +132,18 @@ struct StitchLoad: AsyncParsableCommand {
         report.mainStats = mainStats
 
         if let check {
-            let deadline = start + .seconds(timeout)
+            // Requests given up on mean traces that can never be exact: wait a little, not the full timeout.
+            let patience = stats.requestsFailed > 0 ? min(timeout, (clock.now - start).seconds + 10) : timeout
+            let deadline = start + .seconds(patience)
             let wanted = Set(plan.traces.map { "tr-" + $0.traceID.hex })
             // Wait for every trace to be committed, then until every trace is exact (late fragments
             // and duplicates may still be merging), or the timeout.
-            while clock.now < deadline, try check.committed(of: wanted) < wanted.count {
+            var committed = try check.committed(of: wanted)
+            while clock.now < deadline, committed < wanted.count {
                 try await Task.sleep(for: .milliseconds(50))
+                committed = try check.committed(of: wanted)
             }
-            report.committedSeconds = (clock.now - start).seconds
+            if committed == wanted.count { report.committedSeconds = (clock.now - start).seconds }
             var verification = try check.verify(plan, experimentID: experimentId)
             while !verification.allExact, clock.now < deadline {
                 try await Task.sleep(for: .milliseconds(500))
