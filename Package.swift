@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // zlib from the system (zlib1g-dev) for bounded, streaming inflate of request bodies.
@@ -112,6 +113,29 @@ let package = Package(
                 "StitchCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+
+        // Benchmarks: the load generator (stitch-load) and the decode micro-benchmark (stitch-bench-decode).
+        .target(name: "StitchLoadKit", dependencies: ["OTLPWire", "StitchTestSupport"], path: "Benchmarks/StitchLoadKit"),
+        .executableTarget(
+            name: "stitch-load",
+            dependencies: [
+                "StitchLoadKit", "OTLPWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/StitchLoad"
+        ),
+        .executableTarget(
+            name: "stitch-bench-decode",
+            dependencies: [
+                "StitchLoadKit", "OTLPWire", "OTLPModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/DecodeBench"
         ),
 
         // Fixture loading, a raw HTTP client and compression helpers shared by the test targets.

@@ -1,0 +1,150 @@
+import OTLPWire
+import StitchTestSupport
+
+/// One request body as a service's SDK would send it: the spans of one service, of one or more traces.
+public struct PlannedRequest: Sendable {
+    /// The body as sent (gzip-compressed when the shape says so).
+    public var body: [UInt8]
+    /// Spans in the body.
+    public var spans: Int
+    /// Size of the body before compression.
+    public var encodedBytes: Int
+    /// A second copy of an earlier request (a client retry); its spans are not new.
+    public var isDuplicate: Bool
+}
+
+/// Turns a `LoadShape` into the requests to send, in order, and the traces the store must end up with.
+///
+/// Traces are sent in chunks of `shape.chunkTraces`: for each chunk, every service sends its spans of
+/// the chunk's traces in batches of at most `batchSpans` spans. A chunk chosen for `childrenFirstShare`
+/// sends its services in reverse order, so that children arrive before their roots. Late spans are held
+/// back and emitted as a separate list, batched by service.
+public struct TrafficPlan: Sendable {
+    public var shape: LoadShape
+    public var traces: [PlannedTrace]
+
+    public init(shape: LoadShape) {
+        self.shape = shape
+        traces = (0..<shape.traces).map { PlannedTrace.generate(index: $0, shape: shape) }
+    }
+
+    /// Total spans of all traces (each counted once).
+    public var uniqueSpans: Int { traces.reduce(0) { $0 + $1.spanCount } }
+
+    /// Builds every request of the main phase, in send order, handing each to `emit` as it is encoded
+    /// (so that the caller can turn it into its own buffer without holding two copies).
+    public func buildMain(_ emit: (PlannedRequest) throws -> Void) throws {
+        let content = SpanContent(attributeSize: shape.attributeSize)
+        var duplicates = DuplicateScheduler(shape: shape)
+        let chunk = shape.chunkTraces
+        var chunkIndex = 0
+        var first = 0
+        while first < traces.count {
+            let members = first..<min(first + chunk, traces.count)
+            var orderRandom = SplitMix64(seed: shape.seed, stream: RandomStream.chunkOrder.rawValue, item: UInt64(chunkIndex))
+            let childrenFirst = orderRandom.chance(shape.childrenFirstShare)
+            let services = Array(0..<shape.servicesPerTrace)
+            for service in childrenFirst ? Array(services.reversed()) : services {
+                var pending: [(trace: Int, spans: Range<Int>)] = []
+                var pendingSpans = 0
+                func flush() throws {
+                    guard pendingSpans > 0 else { return }
+                    let request = try encode(service: service, parts: pending, content: content)
+                    try duplicates.emit(request, emit)
+                    pending.removeAll(keepingCapacity: true)
+                    pendingSpans = 0
+                }
+                for traceIndex in members {
+                    let trace = traces[traceIndex]
+                    guard service < trace.serviceCount else { continue }
+                    var spans = trace.spans(ofService: service)
+                    if let late = trace.lateSpan, spans.contains(late) {
+                        // The late span is the trace's last span, so it ends the range.
+                        spans = spans.lowerBound..<late
+                    }
+                    while !spans.isEmpty {
+                        let take = min(spans.count, shape.batchSpans - pendingSpans)
+                        pending.append((traceIndex, spans.lowerBound..<(spans.lowerBound + take)))
+                        pendingSpans += take
+                        spans = (spans.lowerBound + take)..<spans.upperBound
+                        if pendingSpans == shape.batchSpans { try flush() }
+                    }
+                }
+                try flush()
+            }
+            first = members.upperBound
+            chunkIndex += 1
+        }
+        try duplicates.finish(emit)
+    }
+
+    /// The requests carrying the held-back late spans, batched per service, in trace order.
+    public func buildLate(_ emit: (PlannedRequest) throws -> Void) throws {
+        let content = SpanContent(attributeSize: shape.attributeSize)
+        for service in 0..<shape.servicesPerTrace {
+            var pending: [(trace: Int, spans: Range<Int>)] = []
+            for (index, trace) in traces.enumerated() {
+                guard let late = trace.lateSpan, trace.service(ofSpan: late) == service else { continue }
+                pending.append((index, late..<(late + 1)))
+                if pending.count == shape.batchSpans {
+                    try emit(encode(service: service, parts: pending, content: content))
+                    pending.removeAll(keepingCapacity: true)
+                }
+            }
+            if !pending.isEmpty { try emit(encode(service: service, parts: pending, content: content)) }
+        }
+    }
+
+    private func encode(service: Int, parts: [(trace: Int, spans: Range<Int>)], content: SpanContent) throws -> PlannedRequest {
+        var spans: [SpanDetail] = []
+        for part in parts {
+            let trace = traces[part.trace]
+            for span in part.spans { spans.append(content.span(span, of: trace)) }
+        }
+        let request = [ResourceSpansDetail(
+            resource: content.resource(service: service),
+            scopeSpans: [ScopeSpansDetail(scope: content.scope, spans: spans)])]
+        let encoded: [UInt8]
+        switch shape.format {
+        case .protobuf: encoded = OTLPTraceEncoder.encodeRequest(resourceSpans: request)
+        case .json: encoded = OTLPJSONEncoding.request(request)
+        }
+        let body = shape.gzip ? TestCompression.compress(encoded, format: .gzip) : encoded
+        return PlannedRequest(body: body, spans: spans.count, encodedBytes: encoded.count, isDuplicate: false)
+    }
+}
+
+/// Re-sends a `duplicateRate` share of requests a few requests later, as a retrying client does.
+private struct DuplicateScheduler {
+    private var random: SplitMix64
+    private let rate: Double
+    private var waiting: [(remaining: Int, request: PlannedRequest)] = []
+
+    init(shape: LoadShape) {
+        random = SplitMix64(seed: shape.seed, stream: RandomStream.duplicates.rawValue, item: 0)
+        rate = shape.duplicateRate
+    }
+
+    mutating func emit(_ request: PlannedRequest, _ emit: (PlannedRequest) throws -> Void) throws {
+        try emit(request)
+        var index = 0
+        while index < waiting.count {
+            waiting[index].remaining -= 1
+            if waiting[index].remaining <= 0 {
+                try emit(waiting.remove(at: index).request)
+            } else {
+                index += 1
+            }
+        }
+        if random.chance(rate) {
+            var copy = request
+            copy.isDuplicate = true
+            waiting.append((1 + Int(random.next() % 8), copy))
+        }
+    }
+
+    mutating func finish(_ emit: (PlannedRequest) throws -> Void) throws {
+        for entry in waiting { try emit(entry.request) }
+        waiting.removeAll()
+    }
+}
