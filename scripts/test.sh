@@ -153,4 +153,16 @@ elif ((py_status != 0 && py_failed == 0)); then
     broke "pytest exited with status $py_status without a failing test (time-out or internal error; log: $py_log)"
 fi
 
+# ---- 5. load generator smoke (end-to-end mode, a few seconds; fails unless every trace is exact) ------
+smoke_log="$reports/smoke.log"
+if run_phase "load generator smoke (Benchmarks/smoke.sh)" "${STITCH_SMOKE_TIMEOUT:-900}" "$smoke_log" "$progress" \
+    Benchmarks/smoke.sh; then
+    passed=$((passed + 1))
+    echo "smoke: 1 passed, 0 failed ($(grep -E 'traces exact' "$smoke_log" | tail -n 1))"
+else
+    failed=$((failed + 1))
+    problems+=("the load generator's end-to-end smoke failed (log: $smoke_log)")
+    echo "smoke: 0 passed, 1 failed"
+fi
+
 finish
