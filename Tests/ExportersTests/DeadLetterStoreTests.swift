@@ -1,5 +1,6 @@
 import Foundation
 import OTLPWire
+import StitchTestSupport
 import Testing
 import TraceAssembler
 @testable import Exporters
@@ -8,7 +9,7 @@ import TraceAssembler
 struct DeadLetterStoreTests {
     private func makeStore(
         _ directory: QueueTestDirectory, maxBytes: Int = 256 << 20, maxResponseBytes: Int = 4096,
-        clock: QueueTestClock = QueueTestClock(1_700_000_000_000), metrics: QueueTestMetrics = QueueTestMetrics()
+        clock: QueueTestClock = QueueTestClock(1_700_000_000_000), metrics: RecordingMetrics = RecordingMetrics()
     ) throws -> DeadLetterStore {
         try DeadLetterStore(
             destination: "jaeger",
@@ -52,7 +53,7 @@ struct DeadLetterStoreTests {
     @Test func storeIsBoundedOldestEntriesRotateOutAndAreCounted() throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let traces = try QueueTestTraces.numbered(1)
         // Measure one entry with an unbounded store, then allow room for two and a half.
         let probeDirectory = try QueueTestDirectory()
@@ -76,7 +77,7 @@ struct DeadLetterStoreTests {
     @Test func entryLargerThanTheWholeStoreIsNotKeptAndIsCounted() throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let store = try makeStore(directory, maxBytes: 100, metrics: metrics)
         #expect(try store.append(traces: QueueTestTraces.numbered(1), reason: "HTTP 413", response: "") == nil)
         #expect(try store.entries().isEmpty)

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import OTLPWire
 import Synchronization
+import StitchTestSupport
 import Testing
 import TraceAssembler
 @testable import Exporters
@@ -38,7 +39,7 @@ final class ScriptedDestination: TraceDestination {
 /// The sender under test with its fakes.
 struct SenderHarness {
     let clock = SenderTestClock()
-    let metrics = QueueTestMetrics()
+    let metrics = RecordingMetrics()
     let logs = ExportTestLogs()
     let queue: InMemoryDeliveryQueue
     let deadLetters: RecordingDeadLetters
@@ -256,7 +257,7 @@ struct DestinationSenderTests {
         let port = try await server.start()
         let destination = try MLflowDestination(
             configuration: MLflowDestinationConfiguration(trackingURI: "http://127.0.0.1:\(port)", setTraceTags: false),
-            logger: ExportTestLogs().logger(), metrics: QueueTestMetrics())
+            logger: ExportTestLogs().logger(), metrics: RecordingMetrics())
         let harness = SenderHarness(destination: destination, traces: [good, unknown, good])
         await harness.sender.run()
         await destination.shutdown()
@@ -277,10 +278,10 @@ struct DestinationSenderTests {
         let logs = ExportTestLogs()
         let queue = try PersistentQueue(
             name: "otlp", configuration: PersistentQueueConfiguration(directory: directory.path + "/queue"),
-            logger: logs.logger(), metrics: QueueTestMetrics())
+            logger: logs.logger(), metrics: RecordingMetrics())
         let deadLetters = try DeadLetterStore(
             destination: "otlp", configuration: DeadLetterConfiguration(directory: directory.path + "/dead-letters"),
-            logger: logs.logger(), metrics: QueueTestMetrics())
+            logger: logs.logger(), metrics: RecordingMetrics())
         // ~3 KB of spans each: with 4 KiB requests every batch holds one trace.
         let traces = try (1...3).map { try ExportTestTraces.synthetic(trace: $0, spanCount: 2, payloadBytes: 1500) }
         try queue.append(traces)
@@ -295,7 +296,7 @@ struct DestinationSenderTests {
             configuration: OTLPHTTPDestinationConfiguration(endpoint: "http://127.0.0.1:\(port)", maxRequestBytes: 4096),
             logger: logs.logger())
         let clock = SenderTestClock()
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let sender = DestinationSender(
             destination: destination, queue: queue, deadLetters: deadLetters, clock: clock, logger: logs.logger(), metrics: metrics)
         let run = Task { await sender.run() }

@@ -10,7 +10,7 @@ import TraceAssembler
 func withMLflowDestination(
     spans: [ScriptedAnswer] = [.ok], tags: [ScriptedAnswer] = [.status(200, body: Array("{}".utf8))],
     configure: (inout MLflowDestinationConfiguration) -> Void = { _ in },
-    metrics: QueueTestMetrics = QueueTestMetrics(),
+    metrics: RecordingMetrics = RecordingMetrics(),
     _ body: (MLflowDestination, ScriptedHTTPServer, Int) async throws -> Void
 ) async throws {
     let counters = CounterPair()
@@ -176,7 +176,7 @@ struct MLflowDestinationTests {
         let outcome = try await deliverToClosedPort { port in
             try MLflowDestination(
                 configuration: MLflowDestinationConfiguration(trackingURI: "http://127.0.0.1:\(port)"),
-                logger: ExportTestLogs().logger(), metrics: QueueTestMetrics())
+                logger: ExportTestLogs().logger(), metrics: RecordingMetrics())
         }
         let (reason, _) = try #require(outcome.retryable)
         #expect(reason.contains("connection"))
@@ -189,7 +189,7 @@ struct MLflowDestinationTests {
             let (reason, _) = try #require(await destination.deliver([trace]).retryable)
             #expect(reason.contains("stitch.completeness"))
         }
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         try await withMLflowDestination(tags: [.status(400, body: Array(#"{"message": "bad tag"}"#.utf8))], metrics: metrics) { destination, _, _ in
             #expect(await destination.deliver([trace]) == .delivered)
             #expect(metrics["stitch_destination_tag_failures_total{destination=mlflow}"] == 1)
@@ -255,7 +255,7 @@ struct MLflowDestinationRealServerTests {
         let logs = ExportTestLogs()
         let destination = try MLflowDestination(
             configuration: MLflowDestinationConfiguration(trackingURI: uri, experimentID: "0"),
-            logger: logs.logger(), metrics: QueueTestMetrics())
+            logger: logs.logger(), metrics: RecordingMetrics())
         let base = UInt64(Date().timeIntervalSince1970 * 1000)
 
         // A two-service trace whose root's spans arrived last.

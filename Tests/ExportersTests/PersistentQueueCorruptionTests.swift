@@ -1,5 +1,6 @@
 import Foundation
 import OTLPWire
+import StitchTestSupport
 import Testing
 import TraceAssembler
 @testable import Exporters
@@ -19,7 +20,7 @@ struct PersistentQueueCorruptionTests {
         // A crash in the middle of writing the third record.
         try truncate(directory.path + "/" + segment, to: fullSize - recordSize / 2)
 
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let reopened = try PersistentQueue.forTest(directory, metrics: metrics)
         #expect(reopened.stats.queuedTraces == 2)
         #expect(metrics["stitch_queue_corrupt_records_total{destination=test}"] == 1)
@@ -41,7 +42,7 @@ struct PersistentQueueCorruptionTests {
         bytes[bytes.count - 20] ^= 0x01
         try bytes.write(to: URL(fileURLWithPath: path))
 
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let reopened = try PersistentQueue.forTest(directory, metrics: metrics)
         #expect(metrics["stitch_queue_corrupt_records_total{destination=test}"] == 1)
         #expect(try await reopened.take().map(\.trace.traceID.low) == [1, 2])
@@ -51,7 +52,7 @@ struct PersistentQueueCorruptionTests {
     @Test func corruptRecordFoundWhileReadingDropsRestOfSegment() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let recordSize = QueueRecord.Prepared(try QueueTestTraces.numbered(1)[0]).recordSize
         let queue = try PersistentQueue.forTest(directory, segmentBytes: 8 + 3 * recordSize, metrics: metrics)
         for trace in try QueueTestTraces.numbered(4) { try queue.append([trace]) }
@@ -79,7 +80,7 @@ struct PersistentQueueCorruptionTests {
         // Record 2 checks out (its checksum matches) but holds no decodable OTLP request; record 3 is fine.
         try appendRaw(to: directory, [try undecodable(sequence: 2), try valid(sequence: 3, low: 3)])
 
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let reopened = try PersistentQueue.forTest(directory, metrics: metrics)
         #expect(reopened.stats.queuedTraces == 3)
         #expect(try await reopened.take().map(\.sequence) == [1, 3])
@@ -111,7 +112,7 @@ struct PersistentQueueCorruptionTests {
         defer { directory.remove() }
         try Data("not a queue segment".utf8).write(
             to: URL(fileURLWithPath: directory.path + "/segment-00000000000000000001.stq"))
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let queue = try PersistentQueue.forTest(directory, metrics: metrics)
         #expect(queue.stats == QueueStats())
         #expect(metrics["stitch_queue_corrupt_records_total{destination=test}"] == 1)

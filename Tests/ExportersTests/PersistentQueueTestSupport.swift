@@ -43,57 +43,6 @@ final class QueueTestClock: Sendable {
     var now: @Sendable () -> Int64 { { self.ms } }
 }
 
-/// A `MetricsFactory` keeping every counter's total and every gauge's last value, keyed
-/// `label{name=value,…}`.
-final class QueueTestMetrics: MetricsFactory {
-    private let values = Mutex<[String: Double]>([:])
-
-    subscript(key: String) -> Double? { values.withLock { $0[key] } }
-
-    private func key(_ label: String, _ dimensions: [(String, String)]) -> String {
-        dimensions.isEmpty ? label : label + "{" + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",") + "}"
-    }
-
-    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        Handler(key: key(label, dimensions), metrics: self, accumulates: true)
-    }
-
-    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
-        Handler(key: key(label, dimensions), metrics: self, accumulates: false)
-    }
-
-    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        Handler(key: key(label, dimensions), metrics: self, accumulates: false)
-    }
-
-    func destroyCounter(_ handler: any CounterHandler) {}
-    func destroyRecorder(_ handler: any RecorderHandler) {}
-    func destroyTimer(_ handler: any TimerHandler) {}
-
-    private final class Handler: CounterHandler, RecorderHandler, TimerHandler {
-        let key: String
-        let metrics: QueueTestMetrics
-        let accumulates: Bool
-
-        init(key: String, metrics: QueueTestMetrics, accumulates: Bool) {
-            self.key = key
-            self.metrics = metrics
-            self.accumulates = accumulates
-        }
-
-        private func set(_ value: Double) {
-            metrics.values.withLock { values in
-                values[key] = accumulates ? values[key, default: 0] + value : value
-            }
-        }
-
-        func increment(by amount: Int64) { set(Double(amount)) }
-        func reset() { metrics.values.withLock { $0[key] = 0 } }
-        func record(_ value: Int64) { set(Double(value)) }
-        func record(_ value: Double) { set(value) }
-        func recordNanoseconds(_ duration: Int64) { set(Double(duration)) }
-    }
-}
 
 /// Finished traces built from the captured requests.
 enum QueueTestTraces {
@@ -142,7 +91,7 @@ extension PersistentQueue {
     /// A queue over `directory` with a test clock and metrics.
     static func forTest(
         _ directory: QueueTestDirectory, maxBytes: Int = 1 << 30, segmentBytes: Int = 8 << 20,
-        fsync: FsyncPolicy = .batch, clock: QueueTestClock = QueueTestClock(1_000), metrics: QueueTestMetrics = QueueTestMetrics()
+        fsync: FsyncPolicy = .batch, clock: QueueTestClock = QueueTestClock(1_000), metrics: RecordingMetrics = RecordingMetrics()
     ) throws -> PersistentQueue {
         try PersistentQueue(
             name: "test", configuration: PersistentQueueConfiguration(

@@ -1,5 +1,6 @@
 import Foundation
 import OTLPWire
+import StitchTestSupport
 import Testing
 import TraceAssembler
 @testable import Exporters
@@ -70,7 +71,7 @@ struct PersistentQueueTests {
         try first.acknowledge(through: 2)
         first.close()
 
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let second = try PersistentQueue.forTest(directory, metrics: metrics)
         #expect(second.stats.queuedTraces == 3)
         let resumed = try await second.take()
@@ -93,7 +94,7 @@ struct PersistentQueueTests {
     @Test func fullQueueRefusesNewTracesAndKeepsTheOldest() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let traces = try QueueTestTraces.numbered(4)
         let recordSize = QueueRecord.Prepared(traces[0]).recordSize
         let queue = try PersistentQueue.forTest(directory, maxBytes: 2 * recordSize + recordSize / 2, metrics: metrics)
@@ -117,7 +118,7 @@ struct PersistentQueueTests {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let clock = QueueTestClock(1_000)
-        let metrics = QueueTestMetrics()
+        let metrics = RecordingMetrics()
         let queue = try PersistentQueue.forTest(directory, clock: clock, metrics: metrics)
         #expect(queue.stats == QueueStats(queuedTraces: 0, queuedBytes: 0, oldestEnqueuedAtMs: nil))
         try queue.append(QueueTestTraces.numbered(2))
@@ -209,7 +210,7 @@ struct PersistentQueueTests {
         #expect(configuration.problems.count == 3)
         #expect(throws: QueueError.self) {
             try PersistentQueue(name: "bad", configuration: configuration, logger: QueueTestTraces.logger,
-                                metrics: QueueTestMetrics())
+                                metrics: RecordingMetrics())
         }
     }
 }
