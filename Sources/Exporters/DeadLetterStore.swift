@@ -150,15 +150,11 @@ public final class DeadLetterStore: Sendable {
             Self.rotate(&state, toFit: size, configuration: configuration, metrics: metrics)
             let syncs = configuration.fsync == .batch
             let requestPath = path(entry.requestFile)
-            let file = try DurableFile.open(requestPath, writable: true)
             do throws(QueueError) {
-                try file.truncate(to: 0)
-                try file.write(request, at: 0)
-                if syncs { try file.sync() }
-                file.close()
+                // The request first: the metadata's rename is what makes the entry exist.
+                try FileSystem.write(requestPath, request, sync: syncs)
                 try FileSystem.replace(path(name + ".json"), with: metadata, sync: syncs)
             } catch {
-                file.close()
                 try? FileSystem.remove(requestPath)
                 throw error
             }

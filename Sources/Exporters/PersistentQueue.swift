@@ -23,7 +23,6 @@ public final class PersistentQueue: Sendable {
     public let name: String
     public let configuration: PersistentQueueConfiguration
     private let core: Mutex<QueueCore>
-    private let metrics: PersistentQueueMetrics
     private let now: @Sendable () -> Int64
 
     public convenience init(
@@ -51,12 +50,12 @@ public final class PersistentQueue: Sendable {
         ).recover()
         self.name = name
         self.configuration = configuration
-        self.metrics = metrics
         self.now = now
-        core = Mutex(QueueCore(
+        let core = QueueCore(
             directory: configuration.directory, fsync: configuration.fsync, logger: logger, metrics: metrics,
-            ledger: recovered.ledger, redeliverThrough: recovered.handedOut, handedOutMark: recovered.handedOut))
-        metrics.report(recovered.ledger.stats, nowMs: now())
+            ledger: recovered.ledger, redeliverThrough: recovered.handedOut, handedOutMark: recovered.handedOut)
+        core.reportMetrics(nowMs: now())
+        self.core = Mutex(core)
     }
 
     deinit {
@@ -77,12 +76,11 @@ public final class PersistentQueue: Sendable {
         // Encoding is the costly part: done before taking the lock.
         let prepared = traces.map(QueueRecord.Prepared.init)
         let nowMs = now()
-        let (refused, waiters, stats) = try core.withLock { core throws(QueueError) in
+        let (refused, waiters) = try core.withLock { core throws(QueueError) in
             let refused = try core.append(prepared, nowMs: nowMs)
-            let waiters = refused < prepared.count ? core.takeWaiters() : []
-            return (refused, waiters, core.ledger.stats)
+            core.reportMetrics(nowMs: nowMs)
+            return (refused, refused < prepared.count ? core.takeWaiters() : [])
         }
-        metrics.report(stats, nowMs: nowMs)
         for waiter in waiters { waiter.resume() }
         return refused
     }
@@ -98,17 +96,17 @@ public final class PersistentQueue: Sendable {
     public func next(maxTraces: Int, maxBytes: Int) async -> [QueuedTrace]? {
         precondition(maxTraces > 0, "maxTraces must be positive")
         while true {
-            enum Step { case batch([QueuedTrace], QueueStats), closed, wait(appends: UInt64) }
+            enum Step { case batch([QueuedTrace]), closed, wait(appends: UInt64) }
             let step = core.withLock { core -> Step in
                 if core.closed { return .closed }
                 let batch = core.readBatch(maxTraces: maxTraces, maxBytes: maxBytes)
-                return batch.isEmpty ? .wait(appends: core.appends) : .batch(batch, core.ledger.stats)
+                core.reportMetrics(nowMs: now())
+                return batch.isEmpty ? .wait(appends: core.appends) : .batch(batch)
             }
             switch step {
             case .closed:
                 return nil
-            case .batch(let batch, let stats):
-                metrics.report(stats, nowMs: now())
+            case .batch(let batch):
                 return batch
             case .wait(let appends):
                 guard await waitForAppend(after: appends) else { return nil }
@@ -141,11 +139,10 @@ public final class PersistentQueue: Sendable {
     /// Everything up to and including `sequence` is done; fully acknowledged segments are deleted.
     /// Throws when `sequence` lies beyond what was handed out, or the watermark cannot be written.
     public func acknowledge(through sequence: UInt64) throws {
-        let stats = try core.withLock { core throws(QueueError) in
+        try core.withLock { core throws(QueueError) in
             try core.acknowledge(through: sequence)
-            return core.ledger.stats
+            core.reportMetrics(nowMs: now())
         }
-        metrics.report(stats, nowMs: now())
     }
 
     public var stats: QueueStats { core.withLock { $0.ledger.stats } }
@@ -158,7 +155,7 @@ public final class PersistentQueue: Sendable {
 
     /// Updates the gauges (the oldest item's age grows while nothing happens): call periodically.
     public func refreshMetrics() {
-        metrics.report(stats, nowMs: now())
+        core.withLock { $0.reportMetrics(nowMs: now()) }
     }
 
     public func close() {

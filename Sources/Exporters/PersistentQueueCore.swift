@@ -44,6 +44,11 @@ struct QueueCore {
 
     var syncs: Bool { fsync == .batch }
 
+    /// Sets the gauges from the ledger (under the lock, so that they never go back to an older state).
+    func reportMetrics(nowMs: Int64) {
+        metrics.report(ledger.stats, nowMs: nowMs)
+    }
+
     // MARK: Appending
 
     /// Writes the admitted records of `prepared` in one write (and one fsync per policy).
@@ -115,43 +120,32 @@ struct QueueCore {
         var batch: [QueuedTrace] = []
         var bytes = 0
         while batch.count < maxTraces, let (cursor, end) = ledger.readPosition() {
+            let record: ArraySlice<UInt8>
+            let payload: Range<Int>
+            let header: QueueRecord.Header
             do {
-                let file = try readerFile(for: cursor.segment)
-                let frame = try file.read(count: QueueRecord.frameSize, at: cursor.offset)
-                guard frame.count == QueueRecord.frameSize, end - cursor.offset >= QueueRecord.frameSize else {
-                    throw QueueError("record frame cut short")
+                guard let found = try readRecord(at: cursor, end: end, within: batch.isEmpty ? nil : maxBytes - bytes) else {
+                    break
                 }
-                let recordSize = QueueRecord.frameSize + Int(frame[...].loadLittleEndian(UInt32.self, at: 0))
-                if !batch.isEmpty, bytes + recordSize > maxBytes { break }
-                guard recordSize <= end - cursor.offset else {
-                    throw QueueError("record of \(recordSize) bytes runs past the end of the segment")
-                }
-                let record = try file.read(count: recordSize, at: cursor.offset)[...]
-                guard case .record(let payload) = QueueRecord.frame(in: record, at: 0) else {
-                    throw QueueError("checksum mismatch")
-                }
-                let (header, _) = try QueueRecord.header(of: record[payload])
-                guard header.sequence == cursor.sequence else {
-                    throw QueueError("record carries sequence \(header.sequence), expected \(cursor.sequence)")
-                }
-                do {
-                    let queued = try QueueRecord.decode(record[payload])
-                    ledger.read(bytes: recordSize, enqueuedAtMs: header.enqueuedAtMs, undeliverable: false)
-                    if header.sequence <= redeliverThrough { metrics.redelivered.increment() }
-                    batch.append(queued)
-                    bytes += recordSize
-                } catch {
-                    // The checksum matched, so the bytes are as written: no later read will do better.
-                    metrics.corruptRecords.increment()
-                    metrics.lost.increment()
-                    logger.error("queued record cannot be decoded; dropping it", metadata: [
-                        "queue.segment": "\(Self.segmentName(cursor.segment))", "queue.sequence": "\(cursor.sequence)",
-                        "error": "\(error)",
-                    ])
-                    ledger.read(bytes: recordSize, enqueuedAtMs: header.enqueuedAtMs, undeliverable: true)
-                }
+                (record, payload, header) = found
             } catch {
                 discardRestOfSegment(at: cursor, problem: error)
+                continue
+            }
+            do {
+                batch.append(try QueueRecord.decode(record[payload]))
+                bytes += record.count
+                ledger.read(bytes: record.count, enqueuedAtMs: header.enqueuedAtMs, undeliverable: false)
+                if header.sequence <= redeliverThrough { metrics.redelivered.increment() }
+            } catch {
+                // The checksum matched, so the bytes are as written: no later read will do better.
+                metrics.corruptRecords.increment()
+                metrics.lost.increment()
+                logger.error("queued record cannot be decoded; dropping it", metadata: [
+                    "queue.segment": "\(Self.segmentName(cursor.segment))", "queue.sequence": "\(cursor.sequence)",
+                    "error": "\(error)",
+                ])
+                ledger.read(bytes: record.count, enqueuedAtMs: header.enqueuedAtMs, undeliverable: true)
             }
         }
         if let removable = ledger.settleUndeliverable() { persistAcknowledgement(removing: removable) }
@@ -160,14 +154,44 @@ struct QueueCore {
         return batch
     }
 
+    /// The checked record at `cursor` (its bytes, payload range and header); nil when it is bigger
+    /// than `room`. Throws when the record is cut short, fails its checksum or is out of sequence.
+    private mutating func readRecord(
+        at cursor: QueueLedger.Cursor, end: Int, within room: Int?
+    ) throws(QueueError) -> (ArraySlice<UInt8>, Range<Int>, QueueRecord.Header)? {
+        let file = try readerFile(for: cursor.segment)
+        let frame = try file.read(count: QueueRecord.frameSize, at: cursor.offset)
+        guard frame.count == QueueRecord.frameSize, end - cursor.offset >= QueueRecord.frameSize else {
+            throw QueueError("record frame cut short")
+        }
+        let recordSize = QueueRecord.frameSize + Int(frame[...].loadLittleEndian(UInt32.self, at: 0))
+        if let room, recordSize > room { return nil }
+        guard recordSize <= end - cursor.offset else {
+            throw QueueError("record of \(recordSize) bytes runs past the end of the segment")
+        }
+        let record = try file.read(count: recordSize, at: cursor.offset)[...]
+        switch QueueRecord.frame(in: record, at: 0) {
+        case .record(let payload):
+            let (header, _) = try QueueRecord.header(of: record[payload])
+            guard header.sequence == cursor.sequence else {
+                throw QueueError("record carries sequence \(header.sequence), expected \(cursor.sequence)")
+            }
+            return (record, payload, header)
+        case .invalid(let problem):
+            throw QueueError(problem)
+        case .end:
+            throw QueueError("record vanished from the segment")
+        }
+    }
+
     /// Learns the append time of the first unread record (for the oldest-age gauge) from its header.
     private mutating func peekFirstUnread() {
         guard ledger.needsUnreadPeek, let (cursor, end) = ledger.readPosition() else { return }
-        let headerEnd = QueueRecord.frameSize + QueueRecord.fixedHeaderSize
-        guard end - cursor.offset >= headerEnd,
-              let bytes = try? readerFile(for: cursor.segment).read(count: headerEnd, at: cursor.offset),
-              bytes.count == headerEnd else { return }
-        ledger.peeked(enqueuedAtMs: Int64(bitPattern: bytes[...].loadLittleEndian(UInt64.self, at: 18)))
+        let count = QueueRecord.enqueuedAtRange.upperBound
+        guard end - cursor.offset >= count,
+              let bytes = try? readerFile(for: cursor.segment).read(count: count, at: cursor.offset),
+              bytes.count == count else { return }
+        ledger.peeked(enqueuedAtMs: QueueRecord.enqueuedAtMs(inRecordPrefix: bytes[...]))
     }
 
     private mutating func readerFile(for segment: UInt64) throws(QueueError) -> DurableFile {

@@ -133,21 +133,21 @@ enum FileSystem {
         guard fsync(descriptor) == 0 else { throw error("cannot fsync directory", directory) }
     }
 
+    /// Creates or overwrites `path` with `bytes`; with `sync`, forced to disk before returning.
+    static func write(_ path: String, _ bytes: [UInt8], sync: Bool) throws(QueueError) {
+        let file = try DurableFile.open(path, writable: true)
+        defer { file.close() }
+        try file.truncate(to: 0)
+        try file.write(bytes, at: 0)
+        if sync { try file.sync() }
+    }
+
     /// Replaces `path` with `bytes` so that a reader sees either the old or the new contents, never a
     /// mix: written to `<path>.tmp`, then renamed over it. With `sync`, the data and the rename are
     /// forced to disk before returning.
     static func replace(_ path: String, with bytes: [UInt8], sync: Bool) throws(QueueError) {
         let temporary = path + ".tmp"
-        let file = try DurableFile.open(temporary, writable: true)
-        do throws(QueueError) {
-            try file.truncate(to: 0)
-            try file.write(bytes, at: 0)
-            if sync { try file.sync() }
-            file.close()
-        } catch {
-            file.close()
-            throw error
-        }
+        try write(temporary, bytes, sync: sync)
         try rename(temporary, to: path)
         if sync { try syncDirectory((path as NSString).deletingLastPathComponent) }
     }

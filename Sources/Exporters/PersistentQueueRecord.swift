@@ -62,6 +62,15 @@ enum QueueRecord {
         var experimentID: String?
     }
 
+    /// Where the append time lies in a record (frame included): after the frame, version, flags and sequence.
+    static let enqueuedAtRange = (frameSize + 10)..<(frameSize + 18)
+
+    /// The append time from the first bytes of a record (at least `enqueuedAtRange.upperBound` of them),
+    /// without verifying the record.
+    static func enqueuedAtMs(inRecordPrefix bytes: ArraySlice<UInt8>) -> Int64 {
+        Int64(bitPattern: bytes.loadLittleEndian(UInt64.self, at: bytes.startIndex + enqueuedAtRange.lowerBound))
+    }
+
     /// Appends the framed record of `prepared` to `buffer`.
     static func write(_ prepared: Prepared, sequence: UInt64, enqueuedAtMs: Int64, into buffer: inout [UInt8]) {
         let payloadStart = buffer.count + frameSize
@@ -129,7 +138,10 @@ enum QueueRecord {
         let flags = bytes[position + 1]
         let sequence = bytes.loadLittleEndian(UInt64.self, at: position + 2)
         let enqueuedAtMs = Int64(bitPattern: bytes.loadLittleEndian(UInt64.self, at: position + 10))
-        let traceID = TraceID(bytes: bytes[(position + 18)..<(position + 34)])!
+        // The 16 W3C bytes are two big-endian halves (not the generic `TraceID(bytes:)`: this is per record).
+        let traceID = TraceID(
+            high: bytes.loadLittleEndian(UInt64.self, at: position + 18).byteSwapped,
+            low: bytes.loadLittleEndian(UInt64.self, at: position + 26).byteSwapped)
         position += fixedHeaderSize
         let reasonLength = Int(bytes[position])
         position += 1

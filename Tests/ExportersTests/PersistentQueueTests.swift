@@ -205,6 +205,56 @@ struct PersistentQueueTests {
         queue.close()
     }
 
+    @Test func acknowledgingAfterCloseIsKeptForTheNextStart() async throws {
+        let directory = try QueueTestDirectory()
+        defer { directory.remove() }
+        let queue = try PersistentQueue.forTest(directory)
+        try queue.append(QueueTestTraces.numbered(3))
+        let batch = try await queue.take()
+        // Shutdown: the reader finishes delivering what it holds after the queue was closed.
+        queue.close()
+        try queue.acknowledge(through: batch[1].sequence)
+        let reopened = try PersistentQueue.forTest(directory)
+        #expect(try await reopened.take().map(\.sequence) == [3])
+        reopened.close()
+    }
+
+    @Test(.timeLimit(.minutes(1))) func concurrentAppendsAreEachDeliveredOnceInOrder() async throws {
+        let directory = try QueueTestDirectory()
+        defer { directory.remove() }
+        let traces = try QueueTestTraces.numbered(1)
+        let recordSize = QueueRecord.Prepared(traces[0]).recordSize
+        let queue = try PersistentQueue.forTest(directory, segmentBytes: 10 * recordSize, fsync: .never)
+        let writers = 4
+        let appendsPerWriter = 50
+        let total = writers * appendsPerWriter * 2
+        let received = try await withThrowingTaskGroup(of: [QueuedTrace].self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    for index in 0..<appendsPerWriter {
+                        let low = UInt64(writer * 1_000 + index * 2)
+                        try queue.append(QueueTestTraces.numbered(2, from: low))
+                    }
+                    return []
+                }
+            }
+            group.addTask {
+                var received: [QueuedTrace] = []
+                while received.count < total, let batch = await queue.next(maxTraces: 7, maxBytes: 1 << 20) {
+                    received += batch
+                    try queue.acknowledge(through: batch.last!.sequence)
+                }
+                return received
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(received.map(\.sequence) == Array(1...UInt64(total)))
+        #expect(Set(received.map(\.trace.traceID.low)).count == total)
+        #expect(queue.stats == QueueStats())
+        #expect(try directory.segmentFiles().count == 1, "every sealed segment was acknowledged and removed")
+        queue.close()
+    }
+
     @Test func invalidConfigurationIsRefusedWithEveryProblem() throws {
         let configuration = PersistentQueueConfiguration(directory: "", maxBytes: 0, segmentBytes: -1)
         #expect(configuration.problems.count == 3)
