@@ -21,9 +21,9 @@ from mlflow.entities import Trace, TraceState
 from mlflow.exceptions import MlflowException
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from harness import StitchServer, fixtures_dir, mlflow_trace_id, otel_env, run_app, tail
+from harness import StitchServer, fixtures_dir, mlflow_trace_id, otel_env, run_app, tail, wait_until
 from mlflow_example import check_example_trace
-from payloads import new_trace_id
+from payloads import SPAN_KIND_SERVER, STATUS_OK, SpanSpec, new_trace_id, otlp_protobuf
 from tracking_server import MlflowTrackingServer, tracking_client
 
 #: How long a trace may take from Stitch's release to MLflow (MLflow stores a few hundred spans/s).
@@ -41,14 +41,14 @@ def start_stitch_to_mlflow(start_stitch, tmp_path: Path, mlflow_tracking: Mlflow
                            experiment_id: str) -> Callable[..., StitchServer]:
     """Starts a Stitch whose one destination (config file) is the tracking server's experiment."""
 
-    def start(*options: str) -> StitchServer:
+    def start(*options: str, experiment: str = experiment_id) -> StitchServer:
         config = tmp_path / "stitch-mlflow.yaml"
         config.write_text(f"""\
 destinations:
   - name: mlflow
     mlflow:
       tracking_uri: {mlflow_tracking.tracking_uri}
-      experiment_id: "{experiment_id}"
+      experiment_id: "{experiment}"
     retry: {{ initial_interval: 200ms, max_interval: 2s }}
 """)
         return start_stitch(options=("--config", str(config), "--queue-dir", str(tmp_path / "queues"),
@@ -138,3 +138,31 @@ def test_rootless_trace_is_tagged_timeout_in_mlflow(start_stitch_to_mlflow, mlfl
     found = tracking_client(mlflow_tracking.tracking_uri).search_traces(
         locations=[experiment_id], filter_string="tag.`stitch.completeness` = 'timeout'", include_spans=False)
     assert trace_id in [t.info.trace_id for t in found]
+
+
+def test_trace_for_an_unknown_experiment_is_a_dead_letter(start_stitch_to_mlflow, mlflow_tracking, tmp_path):
+    # MLflow answers 404 for an experiment it does not have: permanent, so the trace is set aside
+    # with MLflow's answer instead of being retried for ever, and the sender goes on.
+    missing = "987654321"
+    client = tracking_client(mlflow_tracking.tracking_uri)
+    with pytest.raises(MlflowException):
+        client.get_experiment(missing)
+    stitch = start_stitch_to_mlflow("--idle-timeout", "300ms", "--max-trace-age", "5s", experiment=missing)
+    root = SpanSpec("lost-root", kind=SPAN_KIND_SERVER, status=STATUS_OK)
+    trace_hex = new_trace_id()
+    response = stitch.post("/v1/traces", otlp_protobuf("svc", trace_hex, [root, SpanSpec("child", parent=root)]),
+                           "application/x-protobuf")
+    assert response.status_code == 200, response.text
+
+    wait_until("the trace is dead-lettered",
+               lambda: stitch.metrics().value("stitch_destination_dead_lettered_traces_total", destination="mlflow") == 1,
+               MLFLOW_WAIT_S, lambda: tail(stitch.log_path, 20))
+    metrics = stitch.metrics()
+    assert metrics.value("stitch_destination_sent_traces_total", destination="mlflow") == 0
+    assert metrics.value("stitch_queue_traces", destination="mlflow") == 0
+    dead_letters = tmp_path / "queues" / "mlflow" / "dead-letters"
+    assert any(dead_letters.iterdir()), f"nothing in {dead_letters}"
+    # The log says why, naming the experiment.
+    assert f"MLflow experiment {missing} does not exist" in stitch.log_path.read_text()
+    with pytest.raises(MlflowException):
+        client.get_trace(mlflow_trace_id(trace_hex))
