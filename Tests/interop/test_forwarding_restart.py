@@ -244,18 +244,13 @@ def test_sigterm_with_a_store_and_a_forwarding_destination_keeps_everything(star
     workload = make_workload()
     send(forwarder, workload)
 
-    record_property("sigterm_exit_status", forwarder.stop(timeout=30))  # 1 today: see the xfail test below
+    assert forwarder.stop(timeout=30) == 0, tail(forwarder.log_path, 5)
 
     restarted = restart_and_deliver(start_stitch, options, receiver_port, workload, TRACES, record_property)
     # A's own store (its query API reads the store destination) has every trace too, whole.
     check_delivery(restarted, workload)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "PRODUCT BUG: with two or more destinations, SIGTERM ends `stitch serve` with exit status 1 and "
-    "'ServiceGroupError: A service has finished unexpectedly' (a SinkWriterService): the assembler "
-    "finishes every hand-off queue at once, so a writer whose turn in the reverse-order graceful "
-    "shutdown has not come yet returns early. Passes once fixed."))
 def test_sigterm_with_two_destinations_exits_0(start_stitch, tmp_path):
     config = two_destinations_config(tmp_path / "a.yaml", tmp_path / "a-store.db", free_port())
     forwarder = start_stitch(options=("--config", str(config), "--queue-dir", str(tmp_path / "queues"), *KEEP_BUFFERED))
