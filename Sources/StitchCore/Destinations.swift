@@ -32,7 +32,7 @@ struct RunningDestination: Sendable {
             let store = try SQLiteTraceStore(path: path, defaultExperimentID: stitch.defaultExperimentID,
                                              logger: logger, metrics: metrics)
             let writer = SinkWriterService(name: configuration.name, queue: handoff, sink: store, batchSize: stitch.storeBatchMaxTraces,
-                                           logger: logger, metrics: metrics)
+                                           concurrentWrites: 2, logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: nil, store: store,
                                       services: [writer])
         case .otlp, .mlflow:

@@ -13,14 +13,18 @@ public struct SinkWriterService: Service {
     let queue: WriteQueue
     let sink: any TraceSink
     let batchSize: Int
+    let concurrentWrites: Int
     let logger: Logger
     let writeErrors: Counter
     let dropped: Counter
     let queuedBytes: Gauge
     let queuedTraces: Gauge
 
-    /// `name` labels the metrics (`destination`).
-    public init(name: String, queue: WriteQueue, sink: any TraceSink, batchSize: Int, logger: Logger, metrics: any MetricsFactory) {
+    /// `name` labels the metrics (`destination`). `concurrentWrites` > 1 only for sinks whose result
+    /// does not depend on the order of batches (the store merges by trace and span id).
+    public init(name: String, queue: WriteQueue, sink: any TraceSink, batchSize: Int, concurrentWrites: Int = 1,
+                logger: Logger, metrics: any MetricsFactory) {
+        self.concurrentWrites = max(1, concurrentWrites)
         self.queue = queue
         self.sink = sink
         self.batchSize = batchSize
@@ -35,12 +39,26 @@ public struct SinkWriterService: Service {
     public func run() async throws {
         // The queue is finished by the assembler service after its final flush; until then keep
         // writing, also during graceful shutdown (the writer is the last service to stop).
-        while let batch = await queue.next(maxTraces: batchSize) {
-            await write(batch)
-            queue.completed(batch)
-            let (traces, bytes) = queue.occupancy
-            queuedTraces.record(traces)
-            queuedBytes.record(bytes)
+        // Up to `concurrentWrites` batches are in flight: the store prepares a batch (decoding, span
+        // JSON) on the calling task and serializes the SQLite part itself, so a second batch is
+        // prepared on the other core while the first one is written.
+        await withTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            while let batch = await queue.next(maxTraces: batchSize) {
+                if inFlight == concurrentWrites {
+                    await group.next()
+                    inFlight -= 1
+                }
+                group.addTask {
+                    await write(batch)
+                    queue.completed(batch)
+                    let (traces, bytes) = queue.occupancy
+                    queuedTraces.record(traces)
+                    queuedBytes.record(bytes)
+                }
+                inFlight += 1
+            }
+            await group.waitForAll()
         }
         logger.debug("sink writer drained")
         // The assembler finishes every hand-off queue at once; a service group treats a service that
