@@ -139,10 +139,13 @@ let package = Package(
         ),
 
         // Fixture loading, a raw HTTP client and compression helpers shared by the test targets.
-        .target(name: "StitchTestSupport", dependencies: ["CZlib"], path: "Tests/StitchTestSupport"),
+        .target(name: "StitchTestSupport", dependencies: [
+            "CZlib", "OTLPWire",
+            .product(name: "Metrics", package: "swift-metrics"),
+        ], path: "Tests/StitchTestSupport"),
 
         .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel"]),
-        .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "OTLPWire"]),
+        .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore", "TraceAssembler", "OTLPWire"]),
         .testTarget(name: "ExportersTests", dependencies: [
             "Exporters", "OTLPWire", "TraceAssembler", "StitchTestSupport", "Receiver",

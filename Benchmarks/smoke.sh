@@ -8,7 +8,7 @@
 #
 # Usage: Benchmarks/smoke.sh            (debug build, as CI's tests use)
 #        STITCH_BUILD=release Benchmarks/smoke.sh
-# Env:   SMOKE_TRACES (default 150), SMOKE_RATE spans/s (default 1500), SMOKE_FORMATS (default "protobuf";
+# Env:   SMOKE_TRACES (default 150), SMOKE_RATE spans/s (default 1500), SMOKE_FORMATS (default "protobuf json";
 #        e.g. "protobuf json" once OTLP/JSON is implemented), SMOKE_GZIP=1 to gzip the bodies.
 set -euo pipefail
 
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 BUILD=${STITCH_BUILD:-debug}
 TRACES=${SMOKE_TRACES:-150}
 RATE=${SMOKE_RATE:-1500}
-FORMATS=${SMOKE_FORMATS:-protobuf}
+FORMATS=${SMOKE_FORMATS:-protobuf json}
 GZIP_FLAG=()
 if [[ "${SMOKE_GZIP:-0}" == 1 ]]; then GZIP_FLAG=(--gzip); fi
 

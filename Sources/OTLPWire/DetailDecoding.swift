@@ -239,3 +239,85 @@ extension WireReader {
         }
     }
 }
+
+/// A decoded `ScopeSpans` whose spans keep their ids as received.
+struct RawScopeSpans {
+    var scope: ScopeDetail?
+    var spans: [RawSpanDetail] = []
+    var schemaURL = ""
+}
+
+/// A decoded `ResourceSpans` whose spans keep their ids as received.
+struct RawResourceSpans {
+    var resource: ResourceDetail?
+    var scopeSpans: [RawScopeSpans] = []
+    var schemaURL = ""
+}
+
+extension OTLPTraceDecoder {
+    /// Decodes a whole `ExportTraceServiceRequest` into the detail model, every span included, as the
+    /// JSON and test paths need. Ids of the wrong length become zero here; `decode(_:experimentID:)`
+    /// is the path that rejects such spans.
+    public static func decodeDetail(_ bytes: [UInt8]) throws(WireError) -> [ResourceSpansDetail] {
+        try rawDetail(bytes).map { resourceSpans in
+            ResourceSpansDetail(
+                resource: resourceSpans.resource,
+                scopeSpans: resourceSpans.scopeSpans.map { scopeSpans in
+                    ScopeSpansDetail(scope: scopeSpans.scope, spans: scopeSpans.spans.map(\.detail), schemaURL: scopeSpans.schemaURL)
+                },
+                schemaURL: resourceSpans.schemaURL
+            )
+        }
+    }
+
+    /// The request in the detail model, span ids as received. A repeated `resource` / `scope` field
+    /// replaces the earlier one, as in `decode(_:experimentID:)`.
+    static func rawDetail(_ bytes: [UInt8]) throws(WireError) -> [RawResourceSpans] {
+        try bytes.withUnsafeBufferPointer { buffer throws(WireError) in
+            var result: [RawResourceSpans] = []
+            var request = WireReader(buffer, 0..<buffer.count)
+            while let tag = try request.readTag() {
+                guard tag.number == Field.Request.resourceSpans, tag.wireType == .lengthDelimited else {
+                    try request.skip(tag.wireType)
+                    continue
+                }
+                var entry = RawResourceSpans()
+                var reader = WireReader(buffer, try request.readLengthDelimited())
+                while let tag = try reader.readTag() {
+                    switch (tag.number, tag.wireType) {
+                    case (Field.ResourceSpans.resource, .lengthDelimited):
+                        entry.resource = try reader.resourceDetail(try reader.readLengthDelimited())
+                    case (Field.ResourceSpans.scopeSpans, .lengthDelimited):
+                        entry.scopeSpans.append(try reader.rawScopeSpans(try reader.readLengthDelimited()))
+                    case (Field.ResourceSpans.schemaURL, .lengthDelimited):
+                        entry.schemaURL = reader.string(try reader.readLengthDelimited())
+                    default:
+                        try reader.skip(tag.wireType)
+                    }
+                }
+                result.append(entry)
+            }
+            return result
+        }
+    }
+}
+
+extension WireReader {
+    func rawScopeSpans(_ range: Range<Int>) throws(WireError) -> RawScopeSpans {
+        var entry = RawScopeSpans()
+        var reader = WireReader(buffer, range)
+        while let tag = try reader.readTag() {
+            switch (tag.number, tag.wireType) {
+            case (Field.ScopeSpans.scope, .lengthDelimited):
+                entry.scope = try scopeDetail(try reader.readLengthDelimited())
+            case (Field.ScopeSpans.spans, .lengthDelimited):
+                entry.spans.append(try spanDetail(try reader.readLengthDelimited()))
+            case (Field.ScopeSpans.schemaURL, .lengthDelimited):
+                entry.schemaURL = string(try reader.readLengthDelimited())
+            default:
+                try reader.skip(tag.wireType)
+            }
+        }
+        return entry
+    }
+}

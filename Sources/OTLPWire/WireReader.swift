@@ -44,6 +44,7 @@ struct WireReader {
     var remaining: Int { end - position }
 
     /// Reads a base-128 varint of at most 10 bytes; more bytes, or bits beyond 64, are an overflow.
+    @inline(__always)
     mutating func readVarint() throws(WireError) -> UInt64 {
         // Fast path: one byte (tags, small lengths, enums, booleans).
         if position < end {
@@ -79,34 +80,48 @@ struct WireReader {
 
     /// Reads the next field key, or nil at the end of the region. Rejects field number 0, field
     /// numbers above 2^29-1, undefined wire types 6/7 and groups (deprecated; OTLP never uses them).
+    @inline(__always)
     mutating func readTag() throws(WireError) -> FieldTag? {
         if position >= end { return nil }
         let start = position
         let key = try readVarint()
         let number = key >> 3
-        guard number != 0, number <= 0x1FFF_FFFF else {
-            throw WireError("invalid field number \(number) at byte \(start)")
+        let wireType = key & 7
+        // Wire types 0, 1, 2 and 5 are valid (bit set in 0b10_0111); 3/4 are groups, 6/7 undefined.
+        guard number != 0, number <= 0x1FFF_FFFF, (0b10_0111 as UInt64) >> wireType & 1 == 1,
+              let type = WireType(rawValue: UInt8(wireType)) else {
+            throw Self.invalidKey(key, at: start)
         }
-        guard let wireType = WireType(rawValue: UInt8(key & 7)) else {
-            throw WireError("invalid wire type \(key & 7) for field \(number) at byte \(start)")
-        }
-        if wireType == .startGroup || wireType == .endGroup {
-            throw WireError("group wire type \(wireType.rawValue) for field \(number) at byte \(start) is not supported")
-        }
-        return FieldTag(number: UInt32(number), wireType: wireType)
+        return FieldTag(number: UInt32(truncatingIfNeeded: number), wireType: type)
     }
 
+    @inline(never)
+    private static func invalidKey(_ key: UInt64, at offset: Int) -> WireError {
+        let number = key >> 3
+        guard number != 0, number <= 0x1FFF_FFFF else {
+            return WireError("invalid field number \(number) at byte \(offset)")
+        }
+        let wireType = key & 7
+        if wireType == 3 || wireType == 4 {
+            return WireError("group wire type \(wireType) for field \(number) at byte \(offset) is not supported")
+        }
+        return WireError("invalid wire type \(wireType) for field \(number) at byte \(offset)")
+    }
+
+    @inline(__always)
     mutating func readFixed64() throws(WireError) -> UInt64 {
         try readLittleEndian(UInt64.self)
     }
 
+    @inline(__always)
     mutating func readFixed32() throws(WireError) -> UInt32 {
         try readLittleEndian(UInt32.self)
     }
 
+    @inline(__always)
     private mutating func readLittleEndian<T: FixedWidthInteger>(_: T.Type) throws(WireError) -> T {
         let size = T.bitWidth / 8
-        guard remaining >= size else { throw WireError("truncated fixed\(T.bitWidth) at byte \(position)") }
+        guard remaining >= size else { throw Self.truncated("fixed\(T.bitWidth)", at: position) }
         var value: T = 0
         for offset in (0..<size).reversed() {
             value = value << 8 | T(buffer[position + offset])
@@ -116,27 +131,39 @@ struct WireReader {
     }
 
     /// Reads a length prefix and returns the range of the field's contents, advancing past them.
+    @inline(__always)
     mutating func readLengthDelimited() throws(WireError) -> Range<Int> {
         let start = position
         let length = try readVarint()
         guard length <= UInt64(remaining) else {
-            throw WireError("length \(length) at byte \(start) exceeds the \(remaining) bytes remaining")
+            throw Self.lengthBeyondEnd(length, at: start, remaining: remaining)
         }
         let lower = position
         position += Int(length)
         return lower..<position
     }
 
+    @inline(never)
+    private static func lengthBeyondEnd(_ length: UInt64, at offset: Int, remaining: Int) -> WireError {
+        WireError("length \(length) at byte \(offset) exceeds the \(remaining) bytes remaining")
+    }
+
+    @inline(never)
+    private static func truncated(_ what: String, at offset: Int) -> WireError {
+        WireError("truncated \(what) at byte \(offset)")
+    }
+
     /// Skips the value of a field of the given wire type (unknown fields, or known fields with an
     /// unexpected wire type, which protobuf parsers treat as unknown).
+    @inline(__always)
     mutating func skip(_ wireType: WireType) throws(WireError) {
         switch wireType {
         case .varint: _ = try readVarint()
         case .fixed64:
-            guard remaining >= 8 else { throw WireError("truncated fixed64 at byte \(position)") }
+            guard remaining >= 8 else { throw Self.truncated("fixed64", at: position) }
             position += 8
         case .fixed32:
-            guard remaining >= 4 else { throw WireError("truncated fixed32 at byte \(position)") }
+            guard remaining >= 4 else { throw Self.truncated("fixed32", at: position) }
             position += 4
         case .lengthDelimited: _ = try readLengthDelimited()
         case .startGroup, .endGroup:

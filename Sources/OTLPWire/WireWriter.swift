@@ -93,13 +93,17 @@ struct WireWriter {
         bytes.append(contentsOf: contents)
     }
 
-    /// A sub-message written by `body`, always present. The length prefix is reserved as one byte and
-    /// widened afterwards when the body turned out longer than 127 bytes.
-    mutating func message<E: Error>(_ field: UInt32, _ body: (inout WireWriter) throws(E) -> Void) throws(E) {
+    /// Starts a sub-message field whose length is not known yet; returns the position that
+    /// `endMessage(_:)` needs. The length prefix is reserved as one byte and widened at the end when
+    /// the contents turned out longer than 127 bytes.
+    mutating func beginMessage(_ field: UInt32) -> Int {
         tag(field, .lengthDelimited)
-        let prefixAt = bytes.count
         bytes.append(0)
-        try body(&self)
+        return bytes.count - 1
+    }
+
+    /// Ends the sub-message started at `prefixAt` by writing its length prefix.
+    mutating func endMessage(_ prefixAt: Int) {
         let length = bytes.count - prefixAt - 1
         let prefixSize = Self.varintSize(UInt64(length))
         if prefixSize > 1 {
@@ -110,5 +114,12 @@ struct WireWriter {
             bytes[index] = rest >= 0x80 ? UInt8(truncatingIfNeeded: rest) | 0x80 : UInt8(rest)
             rest >>= 7
         }
+    }
+
+    /// A sub-message written by `body`, always present (even when empty).
+    mutating func message(_ field: UInt32, _ body: (inout WireWriter) -> Void) {
+        let prefixAt = beginMessage(field)
+        body(&self)
+        endMessage(prefixAt)
     }
 }

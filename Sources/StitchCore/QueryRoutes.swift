@@ -11,11 +11,12 @@ import TraceStore
 /// - `GET /api/v1/traces?experiment_id=&filter=&max_results=&page_token=` → `{"traces": […], "next_page_token": …}`
 /// - `GET /api/v1/traces/{tr-…}` → MLflow's Trace JSON
 public struct QueryRoutes: HTTPRouteHandler {
-    let store: SQLiteTraceStore
+    let store: SQLiteTraceStore?
     let registry: PrometheusCollectorRegistry
     let threadPool: NIOThreadPool
 
-    public init(store: SQLiteTraceStore, registry: PrometheusCollectorRegistry, threadPool: NIOThreadPool = .singleton) {
+    /// `store` nil: no store destination is configured; the query API answers 404.
+    public init(store: SQLiteTraceStore?, registry: PrometheusCollectorRegistry, threadPool: NIOThreadPool = .singleton) {
         self.store = store
         self.registry = registry
         self.threadPool = threadPool
@@ -37,15 +38,16 @@ public struct QueryRoutes: HTTPRouteHandler {
         case "/metrics":
             return HTTPResponseValue(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
                                      body: registry.emitToBuffer())
-        case "/api/v1/traces":
-            return await search(request.query)
         default:
-            let id = String(request.path.dropFirst("/api/v1/traces/".count))
-            return await get(id)
+            guard let store else {
+                return .json(404, Self.errorBody("RESOURCE_DOES_NOT_EXIST", "no store destination is configured; traces are only forwarded"))
+            }
+            if request.path == "/api/v1/traces" { return await search(request.query, store: store) }
+            return await get(String(request.path.dropFirst("/api/v1/traces/".count)), store: store)
         }
     }
 
-    private func search(_ parameters: [String: String]) async -> HTTPResponseValue {
+    private func search(_ parameters: [String: String], store: SQLiteTraceStore) async -> HTTPResponseValue {
         var query = TraceQuery()
         if let ids = parameters["experiment_id"] ?? parameters["experiment_ids"], !ids.isEmpty {
             query.experimentIDs = ids.split(separator: ",").map(String.init)
@@ -61,7 +63,6 @@ public struct QueryRoutes: HTTPRouteHandler {
             query.maxResults = value
         }
         if let token = parameters["page_token"], !token.isEmpty { query.pageToken = token }
-        let store = self.store
         do {
             let finalQuery = query
             let page = try await threadPool.runIfActive { try store.search(finalQuery) }
@@ -75,8 +76,7 @@ public struct QueryRoutes: HTTPRouteHandler {
         }
     }
 
-    private func get(_ id: String) async -> HTTPResponseValue {
-        let store = self.store
+    private func get(_ id: String, store: SQLiteTraceStore) async -> HTTPResponseValue {
         do {
             guard let trace = try await threadPool.runIfActive({ try store.trace(id: id) }) else {
                 return .json(404, Self.errorBody("RESOURCE_DOES_NOT_EXIST", "trace '\(id)' not found"))

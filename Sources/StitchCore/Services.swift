@@ -77,14 +77,14 @@ public struct SinkWriterService: Service {
 }
 
 /// Runs the assembler's timers; on graceful shutdown releases everything it holds (reason
-/// `shutdown`) and then finishes the write queue.
+/// `shutdown`) and then finishes the hand-off queues, so that their writers drain and stop.
 public struct AssemblerService<C: Clock>: Service where C.Duration == Duration {
     let assembler: TraceAssembler<C>
-    let queue: WriteQueue
+    let queues: [WriteQueue]
 
-    public init(assembler: TraceAssembler<C>, queue: WriteQueue) {
+    public init(assembler: TraceAssembler<C>, queues: [WriteQueue]) {
         self.assembler = assembler
-        self.queue = queue
+        self.queues = queues
     }
 
     public func run() async throws {
@@ -92,7 +92,7 @@ public struct AssemblerService<C: Clock>: Service where C.Duration == Duration {
             await assembler.run()
         }
         await assembler.flush()
-        queue.finish()
+        for queue in queues { queue.finish() }
     }
 }
 
@@ -116,17 +116,19 @@ public struct ReceiverService: Service {
 }
 
 /// The receiver's edge into the pipeline: refuses under pressure, otherwise hands spans to the assembler.
+///
+/// Refuses (503 + Retry-After) only when every destination is full: one slow destination must not
+/// stop the others (its own queue counts what it has to refuse).
 struct PipelineIngest<C: Clock>: SpanIngest where C.Duration == Duration {
     let assembler: TraceAssembler<C>
-    let queue: WriteQueue
+    let destinations: [RunningDestination]
     let retryAfterSeconds: Int
 
     func ingest(_ batch: DecodedBatch) async -> IngestDecision {
-        if queue.isFull {
-            let (_, bytes) = queue.occupancy
+        if !destinations.isEmpty, destinations.allSatisfy(\.isFull) {
+            let names = destinations.map(\.configuration.name).joined(separator: ", ")
             return .refused(.unavailable(
-                "the store is behind (\(bytes) bytes of finished traces waiting); retry later",
-                retryAfterSeconds: retryAfterSeconds))
+                "every destination is behind (\(names)); retry later", retryAfterSeconds: retryAfterSeconds))
         }
         _ = await assembler.ingest(batch.spans)
         return .accepted

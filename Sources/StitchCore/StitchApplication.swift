@@ -38,29 +38,58 @@ public struct StitchApplication: Sendable {
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) throws -> ServiceGroup {
         let factory = PrometheusMetricsFactory(registry: registry)
-        let store = try SQLiteTraceStore(path: configuration.db, defaultExperimentID: configuration.defaultExperimentID,
-                                         logger: logger, metrics: factory)
-        let queue = WriteQueue(maxBytes: configuration.storeQueueMaxBytes)
+        let destinations = try configuration.effectiveDestinations.map {
+            try RunningDestination.make($0, stitch: configuration, logger: logger, metrics: factory)
+        }
         let assembler = TraceAssembler(
             configuration: configuration.assembler, clock: ContinuousClock(),
-            logger: logger, metrics: factory, release: { traces in queue.enqueue(traces) })
-        let ingest = PipelineIngest(assembler: assembler, queue: queue, retryAfterSeconds: configuration.retryAfterSeconds)
+            logger: logger, metrics: factory, release: { traces in Self.fanOut(traces, to: destinations) })
+        let ingest = PipelineIngest(assembler: assembler, destinations: destinations, retryAfterSeconds: configuration.retryAfterSeconds)
+        let queryStore = destinations.lazy.compactMap(\.store).first
         let server = OTLPHTTPServer(
             configuration: ReceiverConfiguration(
                 host: configuration.listen.host, port: configuration.listen.port,
                 maxBodySize: configuration.maxBodySize, maxConnections: configuration.maxConnections),
             ingest: ingest,
-            routes: QueryRoutes(store: store, registry: registry),
+            routes: QueryRoutes(store: queryStore, registry: registry),
             logger: logger, metrics: ReceiverMetrics(factory: factory))
+        for destination in destinations {
+            logger.info("destination", metadata: ["destination": "\(destination.configuration.name)",
+                                                   "traces": "\(destination.configuration.traces.rawValue)",
+                                                   "target": "\(Self.describe(destination.configuration.kind))"])
+        }
 
+        // Senders first, writers next, then the assembler, the receiver last: graceful shutdown runs
+        // in reverse, so the receiver stops first and the senders last.
+        let senders = destinations.flatMap { $0.services.dropFirst() }
+        let writers = destinations.compactMap(\.services.first)
+        let services: [any Service] = senders + writers + [
+            AssemblerService(assembler: assembler, queues: destinations.map(\.handoff)),
+            ReceiverService(server: server, onStarted: onListening),
+        ]
         return ServiceGroup(configuration: .init(
-            services: [
-                .init(service: SinkWriterService(queue: queue, sink: store, batchSize: configuration.storeBatchMaxTraces,
-                                                 logger: logger, metrics: factory)),
-                .init(service: AssemblerService(assembler: assembler, queue: queue)),
-                .init(service: ReceiverService(server: server, onStarted: onListening)),
-            ],
+            services: services.map { .init(service: $0) },
             gracefulShutdownSignals: signals,
             logger: logger))
+    }
+
+    /// Hands each released trace to every destination that wants it (never blocks).
+    static func fanOut(_ traces: [FinishedTrace], to destinations: [RunningDestination]) {
+        for destination in destinations {
+            let selection = destination.configuration.traces
+            if selection == .all {
+                destination.handoff.enqueue(traces)
+            } else {
+                destination.handoff.enqueue(traces.filter { selection.wants($0.isComplete, isLate: $0.isLateFragment) })
+            }
+        }
+    }
+
+    static func describe(_ kind: DestinationConfiguration.Kind) -> String {
+        switch kind {
+        case .store(let path): "store \(path)"
+        case .otlp(let settings): settings.description
+        case .mlflow(let settings): settings.description
+        }
     }
 }

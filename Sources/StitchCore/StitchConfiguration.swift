@@ -1,3 +1,4 @@
+import Exporters
 import Foundation
 import Logging
 import TraceAssembler
@@ -30,6 +31,29 @@ public struct StitchConfiguration: Sendable, Equatable {
     public var retryAfter: Duration = .seconds(1)
     /// `log_level`: trace, debug, info, notice, warning, error, critical.
     public var logLevel = Logger.Level.info
+    /// `queue_dir`: where each forwarding destination keeps its on-disk queue and dead letters.
+    public var queueDirectory = "./stitch-data/queues"
+    /// `destinations:` from the file; empty means the embedded store at `db`.
+    public var destinations: [DestinationConfiguration] = []
+    /// `--forward URL` (repeatable) / `STITCH_FORWARD` (comma-separated): OTLP/HTTP destinations added
+    /// to the others.
+    public var forward: [String] = []
+
+    /// What the pipeline delivers to: the configured destinations (or the embedded store), plus `--forward`.
+    public var effectiveDestinations: [DestinationConfiguration] {
+        let base = destinations.isEmpty
+            ? [DestinationConfiguration(name: "store", kind: .store(path: db))]
+            : destinations
+        return base + forward.enumerated().map { DestinationConfiguration.forward($1, index: $0 + 1) }
+    }
+
+    /// The store the query API and CLI read: the first store destination, else `db`.
+    public var queryStorePath: String {
+        for destination in effectiveDestinations {
+            if case .store(let path) = destination.kind { return path }
+        }
+        return db
+    }
 
     public init() {}
 }
@@ -92,6 +116,11 @@ extension StitchConfiguration {
         size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 503", \.storeQueueMaxBytes),
         count("store_batch_max_traces", "traces per store transaction at most", \.storeBatchMaxTraces),
         duration("retry_after", "delay announced in Retry-After when refusing under pressure", \.retryAfter),
+        string("queue_dir", "directory of the forwarding destinations' on-disk queues", { $0.queueDirectory }) { config, value in
+            guard !value.isEmpty else { return "must not be empty" }
+            config.queueDirectory = value
+            return nil
+        },
         string("log_level", "trace, debug, info, notice, warning, error or critical", { $0.logLevel.rawValue }) { config, value in
             guard let level = Logger.Level(rawValue: value.lowercased()) else {
                 return "'\(value)' is not one of trace, debug, info, notice, warning, error, critical"
@@ -138,15 +167,19 @@ extension StitchConfiguration {
     ///   - file: the YAML file's contents and its path (for messages), if any.
     ///   - environment: the process environment (only `STITCH_<KEY>` for known keys is read).
     ///   - flags: values given on the command line, by key (`idle_timeout`).
+    ///   - forwardFlags: `--forward` URLs (they replace `STITCH_FORWARD`).
     public static func load(file: (path: String, contents: String)?, environment: [String: String],
-                            flags: [String: String]) throws(ConfigurationError) -> StitchConfiguration {
+                            flags: [String: String], forwardFlags: [String] = []) throws(ConfigurationError) -> StitchConfiguration {
         var config = StitchConfiguration()
         var problems: [ConfigurationProblem] = []
         let byKey = Dictionary(uniqueKeysWithValues: options.map { ($0.key, $0) })
 
         if let file {
             do {
-                let values = try fileValues(file.contents)
+                let (values, destinations) = try fileValues(file.contents)
+                if let destinations {
+                    config.destinations = DestinationParser.parse(destinations, source: file.path, problems: &problems)
+                }
                 for (key, value) in values.sorted(by: { $0.key < $1.key }) {
                     guard let option = byKey[key] else {
                         problems.append(.init(keyPath: key, source: file.path, reason: "unknown key; known keys: \(options.map(\.key).joined(separator: ", "))"))
@@ -165,6 +198,10 @@ extension StitchConfiguration {
                 problems.append(.init(keyPath: option.key, source: "env \(option.environmentVariable)", reason: reason))
             }
         }
+        if let forward = environment["STITCH_FORWARD"] {
+            config.forward = forward.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if !forwardFlags.isEmpty { config.forward = forwardFlags }
         for (key, value) in flags.sorted(by: { $0.key < $1.key }) {
             guard let option = byKey[key] else {
                 problems.append(.init(keyPath: key, source: "flag", reason: "unknown option"))
@@ -183,15 +220,10 @@ extension StitchConfiguration {
     public func validate() -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
         func problem(_ key: String, _ reason: String) {
+            guard !problems.contains(where: { $0.keyPath == key && $0.reason == reason }) else { return }
             problems.append(.init(keyPath: key, source: "validation", reason: reason))
         }
-        if assembler.idleTimeout <= .zero { problem("idle_timeout", "must be greater than 0") }
-        if assembler.maxTraceAge <= .zero { problem("max_trace_age", "must be greater than 0") }
-        if assembler.idleTimeout > assembler.maxTraceAge {
-            problem("idle_timeout", "(\(ConfigValues.format(assembler.idleTimeout))) must not exceed max_trace_age (\(ConfigValues.format(assembler.maxTraceAge)))")
-        }
-        if assembler.maxSpansPerTrace < 1 { problem("max_spans_per_trace", "must be at least 1") }
-        if assembler.maxTraces < 1 { problem("max_traces", "must be at least 1") }
+        for issue in assembler.problems { problem(issue.key, issue.reason) }
         if assembler.maxBufferedBytes < 1024 { problem("max_buffered_bytes", "must be at least 1KiB") }
         if maxBodySize < 1024 { problem("max_body_size", "must be at least 1KiB") }
         if maxBodySize > 1 << 30 { problem("max_body_size", "must not exceed 1GiB") }
@@ -199,29 +231,43 @@ extension StitchConfiguration {
         if storeQueueMaxBytes < 1024 { problem("store_queue_max_bytes", "must be at least 1KiB") }
         if storeBatchMaxTraces < 1 { problem("store_batch_max_traces", "must be at least 1") }
         if retryAfter < .seconds(1) { problem("retry_after", "must be at least 1s (Retry-After is in whole seconds)") }
+        var names = Set<String>()
+        for (index, destination) in effectiveDestinations.enumerated() where !names.insert(destination.name).inserted {
+            problem("destinations[\(index)].name", "'\(destination.name)' is used by another destination")
+        }
+        for (index, url) in forward.enumerated() {
+            for reason in OTLPHTTPDestinationConfiguration(endpoint: url).problems() {
+                problem("forward[\(index)]", reason)
+            }
+        }
         return problems
     }
 
-    /// Top-level scalar keys of the YAML file, as strings.
-    static func fileValues(_ contents: String) throws -> [String: String] {
-        guard let node = try Yams.compose(yaml: contents) else { return [:] }
+    /// Top-level scalar keys of the YAML file, as strings, and the `destinations` list if present.
+    static func fileValues(_ contents: String) throws -> (values: [String: String], destinations: Node?) {
+        guard let node = try Yams.compose(yaml: contents) else { return ([:], nil) }
         guard case .mapping(let mapping) = node else {
             throw StitchError("the file must be a mapping of keys to values")
         }
         var values: [String: String] = [:]
+        var destinations: Node?
         for (keyNode, valueNode) in mapping {
             guard let key = keyNode.string else { throw StitchError("a key is not a string") }
+            if key == "destinations" {
+                destinations = valueNode
+                continue
+            }
             guard case .scalar(let scalar) = valueNode else {
                 throw StitchError("'\(key)' must be a single value")
             }
             values[key] = scalar.string
         }
-        return values
+        return (values, destinations)
     }
 
     /// Loads from the file named by `configPath` (else `STITCH_CONFIG`, else `Config/stitch.yaml`
     /// when it exists in the working directory), the environment and `flags`.
-    public static func load(configPath: String?, flags: [String: String],
+    public static func load(configPath: String?, flags: [String: String], forwardFlags: [String] = [],
                             environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> StitchConfiguration {
         var file: (path: String, contents: String)?
         if let path = configPath ?? environment["STITCH_CONFIG"] {
@@ -232,7 +278,7 @@ extension StitchConfiguration {
         } else if let contents = try? String(contentsOfFile: "Config/stitch.yaml", encoding: .utf8) {
             file = ("Config/stitch.yaml", contents)
         }
-        return try load(file: file, environment: environment, flags: flags)
+        return try load(file: file, environment: environment, flags: flags, forwardFlags: forwardFlags)
     }
 
     /// The Retry-After value in whole seconds.

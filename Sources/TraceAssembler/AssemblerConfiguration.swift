@@ -35,19 +35,25 @@ extension AssemblerConfiguration {
     /// the oldest are forgotten early (counted), bounding memory when traces churn fast.
     public var rememberedTraceLimit: Int { 4 * max(1, maxTraces) }
 
-    /// Every problem with these limits, each naming its option (DESIGN.md spelling); empty when valid.
-    public var problems: [String] {
-        var problems: [String] = []
-        if idleTimeout <= .zero { problems.append("idle_timeout must be positive, got \(idleTimeout)") }
-        if maxTraceAge <= .zero { problems.append("max_trace_age must be positive, got \(maxTraceAge)") }
-        if lateWindow < .zero { problems.append("late_window must not be negative, got \(lateWindow)") }
-        if maxSpansPerTrace < 1 {
-            problems.append("max_spans_per_trace must be at least 1, got \(maxSpansPerTrace)")
+    /// One invalid limit: the option (DESIGN.md spelling) and why.
+    public struct Problem: Sendable, Equatable {
+        public var key: String
+        public var reason: String
+    }
+
+    /// Every problem with these limits; empty when valid.
+    public var problems: [Problem] {
+        var problems: [Problem] = []
+        func check(_ valid: Bool, _ key: String, _ reason: String) {
+            if !valid { problems.append(Problem(key: key, reason: reason)) }
         }
-        if maxTraces < 1 { problems.append("max_traces must be at least 1, got \(maxTraces)") }
-        if maxBufferedBytes < 1 {
-            problems.append("max_buffered_bytes must be at least 1, got \(maxBufferedBytes)")
-        }
+        check(idleTimeout > .zero, "idle_timeout", "must be positive, got \(idleTimeout)")
+        check(maxTraceAge > .zero, "max_trace_age", "must be positive, got \(maxTraceAge)")
+        check(idleTimeout <= maxTraceAge, "idle_timeout", "must not exceed max_trace_age (\(maxTraceAge)), got \(idleTimeout)")
+        check(lateWindow >= .zero, "late_window", "must not be negative, got \(lateWindow)")
+        check(maxSpansPerTrace >= 1, "max_spans_per_trace", "must be at least 1, got \(maxSpansPerTrace)")
+        check(maxTraces >= 1, "max_traces", "must be at least 1, got \(maxTraces)")
+        check(maxBufferedBytes >= 1, "max_buffered_bytes", "must be at least 1, got \(maxBufferedBytes)")
         return problems
     }
 }

@@ -41,15 +41,26 @@ enum MLflowAttributes {
     /// itself JSON text of a string, object or array, keep the inner text.
     static func sanitize(_ value: String) -> String {
         guard case .string(let inner)? = PyJSONParser.parse(value) else { return value }
-        switch PyJSONParser.parse(inner) {
-        case .string?, .object?, .array?: return inner
-        default: return value
-        }
+        return holdsJSONStringObjectOrArray(inner) ? inner : value
     }
 
-    /// The stored form of an OTLP attribute value (dump, then sanitize).
+    /// The stored form of an OTLP attribute value: `sanitize(dump(value))`, without the round trip.
+    /// Only a string can come back from `json.loads(dump(value))` as a string (bytes come back as
+    /// `b'…'`, which is not JSON), and for a string it comes back unchanged.
     static func storedValue(_ value: AnyValue) -> String {
-        sanitize(dump(value))
+        if case .string(let text) = value, holdsJSONStringObjectOrArray(text) { return text }
+        return dump(value)
+    }
+
+    /// Whether `json.loads(text)` gives a str, dict or list.
+    static func holdsJSONStringObjectOrArray(_ text: String) -> Bool {
+        // Cheap rejection first: such JSON starts (after whitespace) with `"`, `{` or `[`.
+        guard let first = text.utf8.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
+              first == UInt8(ascii: "\"") || first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else { return false }
+        switch PyJSONParser.parse(text) {
+        case .string?, .object?, .array?: return true
+        default: return false
+        }
     }
 
     /// `_try_parse_json_string`: the decoded string when `value` is a JSON string, else `value`.

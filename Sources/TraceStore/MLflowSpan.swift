@@ -40,6 +40,16 @@ struct MLflowSpan: Sendable, Equatable {
 
     /// Converts a decoded OTLP span the way MLflow's OTLP endpoint does before storing it.
     init(detail: SpanDetail, resource: ResourceDetail?) {
+        self.init(detail: detail, resourceServiceName: resource.flatMap(Self.serviceNameForRoot))
+    }
+
+    /// `str(service.name)` of a resource, as otel_api compares it with the known clients.
+    static func serviceNameForRoot(_ resource: ResourceDetail) -> String? {
+        resource.attributes.first(where: { $0.key == "service.name" }).flatMap { pythonStr($0.value) }
+    }
+
+    /// - Parameter resourceServiceName: `serviceNameForRoot` of the span's resource.
+    init(detail: SpanDetail, resourceServiceName: String?) {
         traceID = detail.traceID
         spanID = detail.spanID
         parentSpanID = detail.parentSpanID
@@ -55,26 +65,20 @@ struct MLflowSpan: Sendable, Equatable {
         statusMessage = statusCode == 2 ? detail.statusMessage : ""
 
         // from_otel_proto: every value dumped as JSON (a repeated key keeps its first position,
-        // last value), then mlflow.traceRequestId set from the OTLP trace id.
-        var dumped = PyObject()
+        // last value), then mlflow.traceRequestId set from the OTLP trace id;
+        // translate_span_when_storing then sanitizes each value (both in `storedValue`).
+        var stored = PyObject()
         for attribute in detail.attributes {
-            dumped[attribute.key] = .string(MLflowAttributes.dump(attribute.value))
+            stored[attribute.key] = .string(MLflowAttributes.storedValue(attribute.value))
         }
-        dumped[MLflowKeys.requestID] = .string(PyJSONWriter.dump(.string(Self.requestID(for: detail.traceID)), ensureASCII: false))
+        stored[MLflowKeys.requestID] = .string(MLflowAttributes.storedValue(.string(Self.requestID(for: detail.traceID))))
         // otel_api.export_traces: a root span from a known client gets the resource's service name.
-        if detail.parentSpanID.isZero,
-           let serviceAttribute = resource?.attributes.first(where: { $0.key == "service.name" }),
-           let serviceName = Self.pythonStr(serviceAttribute.value),
-           Self.knownServiceNames.contains(serviceName) {
-            dumped["service.name"] = .string(PyJSONWriter.dump(.string(serviceName), ensureASCII: false))
+        if detail.parentSpanID.isZero, let serviceName = resourceServiceName, Self.knownServiceNames.contains(serviceName) {
+            stored["service.name"] = .string(MLflowAttributes.storedValue(.string(serviceName)))
         }
-        // translate_span_when_storing: sanitize, then the semantic-convention translations.
-        var sanitized = PyObject()
-        for pair in dumped.pairs {
-            sanitized[pair.key] = .string(MLflowAttributes.sanitize(pair.value.stringValue ?? ""))
-        }
-        GenAITranslation.apply(to: &sanitized)
-        attributes = sanitized
+        // Then the semantic-convention translations.
+        GenAITranslation.apply(to: &stored)
+        attributes = stored
 
         events = detail.events.map { event in
             var attributes = PyObject()
@@ -152,26 +156,47 @@ struct MLflowSpan: Sendable, Equatable {
     }
 
     /// The span's JSON exactly as MLflow writes `spans.content` (`json.dumps(span_dict,
-    /// ensure_ascii=False)`; key order as in fixture 13).
+    /// ensure_ascii=False)`; key order as in fixture 13). Written straight into bytes: this runs
+    /// for every stored span.
     var contentJSON: String {
-        let status = PyObject([
-            ("code", .string("STATUS_CODE_" + statusName)),
-            ("message", .string(statusMessage)),
-        ])
-        let object = PyObject([
-            ("trace_id", .string(Data(traceID.bytes).base64EncodedString())),
-            ("span_id", .string(Data(spanID.bytes).base64EncodedString())),
-            ("parent_span_id", isRoot ? .null : .string(Data(parentSpanID.bytes).base64EncodedString())),
-            ("name", .string(name)),
-            ("kind", .string(kindName)),
-            ("start_time_unix_nano", .int(Int64(clamping: startTimeUnixNano))),
-            ("end_time_unix_nano", .int(Int64(clamping: endTimeUnixNano))),
-            ("events", .array(events)),
-            ("status", .object(status)),
-            ("attributes", .object(attributes)),
-            ("links", .array(links)),
-        ])
-        return PyJSONWriter.dump(.object(object), ensureASCII: false)
+        var out: [UInt8] = []
+        out.reserveCapacity(512 + 64 * attributes.count)
+        func key(_ name: StaticString, first: Bool = false) {
+            if !first { out += ", ".utf8 }
+            out.append(UInt8(ascii: "\""))
+            name.withUTF8Buffer { out.append(contentsOf: $0) }
+            out += "\": ".utf8
+        }
+        func string(_ text: String) { PyJSONWriter.writeString(text, ensureASCII: false, into: &out) }
+        out.append(UInt8(ascii: "{"))
+        key("trace_id", first: true)
+        string(Data(traceID.bytes).base64EncodedString())
+        key("span_id")
+        string(Data(spanID.bytes).base64EncodedString())
+        key("parent_span_id")
+        if isRoot { out += "null".utf8 } else { string(Data(parentSpanID.bytes).base64EncodedString()) }
+        key("name")
+        string(name)
+        key("kind")
+        string(kindName)
+        key("start_time_unix_nano")
+        out += String(Int64(clamping: startTimeUnixNano)).utf8
+        key("end_time_unix_nano")
+        out += String(Int64(clamping: endTimeUnixNano)).utf8
+        key("events")
+        PyJSONWriter.write(.array(events), ensureASCII: false, into: &out)
+        key("status")
+        out += "{\"code\": ".utf8
+        string("STATUS_CODE_" + statusName)
+        out += ", \"message\": ".utf8
+        string(statusMessage)
+        out.append(UInt8(ascii: "}"))
+        key("attributes")
+        PyJSONWriter.write(.object(attributes), ensureASCII: false, into: &out)
+        key("links")
+        PyJSONWriter.write(.array(links), ensureASCII: false, into: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -294,7 +319,8 @@ enum GenAITranslation {
             return PyJSONParser.parse(value) ?? .string(value)
         }
         for key in [MLflowKeys.inputs, MLflowKeys.outputs] {
-            guard let text = attributes[key]?.stringValue, !text.isEmpty,
+            // Most inputs have no model field; only parse those that could.
+            guard let text = attributes[key]?.stringValue, text.contains("\"model\""),
                   case .object(let object)? = PyJSONParser.parse(text),
                   let model = object["model"], model.isTruthy else { continue }
             return model.stringValue.map(PyJSON.string)

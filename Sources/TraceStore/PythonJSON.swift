@@ -49,9 +49,13 @@ indirect enum PyJSON: Sendable, Equatable {
 }
 
 /// An insertion-ordered string-keyed object with Python dict semantics.
+///
+/// Span attribute sets are small, so lookups scan the pairs; an index is built only for large
+/// objects (a big kvlist value), keeping lookups O(1) there.
 struct PyObject: Sendable, Equatable {
-    private(set) var keys: [String] = []
-    private var storage: [String: PyJSON] = [:]
+    private(set) var pairs: [(key: String, value: PyJSON)] = []
+    private var index: [String: Int]?
+    private static let indexThreshold = 16
 
     init() {}
 
@@ -59,22 +63,42 @@ struct PyObject: Sendable, Equatable {
         for (key, value) in pairs { self[key] = value }
     }
 
-    var isEmpty: Bool { keys.isEmpty }
-    var count: Int { keys.count }
+    var isEmpty: Bool { pairs.isEmpty }
+    var count: Int { pairs.count }
+    var keys: [String] { pairs.map(\.key) }
+
+    private func position(of key: String) -> Int? {
+        if let index { return index[key] }
+        return pairs.firstIndex { $0.key == key }
+    }
 
     /// Assignment keeps an existing key's position (as `dict[key] = value` does).
     subscript(key: String) -> PyJSON? {
-        get { storage[key] }
+        get { position(of: key).map { pairs[$0].value } }
         set {
             if let newValue {
-                if storage.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if storage.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+                if let existing = position(of: key) {
+                    pairs[existing].value = newValue
+                } else {
+                    pairs.append((key, newValue))
+                    if index != nil {
+                        index![key] = pairs.count - 1
+                    } else if pairs.count > Self.indexThreshold {
+                        index = Dictionary(pairs.enumerated().map { ($1.key, $0) }, uniquingKeysWith: { first, _ in first })
+                    }
+                }
+            } else if let existing = position(of: key) {
+                pairs.remove(at: existing)
+                if index != nil {
+                    index = Dictionary(pairs.enumerated().map { ($1.key, $0) }, uniquingKeysWith: { first, _ in first })
+                }
             }
         }
     }
 
-    var pairs: [(key: String, value: PyJSON)] { keys.map { ($0, storage[$0]!) } }
+    static func == (lhs: PyObject, rhs: PyObject) -> Bool {
+        lhs.pairs.elementsEqual(rhs.pairs) { $0.key == $1.key && $0.value == $1.value }
+    }
 }
 
 // MARK: - Writing (json.dumps)
@@ -83,74 +107,100 @@ struct PyObject: Sendable, Equatable {
 /// `allow_nan=True` and float `repr`.
 enum PyJSONWriter {
     static func dump(_ value: PyJSON, ensureASCII: Bool) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         write(value, ensureASCII: ensureASCII, into: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func write(_ value: PyJSON, ensureASCII: Bool, into out: inout String) {
+        out += dump(value, ensureASCII: ensureASCII)
+    }
+
+    static func write(_ value: PyJSON, ensureASCII: Bool, into out: inout [UInt8]) {
         switch value {
-        case .null: out += "null"
-        case .bool(let flag): out += flag ? "true" : "false"
-        case .int(let number): out += String(number)
-        case .bigInt(let digits): out += digits
-        case .double(let number): out += pythonFloatRepr(number)
+        case .null: out += "null".utf8
+        case .bool(let flag): out += (flag ? "true" : "false").utf8
+        case .int(let number): out += String(number).utf8
+        case .bigInt(let digits): out += digits.utf8
+        case .double(let number): out += pythonFloatRepr(number).utf8
         case .string(let text): writeString(text, ensureASCII: ensureASCII, into: &out)
         case .array(let values):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (index, element) in values.enumerated() {
-                if index > 0 { out += ", " }
+                if index > 0 { out += ", ".utf8 }
                 write(element, ensureASCII: ensureASCII, into: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let object):
-            out += "{"
-            for (index, pair) in object.pairs.enumerated() {
-                if index > 0 { out += ", " }
+            out.append(UInt8(ascii: "{"))
+            var first = true
+            for pair in object.pairs {
+                if !first { out += ", ".utf8 }
+                first = false
                 writeString(pair.key, ensureASCII: ensureASCII, into: &out)
-                out += ": "
+                out += ": ".utf8
                 write(pair.value, ensureASCII: ensureASCII, into: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    private static let hexDigits = Array("0123456789abcdef")
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// Python's string escaping: `ensure_ascii=False` escapes only `"`, `\` and C0 controls;
     /// `ensure_ascii=True` also escapes everything outside printable ASCII as `\uXXXX`
     /// (astral characters as a surrogate pair).
-    static func writeString(_ text: String, ensureASCII: Bool, into out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
+    static func writeString(_ text: String, ensureASCII: Bool, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        if ensureASCII {
+            for scalar in text.unicodeScalars {
                 let value = scalar.value
-                if value < 0x20 || (ensureASCII && value > 0x7E) {
-                    if value > 0xFFFF {
-                        let offset = value - 0x10000
-                        appendUnicodeEscape(0xD800 + (offset >> 10), into: &out)
-                        appendUnicodeEscape(0xDC00 + (offset & 0x3FF), into: &out)
-                    } else {
-                        appendUnicodeEscape(value, into: &out)
-                    }
+                if value < 0x80 {
+                    appendASCII(UInt8(value), into: &out)
+                } else if value > 0xFFFF {
+                    let offset = value - 0x10000
+                    appendUnicodeEscape(0xD800 + (offset >> 10), into: &out)
+                    appendUnicodeEscape(0xDC00 + (offset & 0x3FF), into: &out)
                 } else {
-                    out.unicodeScalars.append(scalar)
+                    appendUnicodeEscape(value, into: &out)
                 }
             }
+        } else {
+            var utf8 = text
+            utf8.withUTF8 { bytes in
+                // Copy runs that need no escaping in one go: most text has no quotes or controls.
+                var runStart = 0
+                for index in 0..<bytes.count {
+                    let byte = bytes[index]
+                    if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") { continue }
+                    if index > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
+                    appendASCII(byte, into: &out)
+                    runStart = index + 1
+                }
+                if bytes.count > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count])) }
+            }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 
-    private static func appendUnicodeEscape(_ value: UInt32, into out: inout String) {
-        out += "\\u"
+    /// One ASCII byte, escaped as Python escapes it.
+    private static func appendASCII(_ byte: UInt8, into out: inout [UInt8]) {
+        switch byte {
+        case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+        case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+        case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+        case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+        case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+        case 0x08: out += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
+        case 0x0C: out += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
+        case 0x20..<0x7F: out.append(byte)
+        default: appendUnicodeEscape(UInt32(byte), into: &out)
+        }
+    }
+
+    private static func appendUnicodeEscape(_ value: UInt32, into out: inout [UInt8]) {
+        out += [UInt8(ascii: "\\"), UInt8(ascii: "u")]
         for shift in stride(from: 12, through: 0, by: -4) {
             out.append(hexDigits[Int((value >> UInt32(shift)) & 0xF)])
         }
@@ -232,11 +282,14 @@ struct PyJSONParser {
         while let byte = current, byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { index += 1 }
     }
 
-    private mutating func consume(_ literal: String) -> Bool {
-        let utf8 = Array(literal.utf8)
-        guard index + utf8.count <= bytes.count, Array(bytes[index..<index + utf8.count]) == utf8 else { return false }
-        index += utf8.count
-        return true
+    private mutating func consume(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard index + count <= bytes.count else { return false }
+        let matches = literal.withUTF8Buffer { expected in
+            (0..<count).allSatisfy { bytes[index + $0] == expected[$0] }
+        }
+        if matches { index += count }
+        return matches
     }
 
     private mutating func parseValue(depth: Int) -> PyJSON? {
@@ -340,58 +393,56 @@ struct PyJSONParser {
 
     private mutating func parseString() -> String? {
         index += 1
-        var scalars = String.UnicodeScalarView()
-        var runStart = index
-        func flush(_ upTo: Int, _ scalars: inout String.UnicodeScalarView, _ bytes: [UInt8], _ from: Int) {
-            if upTo > from { scalars.append(contentsOf: String(decoding: bytes[from..<upTo], as: UTF8.self).unicodeScalars) }
+        let start = index
+        // Fast path: no escapes, the string is a slice of the input.
+        while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
+            if byte < 0x20 { return nil }
+            index += 1
         }
+        guard let stop = current else { return nil }
+        if stop == UInt8(ascii: "\"") {
+            index += 1
+            return String(decoding: bytes[start..<index - 1], as: UTF8.self)
+        }
+        var out = Array(bytes[start..<index])
         while let byte = current {
             if byte == UInt8(ascii: "\"") {
-                flush(index, &scalars, bytes, runStart)
                 index += 1
-                return String(scalars)
+                return String(decoding: out, as: UTF8.self)
             }
             if byte < 0x20 { return nil }
-            if byte != UInt8(ascii: "\\") {
-                index += 1
+            index += 1
+            guard byte == UInt8(ascii: "\\") else {
+                out.append(byte)
                 continue
             }
-            flush(index, &scalars, bytes, runStart)
-            index += 1
             guard let escape = current else { return nil }
             index += 1
             switch escape {
-            case UInt8(ascii: "\""): scalars.append("\"")
-            case UInt8(ascii: "\\"): scalars.append("\\")
-            case UInt8(ascii: "/"): scalars.append("/")
-            case UInt8(ascii: "b"): scalars.append("\u{08}")
-            case UInt8(ascii: "f"): scalars.append("\u{0C}")
-            case UInt8(ascii: "n"): scalars.append("\n")
-            case UInt8(ascii: "r"): scalars.append("\r")
-            case UInt8(ascii: "t"): scalars.append("\t")
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
                 guard let unit = parseHex4() else { return nil }
+                var scalar = Unicode.Scalar(unit)
                 if (0xD800..<0xDC00).contains(unit), bytes.count >= index + 6,
                    bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
                     let saved = index
                     index += 2
                     if let low = parseHex4(), (0xDC00..<0xE000).contains(low) {
-                        let combined = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
-                        scalars.append(Unicode.Scalar(combined)!)
+                        scalar = Unicode.Scalar(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
                     } else {
                         index = saved
-                        scalars.append("\u{FFFD}")
                     }
-                } else if let scalar = Unicode.Scalar(unit) {
-                    scalars.append(scalar)
-                } else {
-                    // A lone surrogate: Python keeps it; a Swift String cannot, so it becomes U+FFFD.
-                    scalars.append("\u{FFFD}")
                 }
+                // A lone surrogate: Python keeps it; a Swift String cannot, so it becomes U+FFFD.
+                out += Array(String(scalar ?? "\u{FFFD}").utf8)
             default:
                 return nil
             }
-            runStart = index
         }
         return nil
     }

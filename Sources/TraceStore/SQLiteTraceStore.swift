@@ -24,6 +24,8 @@ public final class SQLiteTraceStore: TraceSink {
 
     /// How long a connection waits for a lock held by another connection before failing.
     static let busyTimeout: TimeInterval = 5
+    /// Page cache of the writer connection (readers keep SQLite's default).
+    static let writerCacheKiB = 64 * 1024
 
     /// Opens (creating directories, schema and experiment `0` "Default" as needed).
     /// `readOnly` opens for queries while another process writes.
@@ -49,6 +51,12 @@ public final class SQLiteTraceStore: TraceSink {
             // WAL (set by DatabasePool) with synchronous=NORMAL: commits are durable against
             // process crashes; a power loss may lose the last transactions but never corrupts.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            if !db.configuration.readonly {
+                // The writer inserts span rows under random trace ids all over the primary-key
+                // B-tree; with SQLite's default 2 MiB page cache it re-reads those pages from the
+                // file on almost every insert (measured: ~8 % of write CPU in pread).
+                try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)")
+            }
         }
 
         if readOnly {

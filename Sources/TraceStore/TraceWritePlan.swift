@@ -80,64 +80,83 @@ struct PreparedTrace: Sendable {
     /// Distinct resources of the spans.
     var resources: [StoredResource]
 
-    /// Builds the trace from decoded spans (the path tests take with hand-built details).
+    /// Builds the trace from decoded spans; `resourceIndex` points into `resources` (the decoded
+    /// resources of the spans' requests, possibly with repeats).
     init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
-         spans details: [(span: SpanDetail, resource: ResourceDetail?)]) {
+         spans details: [(span: SpanDetail, resourceIndex: Int?)], resources resourceDetails: [ResourceDetail]) {
         requestID = MLflowSpan.requestID(for: traceID)
         self.experimentID = experimentID
         self.reason = reason
-        var resourceIndexes: [StoredResource: Int] = [:]
+        // Identical resources (the same service sending several requests) are stored once.
+        var distinct: [StoredResource: Int] = [:]
         var resources: [StoredResource] = []
-        var spans: [PreparedSpan] = []
-        spans.reserveCapacity(details.count)
-        for (detail, resourceDetail) in details {
-            var resourceIndex: Int?
-            if let resourceDetail {
-                let resource = StoredResource(detail: resourceDetail)
-                if let known = resourceIndexes[resource] {
-                    resourceIndex = known
-                } else {
-                    resourceIndex = resources.count
-                    resourceIndexes[resource] = resources.count
-                    resources.append(resource)
-                }
+        var distinctIndex: [Int] = []
+        var serviceNames: [String?] = []
+        for detail in resourceDetails {
+            let resource = StoredResource(detail: detail)
+            if let known = distinct[resource] {
+                distinctIndex.append(known)
+            } else {
+                distinct[resource] = resources.count
+                distinctIndex.append(resources.count)
+                resources.append(resource)
             }
-            let span = MLflowSpan(detail: detail, resource: resourceDetail)
-            spans.append(PreparedSpan(row: SpanRow(span: span), facts: SpanFacts(span: span, resourceID: nil),
-                                      resourceIndex: resourceIndex))
+            serviceNames.append(MLflowSpan.serviceNameForRoot(detail))
         }
-        self.spans = spans
+        spans = details.map { detail, resourceIndex in
+            let span = MLflowSpan(detail: detail, resourceServiceName: resourceIndex.flatMap { serviceNames[$0] })
+            return PreparedSpan(row: SpanRow(span: span), facts: SpanFacts(span: span, resourceID: nil),
+                                resourceIndex: resourceIndex.map { distinctIndex[$0] })
+        }
         self.resources = resources
+    }
+
+    /// Builds the trace from decoded spans each paired with its resource (tests build these by hand).
+    init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
+         spans details: [(span: SpanDetail, resource: ResourceDetail?)]) {
+        var resources: [ResourceDetail] = []
+        let indexed = details.map { pair -> (span: SpanDetail, resourceIndex: Int?) in
+            guard let resource = pair.resource else { return (pair.span, nil) }
+            if let known = resources.firstIndex(of: resource) { return (pair.span, known) }
+            resources.append(resource)
+            return (pair.span, resources.count - 1)
+        }
+        self.init(traceID: traceID, experimentID: experimentID, reason: reason, spans: indexed, resources: resources)
     }
 
     /// Decodes every span record of a finished trace. Spans whose bytes do not decode are left out
     /// and reported in `failures` (the receiver has already validated them, so this means a bug).
     static func prepare(_ trace: FinishedTrace, experimentID: Int64?) -> (trace: PreparedTrace?, failures: [String]) {
         var failures: [String] = []
-        var details: [(span: SpanDetail, resource: ResourceDetail?)] = []
+        var details: [(span: SpanDetail, resourceIndex: Int?)] = []
         details.reserveCapacity(trace.spans.count)
         // Resources are shared by every span of a request: decode each (payload, index) once.
-        var resourceCache: [ResourceKey: ResourceDetail] = [:]
+        var resourceIndexes: [ResourceKey: Int?] = [:]
+        var resources: [ResourceDetail] = []
         for record in trace.spans {
+            let detail: SpanDetail
             do {
-                let detail = try record.decodeDetail()
-                let key = ResourceKey(payload: ObjectIdentifier(record.payload), index: record.resourceIndex)
-                var resource = resourceCache[key]
-                if resource == nil {
-                    do {
-                        resource = try record.payload.resourceDetail(at: record.resourceIndex)
-                        resourceCache[key] = resource
-                    } catch {
-                        failures.append("resource \(record.resourceIndex): \(error)")
-                    }
-                }
-                details.append((detail, resource))
+                detail = try record.decodeDetail()
             } catch {
                 failures.append("span \(record.spanID.hex): \(error)")
+                continue
             }
+            let key = ResourceKey(payload: ObjectIdentifier(record.payload), index: record.resourceIndex)
+            if resourceIndexes[key] == nil {
+                do {
+                    resources.append(try record.payload.resourceDetail(at: record.resourceIndex))
+                    resourceIndexes[key] = resources.count - 1
+                } catch {
+                    failures.append("resource \(record.resourceIndex) of span \(record.spanID.hex): \(error)")
+                    resourceIndexes[key] = .some(nil)
+                }
+            }
+            details.append((detail, resourceIndexes[key] ?? nil))
         }
         guard !details.isEmpty else { return (nil, failures) }
-        return (PreparedTrace(traceID: trace.traceID, experimentID: experimentID, reason: trace.reason, spans: details), failures)
+        let prepared = PreparedTrace(traceID: trace.traceID, experimentID: experimentID, reason: trace.reason,
+                                     spans: details, resources: resources)
+        return (prepared, failures)
     }
 
     private struct ResourceKey: Hashable {

@@ -40,6 +40,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Traces per store transaction (default 2000).") var storeBatchMaxTraces: String?
     @Option(help: "Retry-After announced under pressure (default 1s).") var retryAfter: String?
     @Option(help: "trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
+    @Option(help: "Directory of the forwarding destinations' on-disk queues (default ./stitch-data/queues).") var queueDir: String?
+    @Option(name: .customLong("forward"), help: "Also forward finished traces to this OTLP/HTTP endpoint (repeatable).")
+    var forward: [String] = []
 
     var flags: [String: String] {
         let pairs: [(String, String?)] = [
@@ -48,7 +51,7 @@ struct Serve: AsyncParsableCommand {
             ("max_traces", maxTraces), ("max_buffered_bytes", maxBufferedBytes), ("late_window", lateWindow),
             ("max_body_size", maxBodySize), ("max_connections", maxConnections),
             ("store_queue_max_bytes", storeQueueMaxBytes), ("store_batch_max_traces", storeBatchMaxTraces),
-            ("retry_after", retryAfter), ("log_level", logLevel),
+            ("retry_after", retryAfter), ("log_level", logLevel), ("queue_dir", queueDir),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }
@@ -56,7 +59,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let configuration: StitchConfiguration
         do {
-            configuration = try StitchConfiguration.load(configPath: config, flags: flags)
+            configuration = try StitchConfiguration.load(configPath: config, flags: flags, forwardFlags: forward)
         } catch {
             FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
             throw ExitCode(configurationExitCode)
@@ -100,7 +103,7 @@ struct Traces: AsyncParsableCommand {
                 throw ExitCode(configurationExitCode)
             }
             do {
-                return try SQLiteTraceStore(path: configuration.db, readOnly: true)
+                return try SQLiteTraceStore(path: db ?? configuration.queryStorePath, readOnly: true)
             } catch {
                 FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
                 throw ExitCode.failure

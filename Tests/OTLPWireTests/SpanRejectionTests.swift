@@ -112,3 +112,56 @@ struct MalformedBodyTests {
         }
     }
 }
+
+@Suite("Nesting limits")
+struct NestingLimitTests {
+    /// A one-span request whose attribute value nests `levels` AnyValues (arrays of one element).
+    static func nested(levels: Int) -> [UInt8] {
+        var value = WireWriter()
+        value.stringField(Field.AnyValue.stringValue, "leaf")
+        for _ in 1..<levels {
+            var array = WireWriter()
+            array.lengthDelimited(Field.List.values, value.bytes)
+            var outer = WireWriter()
+            outer.lengthDelimited(Field.AnyValue.arrayValue, array.bytes)
+            value = outer
+        }
+        var pair = WireWriter()
+        pair.stringField(Field.KeyValue.key, "deep")
+        pair.lengthDelimited(Field.KeyValue.value, value.bytes)
+        var span = WireWriter()
+        span.bytesField(Field.Span.traceID, [UInt8](repeating: 1, count: 16))
+        span.bytesField(Field.Span.spanID, [UInt8](repeating: 2, count: 8))
+        span.lengthDelimited(Field.Span.attributes, pair.bytes)
+        var scopeSpans = WireWriter()
+        scopeSpans.lengthDelimited(Field.ScopeSpans.spans, span.bytes)
+        var resourceSpans = WireWriter()
+        resourceSpans.lengthDelimited(Field.ResourceSpans.scopeSpans, scopeSpans.bytes)
+        var request = WireWriter()
+        request.lengthDelimited(Field.Request.resourceSpans, resourceSpans.bytes)
+        return request.bytes
+    }
+
+    @Test("AnyValues nested up to the limit decode; one level more is malformed")
+    func limit() throws {
+        let limit = OTLPTraceDecoder.maxAnyValueDepth
+        let batch = try OTLPTraceDecoder.decode(Self.nested(levels: limit), experimentID: nil)
+        var value = try #require(batch.spans.first).decodeDetail().attribute("deep")
+        var depth = 1
+        while case .array(let items)? = value {
+            value = items.first
+            depth += 1
+        }
+        #expect(depth == limit)
+        #expect(value == .string("leaf"))
+        #expect(throws: WireError.self) { try OTLPTraceDecoder.decode(Self.nested(levels: limit + 1), experimentID: nil) }
+        // swift-protobuf reads both (its own limit is 100 messages): the limit is ours, on purpose.
+        _ = try Oracle.parse(Self.nested(levels: limit + 1))
+    }
+
+    @Test("20,000 nested levels are refused without exhausting the stack")
+    func hostile() {
+        #expect(throws: WireError.self) { try OTLPTraceDecoder.decode(Self.nested(levels: 20_000), experimentID: nil) }
+        #expect(throws: WireError.self) { try OTLPJSON.jsonFromProtobuf(Self.nested(levels: 20_000)) }
+    }
+}

@@ -14,39 +14,12 @@ import TraceStore
 /// The whole pipeline in-process: receiver on an ephemeral port → assembler → queue → SQLite.
 @Suite("Pipeline end to end")
 struct PipelineTests {
-    struct Running {
-        var port: Int
-        var db: String
-        var group: ServiceGroup
+    func withStitch(flags: [String: String] = [:], _ body: (StitchHarness.Running) async throws -> Void) async throws {
+        try await StitchHarness.withStitch(flags: flags, body)
     }
 
-    /// Starts Stitch with short timeouts, runs `body`, then shuts down gracefully (like SIGTERM).
-    func withStitch(flags: [String: String] = [:], _ body: (Running) async throws -> Void) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stitch-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let db = directory.appendingPathComponent("stitch.db").path
-        var all = ["listen": "127.0.0.1:0", "db": db, "idle_timeout": "200ms", "max_trace_age": "20s"]
-        all.merge(flags) { $1 }
-        let configuration = try StitchConfiguration.load(file: nil, environment: [:], flags: all)
-        let portBox = Mutex<Int?>(nil)
-        let group = try StitchApplication(configuration: configuration, logger: Logger(label: "test"))
-            .makeServiceGroup(signals: []) { address in portBox.withLock { $0 = address.port } }
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            let port = try await poll("listening") { portBox.withLock { $0 } }
-            try await body(Running(port: port, db: db, group: group))
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
-    }
-
-    /// Polls every 20 ms, up to 10 s, until `probe` yields a value.
     func poll<T>(_ what: String, _ probe: () async throws -> T?) async throws -> T {
-        for _ in 0..<500 {
-            if let value = try await probe() { return value }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        throw StitchError("timed out waiting for \(what)")
+        try await StitchHarness.poll(what, probe)
     }
 
     func post(_ port: Int, fixture: String, experiment: String? = nil) async throws -> Int {
@@ -123,12 +96,18 @@ struct PipelineTests {
 
     @Test("when the store queue is full the receiver refuses with 503 and Retry-After, keeping nothing")
     func backpressure() async throws {
-        let queue = WriteQueue(maxBytes: 1024)
-        let released = Mutex<Int>(0)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stitch-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var stitch = StitchConfiguration()
+        stitch.storeQueueMaxBytes = 1024
+        let destination = try RunningDestination.make(
+            DestinationConfiguration(name: "store", kind: .store(path: directory.appendingPathComponent("s.db").path)),
+            stitch: stitch, logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
+        let queue = destination.handoff
         let assembler = TraceAssembler(configuration: AssemblerConfiguration(), clock: ContinuousClock(),
                                        logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance,
-                                       release: { traces in released.withLock { $0 += traces.count } })
-        let ingest = PipelineIngest(assembler: assembler, queue: queue, retryAfterSeconds: 4)
+                                       release: { _ in })
+        let ingest = PipelineIngest(assembler: assembler, destinations: [destination], retryAfterSeconds: 4)
         let batch = try OTLPTraceDecoder.decode(try Fixtures.bytes("01"), experimentID: nil)
         #expect(await ingest.ingest(batch) == .accepted)
         #expect(await assembler.stats.bufferedSpans == 3)

@@ -50,6 +50,26 @@ public final class RawHTTPClient: Sendable {
 
     deinit { close(fd) }
 
+    /// Binds an ephemeral 127.0.0.1 port, closes it and returns its number (free right now).
+    public static func listenAndClose() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ClientError(description: "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard bound == 0 else { throw ClientError(description: "bind failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     /// Sends one request; `contentLength` overrides the header (to announce a body that is not sent).
     public func send(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = [],
                      contentLength: Int? = nil) async throws {

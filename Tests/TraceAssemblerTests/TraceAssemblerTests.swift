@@ -1,6 +1,7 @@
 import Logging
 import OTLPWire
 import Synchronization
+import StitchTestSupport
 import Testing
 @testable import TraceAssembler
 

@@ -108,3 +108,19 @@ import Testing
         #expect(MLflowSpan.intHex([0, 0, 0x01, 0x02, 0x03], width: 4) == "10203")
     }
 }
+
+extension MLflowSpanTests {
+    @Test func aModelFieldInTheInputsNamesTheModel() {
+        let span = MLflowSpan(detail: Build.span(1, start: 1, end: 2, attributes: [
+            ("mlflow.spanInputs", .string(#"{"model": "gpt-4o", "messages": []}"#)), ("gen_ai.provider.name", .string("openai")),
+        ]), resource: nil)
+        #expect(span.attribute("mlflow.llm.model") == #""gpt-4o""#)
+        #expect(span.attribute("mlflow.llm.provider") == #""openai""#)
+        let row = SpanRow(span: span)
+        #expect(row.modelName == "gpt-4o")
+        #expect(row.modelProvider == "openai")
+        let plain = MLflowSpan(detail: Build.span(1, start: 1, end: 2, attributes: [("mlflow.spanInputs", .string(#"{"models": 1}"#))]),
+                               resource: nil)
+        #expect(plain.attribute("mlflow.llm.model") == nil)
+    }
+}

@@ -7,9 +7,11 @@ enum Fixtures {
         if let override = ProcessInfo.processInfo.environment["STITCH_FIXTURES"], !override.isEmpty {
             return URL(fileURLWithPath: override)
         }
-        // <root>/Tests/OTLPWireTests/Fixtures.swift → <root>/../shared/fixtures/mlflow-otlp
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
+        // The package root is the nearest directory above this file that holds Package.swift.
+        var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while root.path != "/", !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
+            root = root.deletingLastPathComponent()
+        }
         return root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/mlflow-otlp")
     }()
 

@@ -1,0 +1,69 @@
+import TraceAssembler
+
+/// What one delivery attempt came to.
+public enum DeliveryOutcome: Sendable, Equatable {
+    case delivered
+    /// Delivered, but the receiver rejected some spans (OTLP partial success): logged and counted, not retried.
+    case partiallyRejected(rejectedSpans: Int64, message: String)
+    /// Transient (429, 502, 503, 504, connection failure, timeout): retry, after `after` if the server said so.
+    case retryable(reason: String, after: Duration?)
+    /// Will never succeed as is (other 4xx, MLflow's unknown experiment): dead-letter with the response.
+    case permanent(reason: String, response: String)
+}
+
+/// How many traces one `deliver` call takes at most; the sender asks its queue for no more.
+public struct DeliveryBatchLimits: Sendable, Equatable {
+    /// At least 1.
+    public var maxTraces: Int
+    /// Encoded span bytes (`FinishedTrace.encodedBytes`) per batch; a single larger trace is still
+    /// handed over alone.
+    public var maxBytes: Int
+
+    public init(maxTraces: Int, maxBytes: Int) {
+        self.maxTraces = max(1, maxTraces)
+        self.maxBytes = max(1, maxBytes)
+    }
+
+    /// 512 traces or 4 MiB of spans: one OTLP request at the default request size.
+    public static let standard = DeliveryBatchLimits(maxTraces: 512, maxBytes: 4 << 20)
+}
+
+/// A place finished traces go besides (or instead of) the embedded store.
+public protocol TraceDestination: Sendable {
+    var name: String { get }
+    /// The largest batch `deliver` should be given. Default `.standard`.
+    var batchLimits: DeliveryBatchLimits { get }
+    func deliver(_ traces: [FinishedTrace]) async -> DeliveryOutcome
+    /// Releases connections.
+    func shutdown() async
+}
+
+extension TraceDestination {
+    public var batchLimits: DeliveryBatchLimits { .standard }
+}
+
+/// Where batches that can never be delivered are set aside (with the answer that refused them), so
+/// that a permanent failure neither blocks the queue nor loses data. The persistent queue's
+/// dead-letter store conforms.
+public protocol DeadLetterSink: Sendable {
+    /// Stores `traces`; throws when it could not (the sender then keeps the batch and tries again).
+    func append(_ traces: [FinishedTrace], reason: String, response: String) throws
+}
+
+/// The part of `PersistentQueue` a `DestinationSender` reads from (so tests can use an in-memory queue).
+public protocol DeliveryQueue: Sendable {
+    /// Waits for records after those already handed out; nil once the queue is closed.
+    func next(maxTraces: Int, maxBytes: Int) async -> [QueuedTrace]?
+    /// Everything up to and including `sequence` is done.
+    func acknowledge(through sequence: UInt64) throws
+}
+
+extension PersistentQueue: DeliveryQueue {}
+
+extension DeadLetterStore: DeadLetterSink {
+    /// `append(traces:reason:response:)`; a batch too large for the store is logged and counted
+    /// there, and not kept.
+    public func append(_ traces: [FinishedTrace], reason: String, response: String) throws {
+        try append(traces: traces, reason: reason, response: response)
+    }
+}

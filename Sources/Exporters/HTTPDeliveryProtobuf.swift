@@ -1,0 +1,81 @@
+/// The two small protobuf messages an OTLP server answers with, read without a generated model.
+///
+/// Field numbers: `ExportTraceServiceResponse.partial_success` = 1; `ExportTracePartialSuccess`
+/// `rejected_spans` = 1 (int64), `error_message` = 2; `google.rpc.Status` `code` = 1, `message` = 2.
+enum ProtobufResponses {
+    /// The `partial_success` of an `ExportTraceServiceResponse`; nil when the body has none or does
+    /// not parse (an empty body is full success).
+    static func partialSuccess(_ body: [UInt8]) -> (rejectedSpans: Int64, message: String)? {
+        var found: ArraySlice<UInt8>?
+        guard ProtobufScanner.fields(body[...], { field, value in
+            if field == 1, case .bytes(let bytes) = value { found = bytes }
+        }), let found else { return nil }
+        var rejected: Int64 = 0
+        var message = ""
+        guard ProtobufScanner.fields(found, { field, value in
+            switch (field, value) {
+            case (1, .varint(let raw)): rejected = Int64(bitPattern: raw)
+            case (2, .bytes(let bytes)): message = String(decoding: bytes, as: UTF8.self)
+            default: break
+            }
+        }) else { return nil }
+        return (rejected, message)
+    }
+
+    /// `google.rpc.Status.message`, if the body is such a message with a non-empty one.
+    static func statusMessage(_ body: [UInt8]) -> String? {
+        var message: String?
+        guard ProtobufScanner.fields(body[...], { field, value in
+            if field == 2, case .bytes(let bytes) = value { message = String(decoding: bytes, as: UTF8.self) }
+        }) else { return nil }
+        return message.flatMap { $0.isEmpty ? nil : $0 }
+    }
+}
+
+/// A bounds-checked walk over the top-level fields of one protobuf message.
+enum ProtobufScanner {
+    enum Value {
+        case varint(UInt64)
+        case bytes(ArraySlice<UInt8>)
+        case fixed
+    }
+
+    /// Calls `visit` for each field; false when the bytes are not a well-formed message.
+    static func fields(_ bytes: ArraySlice<UInt8>, _ visit: (UInt32, Value) -> Void) -> Bool {
+        var position = bytes.startIndex
+        func varint() -> UInt64? {
+            var result: UInt64 = 0
+            var shift: UInt64 = 0
+            while position < bytes.endIndex && shift < 64 {
+                let byte = bytes[position]
+                position += 1
+                result |= UInt64(byte & 0x7F) << shift
+                if byte < 0x80 { return result }
+                shift += 7
+            }
+            return nil
+        }
+        while position < bytes.endIndex {
+            guard let key = varint(), key >> 3 > 0, key >> 3 <= UInt64(UInt32.max) else { return false }
+            let field = UInt32(key >> 3)
+            switch key & 7 {
+            case 0:
+                guard let value = varint() else { return false }
+                visit(field, .varint(value))
+            case 1, 5:
+                let width = key & 7 == 1 ? 8 : 4
+                guard bytes.endIndex - position >= width else { return false }
+                position += width
+                visit(field, .fixed)
+            case 2:
+                guard let length = varint(), length <= UInt64(bytes.endIndex - position) else { return false }
+                let end = position + Int(length)
+                visit(field, .bytes(bytes[position..<end]))
+                position = end
+            default:
+                return false
+            }
+        }
+        return true
+    }
+}

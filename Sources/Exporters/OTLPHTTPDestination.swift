@@ -1,0 +1,113 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOHTTP1
+import TraceAssembler
+
+/// Forwards finished traces to an OTLP/HTTP endpoint (Jaeger, another collector) as protobuf.
+///
+/// Each trace's spans are sent under their original resource and scope, by copying the bytes
+/// they were received in (no decode and re-encode). Several traces share one request up to
+/// `maxRequestBytes` after compression; larger batches become several requests (see
+/// `RequestPlanner`). Answers map to outcomes per the OTLP spec ("OTLP/HTTP Response",
+/// "Retryable Response Codes"): 2xx delivered (a `partial_success` is reported, never retried);
+/// 429, 502, 503, 504, connection failures and timeouts retryable, honouring `Retry-After`;
+/// every other status permanent.
+public final class OTLPHTTPDestination: TraceDestination {
+    public let name: String
+    public let configuration: OTLPHTTPDestinationConfiguration
+    private let http: HTTPDeliveryClient
+    private let planner: RequestPlanner
+    private let fixedHeaders: HTTPHeaders
+    private let logger: Logger
+    private let currentDate: @Sendable () -> Date
+
+    /// - Parameters:
+    ///   - currentDate: wall clock for `Retry-After` HTTP-dates (injected in tests).
+    /// - Throws: `DestinationConfigurationError` listing every configuration problem.
+    public init(
+        name: String = "otlp", configuration: OTLPHTTPDestinationConfiguration, logger: Logger,
+        currentDate: @escaping @Sendable () -> Date = { Date() }
+    ) throws(DestinationConfigurationError) {
+        try DestinationConfigurationError.check(configuration.problems(), destination: name)
+        self.name = name
+        self.configuration = configuration
+        self.logger = logger
+        self.currentDate = currentDate
+        planner = RequestPlanner(compression: configuration.compression, maxRequestBytes: configuration.maxRequestBytes)
+        fixedHeaders = HTTPDeliveryValidation.requestHeaders(
+            configured: configuration.headers, contentType: "application/x-protobuf", compression: configuration.compression)
+        http = HTTPDeliveryClient(timeout: configuration.timeout)
+    }
+
+    /// About one request's worth of spans per batch.
+    public var batchLimits: DeliveryBatchLimits {
+        DeliveryBatchLimits(maxTraces: DeliveryBatchLimits.standard.maxTraces, maxBytes: configuration.maxRequestBytes)
+    }
+
+    /// Sends `traces` in as few requests as the size limit allows, in order, and stops at the first
+    /// request that is not delivered: a retry then sends the whole batch again (the OTLP spec
+    /// accepts the duplicates a retry produces), a permanent failure dead-letters the whole batch.
+    public func deliver(_ traces: [FinishedTrace]) async -> DeliveryOutcome {
+        let requests: [PlannedRequest]
+        do {
+            requests = try planner.plan(traces.map(\.spans))
+        } catch {
+            return .permanent(reason: "cannot be sent to \(configuration.resolvedEndpoint): \(error)", response: "")
+        }
+        var rejectedSpans: Int64 = 0
+        var messages: [String] = []
+        for (index, request) in requests.enumerated() {
+            let outcome = await send(request)
+            logger.debug("OTLP export request", metadata: [
+                "destination": "\(name)", "request": "\(index + 1)/\(requests.count)",
+                "spans": "\(request.spanCount)", "bytes": "\(request.body.count)", "outcome": "\(outcome)",
+            ])
+            switch outcome {
+            case .delivered:
+                continue
+            case .partiallyRejected(let rejected, let message):
+                rejectedSpans += rejected
+                if !message.isEmpty { messages.append(message) }
+            case .retryable, .permanent:
+                return outcome
+            }
+        }
+        if rejectedSpans > 0 || !messages.isEmpty {
+            return .partiallyRejected(rejectedSpans: rejectedSpans, message: messages.joined(separator: "; "))
+        }
+        return .delivered
+    }
+
+    private func send(_ request: PlannedRequest) async -> DeliveryOutcome {
+        switch await http.send(method: .POST, url: configuration.resolvedEndpoint, headers: fixedHeaders, body: request.body) {
+        case .success(let answer):
+            return Self.outcome(for: answer, now: currentDate())
+        case .failure(let failure):
+            return failure.outcome
+        }
+    }
+
+    /// OTLP spec, "Retryable Response Codes": only these are transient.
+    static let retryableStatuses: Set<Int> = [429, 502, 503, 504]
+
+    /// The outcome an OTLP/HTTP answer stands for.
+    static func outcome(for answer: HTTPAnswer, now: Date) -> DeliveryOutcome {
+        if answer.isSuccess {
+            // "OTLP/HTTP Response", partial success: logged and counted, MUST NOT be retried.
+            if let partial = ProtobufResponses.partialSuccess(answer.body),
+               partial.rejectedSpans != 0 || !partial.message.isEmpty {
+                return .partiallyRejected(rejectedSpans: partial.rejectedSpans, message: partial.message)
+            }
+            return .delivered
+        }
+        if retryableStatuses.contains(answer.status) {
+            return .retryable(reason: answer.summary, after: answer.retryAfter(now: now))
+        }
+        return .permanent(reason: "rejected by the OTLP endpoint (HTTP \(answer.status))", response: answer.summary)
+    }
+
+    public func shutdown() async {
+        await http.shutdown()
+    }
+}

@@ -1,0 +1,231 @@
+import Exporters
+import Foundation
+import Yams
+
+/// One place finished traces go: the embedded store, an OTLP/HTTP endpoint or an MLflow tracking server.
+///
+/// ```yaml
+/// destinations:
+///   - name: jaeger
+///     otlp: { endpoint: http://127.0.0.1:4318/v1/traces, compression: gzip, headers: { authorization: "Bearer …" }, timeout: 10s }
+///     traces: all            # all (default) | complete | incomplete
+///     queue: { max_bytes: 1GiB, fsync: batch }
+///     retry: { initial_interval: 1s, max_interval: 30s }
+///   - name: mlflow
+///     mlflow: { tracking_uri: http://127.0.0.1:5000, experiment_id: "1" }
+///   - name: local
+///     store: { path: ./stitch-data/stitch.db }
+/// ```
+public struct DestinationConfiguration: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case store(path: String)
+        case otlp(OTLPHTTPDestinationConfiguration)
+        case mlflow(MLflowDestinationConfiguration)
+    }
+
+    /// Which finished traces a destination wants. Late fragments go to every destination (each merges
+    /// them into what it has), so that a trace stays whole everywhere.
+    public enum Selection: String, Sendable, Equatable, CaseIterable {
+        case all
+        /// Only traces released closed (a root and every parent).
+        case complete
+        /// Only traces released incomplete (no root or missing parents): for debugging pipelines.
+        case incomplete
+
+        public func wants(_ isComplete: Bool, isLate: Bool) -> Bool {
+            if isLate { return true }
+            switch self {
+            case .all: return true
+            case .complete: return isComplete
+            case .incomplete: return !isComplete
+            }
+        }
+    }
+
+    public var name: String
+    public var kind: Kind
+    public var traces: Selection
+    /// Byte limit and fsync policy of this destination's on-disk queue (not used by `store`).
+    public var queueMaxBytes: Int
+    public var queueFsync: FsyncPolicy
+    /// Back-off between retries of transient failures (`retry: { initial_interval, max_interval }`).
+    public var retry: RetryPolicy
+
+    public init(name: String, kind: Kind, traces: Selection = .all, queueMaxBytes: Int = 1 << 30, queueFsync: FsyncPolicy = .batch,
+                retry: RetryPolicy = RetryPolicy()) {
+        self.name = name
+        self.kind = kind
+        self.traces = traces
+        self.queueMaxBytes = queueMaxBytes
+        self.queueFsync = queueFsync
+        self.retry = retry
+    }
+
+    /// An OTLP/HTTP destination from `--forward URL`.
+    public static func forward(_ url: String, index: Int) -> DestinationConfiguration {
+        DestinationConfiguration(name: "forward-\(index)", kind: .otlp(OTLPHTTPDestinationConfiguration(endpoint: url)))
+    }
+}
+
+/// Parses the `destinations:` list of the configuration file, collecting every problem with its key path.
+enum DestinationParser {
+    static func parse(_ node: Node, source: String, problems: inout [ConfigurationProblem]) -> [DestinationConfiguration] {
+        guard case .sequence(let items) = node else {
+            problems.append(.init(keyPath: "destinations", source: source, reason: "must be a list of destinations"))
+            return []
+        }
+        var result: [DestinationConfiguration] = []
+        for (index, item) in items.enumerated() {
+            var context = Context(path: "destinations[\(index)]", source: source)
+            if let destination = parseOne(item, context: &context) { result.append(destination) }
+            problems += context.problems
+        }
+        return result
+    }
+
+    struct Context {
+        var path: String
+        var source: String
+        var problems: [ConfigurationProblem] = []
+
+        mutating func problem(_ key: String?, _ reason: String) {
+            problems.append(.init(keyPath: key.map { "\(path).\($0)" } ?? path, source: source, reason: reason))
+        }
+
+        /// A mapping's entries by key; reports non-mappings and unknown keys.
+        mutating func mapping(_ node: Node, key: String?, allowed: Set<String>) -> [String: Node]? {
+            guard case .mapping(let mapping) = node else {
+                problem(key, "must be a mapping")
+                return nil
+            }
+            var entries: [String: Node] = [:]
+            for (keyNode, value) in mapping {
+                guard let name = keyNode.string else { continue }
+                let full = key.map { "\($0).\(name)" } ?? name
+                if !allowed.contains(name) {
+                    problem(full, "unknown key; known: \(allowed.sorted().joined(separator: ", "))")
+                    continue
+                }
+                entries[name] = value
+            }
+            return entries
+        }
+
+        mutating func scalar(_ entries: [String: Node], _ name: String, in key: String?) -> String? {
+            guard let node = entries[name] else { return nil }
+            guard case .scalar(let scalar) = node else {
+                problem(key.map { "\($0).\(name)" } ?? name, "must be a single value")
+                return nil
+            }
+            return scalar.string
+        }
+
+        mutating func parsed<T>(_ entries: [String: Node], _ name: String, in key: String?, _ parse: (String) -> T?, expected: String) -> T? {
+            guard let text = scalar(entries, name, in: key) else { return nil }
+            guard let value = parse(text) else {
+                problem(key.map { "\($0).\(name)" } ?? name, "'\(text)' is not \(expected)")
+                return nil
+            }
+            return value
+        }
+
+        mutating func headers(_ entries: [String: Node], in key: String) -> [String: String] {
+            guard let node = entries["headers"] else { return [:] }
+            guard case .mapping(let mapping) = node else {
+                problem("\(key).headers", "must be a mapping of header names to values")
+                return [:]
+            }
+            var headers: [String: String] = [:]
+            for (name, value) in mapping {
+                guard let name = name.string, case .scalar(let scalar) = value else {
+                    problem("\(key).headers", "every header must be a name and a single value")
+                    continue
+                }
+                headers[name] = scalar.string
+            }
+            return headers
+        }
+    }
+
+    static func bool(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "true", "yes", "on": true
+        case "false", "no", "off": false
+        default: nil
+        }
+    }
+
+    private static func parseOne(_ node: Node, context: inout Context) -> DestinationConfiguration? {
+        guard let entries = context.mapping(node, key: nil, allowed: ["name", "traces", "queue", "retry", "otlp", "mlflow", "store"]) else {
+            return nil
+        }
+        let name = context.scalar(entries, "name", in: nil) ?? ""
+        if name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
+            context.problem("name", "is required: letters, digits, '-' and '_' (it names the queue directory)")
+        }
+        let traces = context.parsed(entries, "traces", in: nil, { DestinationConfiguration.Selection(rawValue: $0.lowercased()) },
+                                    expected: "all, complete or incomplete") ?? .all
+        var queueMaxBytes = 1 << 30
+        var queueFsync = FsyncPolicy.batch
+        if let queueNode = entries["queue"], let queue = context.mapping(queueNode, key: "queue", allowed: ["max_bytes", "fsync"]) {
+            queueMaxBytes = context.parsed(queue, "max_bytes", in: "queue", ConfigValues.size, expected: "a byte size") ?? queueMaxBytes
+            queueFsync = context.parsed(queue, "fsync", in: "queue", { FsyncPolicy(rawValue: $0.lowercased()) }, expected: "batch or never") ?? queueFsync
+            if queueMaxBytes < 1 << 20 { context.problem("queue.max_bytes", "must be at least 1MiB") }
+        }
+        var retry = RetryPolicy()
+        if let retryNode = entries["retry"], let settings = context.mapping(retryNode, key: "retry", allowed: ["initial_interval", "max_interval"]) {
+            retry.initialInterval = context.parsed(settings, "initial_interval", in: "retry", ConfigValues.duration, expected: "a duration") ?? retry.initialInterval
+            retry.maxInterval = context.parsed(settings, "max_interval", in: "retry", ConfigValues.duration, expected: "a duration") ?? retry.maxInterval
+            for problem in retry.problems() { context.problem("retry", problem) }
+        }
+
+        let kinds = ["otlp", "mlflow", "store"].filter { entries[$0] != nil }
+        guard kinds.count == 1 else {
+            context.problem(nil, kinds.isEmpty ? "needs one of otlp, mlflow or store" : "has \(kinds.joined(separator: " and ")); choose one")
+            return nil
+        }
+        let kind: DestinationConfiguration.Kind
+        switch kinds[0] {
+        case "otlp":
+            guard let otlp = context.mapping(entries["otlp"]!, key: "otlp",
+                                             allowed: ["endpoint", "compression", "headers", "timeout", "max_request_bytes"]) else { return nil }
+            let endpoint = context.scalar(otlp, "endpoint", in: "otlp")
+            var settings = OTLPHTTPDestinationConfiguration(endpoint: endpoint ?? "", headers: context.headers(otlp, in: "otlp"))
+            settings.compression = context.parsed(otlp, "compression", in: "otlp", { HTTPCompression(rawValue: $0.lowercased()) },
+                                                  expected: "gzip or none") ?? settings.compression
+            settings.timeout = context.parsed(otlp, "timeout", in: "otlp", ConfigValues.duration, expected: "a duration") ?? settings.timeout
+            settings.maxRequestBytes = context.parsed(otlp, "max_request_bytes", in: "otlp", ConfigValues.size, expected: "a byte size") ?? settings.maxRequestBytes
+            guard endpoint != nil else {
+                context.problem("otlp.endpoint", "is required (e.g. http://127.0.0.1:4318/v1/traces)")
+                return nil
+            }
+            for problem in settings.problems() { context.problem("otlp", problem) }
+            kind = .otlp(settings)
+        case "mlflow":
+            guard let mlflow = context.mapping(entries["mlflow"]!, key: "mlflow",
+                                               allowed: ["tracking_uri", "experiment_id", "experiment_from_trace", "headers", "timeout",
+                                                         "compression", "set_trace_tags"]) else { return nil }
+            let uri = context.scalar(mlflow, "tracking_uri", in: "mlflow") ?? ""
+            if uri.isEmpty { context.problem("mlflow.tracking_uri", "is required (e.g. http://127.0.0.1:5000)") }
+            let experiment = context.scalar(mlflow, "experiment_id", in: "mlflow")
+            var settings = MLflowDestinationConfiguration(trackingURI: uri, experimentID: experiment, headers: context.headers(mlflow, in: "mlflow"))
+            // A configured experiment is used as is, unless told to prefer the trace's own.
+            settings.experimentFromTrace = context.parsed(mlflow, "experiment_from_trace", in: "mlflow", bool, expected: "true or false") ?? (experiment == nil)
+            settings.timeout = context.parsed(mlflow, "timeout", in: "mlflow", ConfigValues.duration, expected: "a duration") ?? settings.timeout
+            settings.compression = context.parsed(mlflow, "compression", in: "mlflow", { HTTPCompression(rawValue: $0.lowercased()) },
+                                                  expected: "gzip or none") ?? settings.compression
+            settings.setTraceTags = context.parsed(mlflow, "set_trace_tags", in: "mlflow", bool, expected: "true or false") ?? settings.setTraceTags
+            if !uri.isEmpty { for problem in settings.problems() { context.problem("mlflow", problem) } }
+            kind = .mlflow(settings)
+        default:
+            guard let store = context.mapping(entries["store"]!, key: "store", allowed: ["path"]) else { return nil }
+            guard let path = context.scalar(store, "path", in: "store"), !path.isEmpty else {
+                context.problem("store.path", "is required")
+                return nil
+            }
+            kind = .store(path: path)
+        }
+        return DestinationConfiguration(name: name, kind: kind, traces: traces, queueMaxBytes: queueMaxBytes, queueFsync: queueFsync,
+                                        retry: retry)
+    }
+}

@@ -1,0 +1,94 @@
+import Exporters
+import Foundation
+import Logging
+import Metrics
+import NIOPosix
+import ServiceLifecycle
+import TraceAssembler
+import TraceStore
+
+/// A destination as the pipeline runs it: the in-memory hand-off from the assembler, and for
+/// forwarding destinations the on-disk queue behind it.
+struct RunningDestination: Sendable {
+    let configuration: DestinationConfiguration
+    /// Filled by the assembler's release callback (never blocks it); drained by a writer service.
+    let handoff: WriteQueue
+    let persistent: PersistentQueue?
+    /// The embedded store, for `store` destinations.
+    let store: SQLiteTraceStore?
+    /// Writer first, then (for forwarding destinations) the sender.
+    let services: [any Service]
+
+    /// Full when it cannot take more now: its hand-off or its disk queue is at its limit.
+    var isFull: Bool { handoff.isFull || (persistent?.isFull ?? false) }
+
+    static func make(_ configuration: DestinationConfiguration, stitch: StitchConfiguration,
+                     logger: Logger, metrics: any MetricsFactory) throws -> RunningDestination {
+        var logger = logger
+        logger[metadataKey: "destination"] = "\(configuration.name)"
+        let handoff = WriteQueue(maxBytes: stitch.storeQueueMaxBytes)
+        switch configuration.kind {
+        case .store(let path):
+            let store = try SQLiteTraceStore(path: path, defaultExperimentID: stitch.defaultExperimentID,
+                                             logger: logger, metrics: metrics)
+            let writer = SinkWriterService(queue: handoff, sink: store, batchSize: stitch.storeBatchMaxTraces,
+                                           logger: logger, metrics: metrics)
+            return RunningDestination(configuration: configuration, handoff: handoff, persistent: nil, store: store,
+                                      services: [writer])
+        case .otlp, .mlflow:
+            let directory = URL(fileURLWithPath: stitch.queueDirectory).appendingPathComponent(configuration.name)
+            let queue = try PersistentQueue(
+                name: configuration.name,
+                configuration: PersistentQueueConfiguration(directory: directory.appendingPathComponent("queue").path,
+                                                            maxBytes: configuration.queueMaxBytes, fsync: configuration.queueFsync),
+                logger: logger, metrics: metrics)
+            let deadLetters = try DeadLetterStore(
+                destination: configuration.name,
+                configuration: DeadLetterConfiguration(directory: directory.appendingPathComponent("dead-letters").path),
+                logger: logger, metrics: metrics)
+            let destination: any TraceDestination
+            switch configuration.kind {
+            case .otlp(let settings):
+                destination = try OTLPHTTPDestination(name: configuration.name, configuration: settings, logger: logger)
+            case .mlflow(let settings):
+                destination = try MLflowDestination(name: configuration.name, configuration: settings, logger: logger, metrics: metrics)
+            case .store:
+                preconditionFailure("handled above")
+            }
+            let spool = SinkWriterService(queue: handoff, sink: PersistentQueueSink(queue: queue), batchSize: 512,
+                                          logger: logger, metrics: metrics)
+            let sender = DestinationSender(destination: destination, queue: queue, deadLetters: deadLetters,
+                                           configuration: DestinationSenderConfiguration(retryPolicy: configuration.retry),
+                                           logger: logger, metrics: metrics)
+            return RunningDestination(configuration: configuration, handoff: handoff, persistent: queue, store: nil,
+                                      services: [spool, ForwardingService(sender: sender, queue: queue, destination: destination)])
+        }
+    }
+}
+
+/// Appends finished traces to a destination's on-disk queue, on a thread pool thread (the appends
+/// write and fsync files). Traces the full queue refuses are counted by the queue.
+struct PersistentQueueSink: TraceSink {
+    let queue: PersistentQueue
+
+    func consume(_ traces: [FinishedTrace]) async throws {
+        let queue = self.queue
+        _ = try await NIOThreadPool.singleton.runIfActive { try queue.append(traces) }
+    }
+}
+
+/// Delivers from the on-disk queue until graceful shutdown; what is not yet delivered stays on disk
+/// and is sent after the next start.
+struct ForwardingService: Service {
+    let sender: DestinationSender<ContinuousClock>
+    let queue: PersistentQueue
+    let destination: any TraceDestination
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await sender.run()
+        }
+        queue.close()
+        await destination.shutdown()
+    }
+}

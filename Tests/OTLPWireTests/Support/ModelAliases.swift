@@ -1,0 +1,15 @@
+import OTLPModel
+
+typealias PBRequest = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
+typealias PBResourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans
+typealias PBScopeSpans = Opentelemetry_Proto_Trace_V1_ScopeSpans
+typealias PBSpan = Opentelemetry_Proto_Trace_V1_Span
+typealias PBEvent = Opentelemetry_Proto_Trace_V1_Span.Event
+typealias PBLink = Opentelemetry_Proto_Trace_V1_Span.Link
+typealias PBStatus = Opentelemetry_Proto_Trace_V1_Status
+typealias PBResource = Opentelemetry_Proto_Resource_V1_Resource
+typealias PBScope = Opentelemetry_Proto_Common_V1_InstrumentationScope
+typealias PBKeyValue = Opentelemetry_Proto_Common_V1_KeyValue
+typealias PBAnyValue = Opentelemetry_Proto_Common_V1_AnyValue
+typealias PBResponse = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse
+typealias PBRPCStatus = Google_Rpc_Status

@@ -1,0 +1,76 @@
+import Exporters
+import StitchCore
+import Testing
+
+@Suite("Destinations in the configuration")
+struct DestinationConfigurationTests {
+    @Test("the three kinds parse with their settings; no destination means the embedded store")
+    func parsesKinds() throws {
+        let yaml = """
+        destinations:
+          - name: jaeger
+            otlp: { endpoint: "http://127.0.0.1:4318/v1/traces", compression: gzip, headers: { authorization: "Bearer x" }, timeout: 5s }
+            traces: incomplete
+            queue: { max_bytes: 64MiB, fsync: never }
+            retry: { initial_interval: 200ms, max_interval: 2s }
+          - name: mlflow
+            mlflow: { tracking_uri: "http://127.0.0.1:5000", experiment_id: "1" }
+          - name: local
+            store: { path: /tmp/local.db }
+        """
+        let config = try StitchConfiguration.load(file: ("f.yaml", yaml), environment: [:], flags: [:], forwardFlags: ["http://127.0.0.1:9/v1/traces"])
+        let destinations = config.effectiveDestinations
+        #expect(destinations.map(\.name) == ["jaeger", "mlflow", "local", "forward-1"])
+        guard case .otlp(let otlp) = destinations[0].kind else { Issue.record("not otlp"); return }
+        #expect(otlp.headers == ["authorization": "Bearer x"])
+        #expect(otlp.timeout == .seconds(5))
+        #expect(destinations[0].traces == .incomplete)
+        #expect(destinations[0].queueMaxBytes == 64 << 20)
+        #expect(destinations[0].queueFsync == .never)
+        #expect(destinations[0].retry.initialInterval == .milliseconds(200))
+        guard case .mlflow(let mlflow) = destinations[1].kind else { Issue.record("not mlflow"); return }
+        #expect(mlflow.experimentID == "1")
+        #expect(!mlflow.experimentFromTrace)
+        #expect(config.queryStorePath == "/tmp/local.db")
+
+        let plain = try StitchConfiguration.load(file: nil, environment: [:], flags: ["db": "/tmp/x.db"])
+        #expect(plain.effectiveDestinations.map(\.kind) == [.store(path: "/tmp/x.db")])
+    }
+
+    @Test("every destination problem is reported with its key path")
+    func problems() {
+        let yaml = """
+        destinations:
+          - name: a
+            otlp: { compression: brotli }
+          - name: a
+            store: { path: /tmp/a.db }
+          - otlp: { endpoint: "ftp://x" }
+            mlflow: { tracking_uri: "http://x" }
+          - name: b
+            traces: some
+            store: { path: /tmp/b.db, extra: 1 }
+        """
+        do {
+            _ = try StitchConfiguration.load(file: ("f.yaml", yaml), environment: [:], flags: [:])
+            Issue.record("accepted")
+        } catch {
+            let keys = Set(error.problems.map(\.keyPath))
+            #expect(keys.contains("destinations[0].otlp.compression"))
+            #expect(keys.contains("destinations[0].otlp.endpoint"))
+            #expect(keys.contains("destinations[2].name"))
+            #expect(keys.contains("destinations[2]"))
+            #expect(keys.contains("destinations[3].traces"))
+            #expect(keys.contains("destinations[3].store.extra"))
+        }
+    }
+
+    @Test("selection: complete-only and incomplete-only destinations; late fragments go everywhere")
+    func selection() {
+        #expect(DestinationConfiguration.Selection.complete.wants(true, isLate: false))
+        #expect(!DestinationConfiguration.Selection.complete.wants(false, isLate: false))
+        #expect(DestinationConfiguration.Selection.incomplete.wants(false, isLate: false))
+        #expect(!DestinationConfiguration.Selection.incomplete.wants(true, isLate: false))
+        #expect(DestinationConfiguration.Selection.complete.wants(false, isLate: true))
+    }
+}

@@ -1,0 +1,51 @@
+"""Fixtures of the interop suite: a running Stitch per test, and the client apps' processes.
+
+Run: `STITCH_BIN=.build/debug/stitch .venv/bin/python -m pytest Tests/interop -q` (scripts/test.sh does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import pytest
+
+from harness import FAST_OPTIONS, ServerApp, StitchServer
+
+
+@pytest.fixture
+def start_stitch(tmp_path: Path) -> Iterator[Callable[..., StitchServer]]:
+    """Starts Stitch servers with chosen options; every one is stopped (SIGTERM, then SIGKILL) after the test."""
+    servers: list[StitchServer] = []
+
+    def start(options: Sequence[str] = FAST_OPTIONS, subcommand: Sequence[str] = ("serve",)) -> StitchServer:
+        workdir = tmp_path / f"stitch-{len(servers)}"
+        workdir.mkdir()
+        server = StitchServer(workdir, options=options, subcommand=subcommand)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def stitch(start_stitch: Callable[..., StitchServer]) -> StitchServer:
+    """A running Stitch with a fresh store and the fast test timeouts (idle 300 ms, max age 5 s)."""
+    return start_stitch()
+
+
+@pytest.fixture
+def start_server_app(tmp_path: Path) -> Iterator[Callable[..., ServerApp]]:
+    """Starts server apps from `apps/` (they exit by themselves; any still running is stopped after the test)."""
+    apps: list[ServerApp] = []
+
+    def start(script: str, env: dict[str, str], requests_to_serve: int = 1) -> ServerApp:
+        app = ServerApp(script, env, tmp_path, requests_to_serve)
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        app.stop()
