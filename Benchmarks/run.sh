@@ -52,7 +52,7 @@ if isinstance(v, dict): v = ", ".join(f"{k}: {n}" for k, n in sorted(v.items()))
 print("" if v is None else v)' "$1" "$2"; }
 kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
-fmt_int() { python3 -c 'import sys; print(f"{round(float(sys.argv[1])):,}")' "${1:-0}"; }
+fmt_int() { if [[ -z "${1:-}" ]]; then echo "—"; else python3 -c 'import sys; print(f"{round(float(sys.argv[1])):,}")' "$1"; fi; }
 fmt() { python3 -c 'import sys; print(f"{float(sys.argv[1]):.{int(sys.argv[2])}f}")' "${1:-0}" "${2:-1}"; }
 calc() { python3 -c "print($1)"; }
 metric() { curl -sf "http://127.0.0.1:$STITCH_PORT/metrics" | awk -v n="$1" '$1 == n || index($1, n"{") == 1 { print $2; exit }'; }
