@@ -31,7 +31,7 @@ struct RunningDestination: Sendable {
         case .store(let path):
             let store = try SQLiteTraceStore(path: path, defaultExperimentID: stitch.defaultExperimentID,
                                              logger: logger, metrics: metrics)
-            let writer = SinkWriterService(queue: handoff, sink: store, batchSize: stitch.storeBatchMaxTraces,
+            let writer = SinkWriterService(name: configuration.name, queue: handoff, sink: store, batchSize: stitch.storeBatchMaxTraces,
                                            logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: nil, store: store,
                                       services: [writer])
@@ -55,7 +55,7 @@ struct RunningDestination: Sendable {
             case .store:
                 preconditionFailure("handled above")
             }
-            let spool = SinkWriterService(queue: handoff, sink: PersistentQueueSink(queue: queue), batchSize: 512,
+            let spool = SinkWriterService(name: configuration.name, queue: handoff, sink: PersistentQueueSink(queue: queue), batchSize: 512,
                                           logger: logger, metrics: metrics)
             let sender = DestinationSender(destination: destination, queue: queue, deadLetters: deadLetters,
                                            configuration: DestinationSenderConfiguration(retryPolicy: configuration.retry),

@@ -19,15 +19,17 @@ public struct SinkWriterService: Service {
     let queuedBytes: Gauge
     let queuedTraces: Gauge
 
-    public init(queue: WriteQueue, sink: any TraceSink, batchSize: Int, logger: Logger, metrics: any MetricsFactory) {
+    /// `name` labels the metrics (`destination`).
+    public init(name: String, queue: WriteQueue, sink: any TraceSink, batchSize: Int, logger: Logger, metrics: any MetricsFactory) {
         self.queue = queue
         self.sink = sink
         self.batchSize = batchSize
         self.logger = logger
-        writeErrors = Counter(label: "stitch_sink_write_errors_total", factory: metrics)
-        dropped = Counter(label: "stitch_sink_traces_dropped_total", factory: metrics)
-        queuedBytes = Gauge(label: "stitch_sink_queued_bytes", factory: metrics)
-        queuedTraces = Gauge(label: "stitch_sink_queued_traces", factory: metrics)
+        let dimensions = [("destination", name)]
+        writeErrors = Counter(label: "stitch_sink_write_errors_total", dimensions: dimensions, factory: metrics)
+        dropped = Counter(label: "stitch_sink_traces_dropped_total", dimensions: dimensions, factory: metrics)
+        queuedBytes = Gauge(label: "stitch_sink_queued_bytes", dimensions: dimensions, factory: metrics)
+        queuedTraces = Gauge(label: "stitch_sink_queued_traces", dimensions: dimensions, factory: metrics)
     }
 
     public func run() async throws {
@@ -41,6 +43,9 @@ public struct SinkWriterService: Service {
             queuedBytes.record(bytes)
         }
         logger.debug("sink writer drained")
+        // The assembler finishes every hand-off queue at once; a service group treats a service that
+        // ends before its own turn in the (reverse-order) graceful shutdown as a failure, so wait for it.
+        try? await gracefulShutdown()
     }
 
     /// Writes a batch; on failure retries each trace alone a few times so that one bad trace cannot

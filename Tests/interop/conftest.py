@@ -11,17 +11,19 @@ from typing import Callable, Iterator, Sequence
 import pytest
 
 from harness import FAST_OPTIONS, ServerApp, StitchServer
+from tracking_server import MlflowTrackingServer
 
 
 @pytest.fixture
 def start_stitch(tmp_path: Path) -> Iterator[Callable[..., StitchServer]]:
-    """Starts Stitch servers with chosen options; every one is stopped (SIGTERM, then SIGKILL) after the test."""
+    """Starts Stitch servers with chosen options (and a chosen port, else a free one); every one is
+    stopped (SIGTERM, then SIGKILL) after the test."""
     servers: list[StitchServer] = []
 
-    def start(options: Sequence[str] = FAST_OPTIONS, subcommand: Sequence[str] = ("serve",)) -> StitchServer:
+    def start(options: Sequence[str] = FAST_OPTIONS, subcommand: Sequence[str] = ("serve",), port: int | None = None) -> StitchServer:
         workdir = tmp_path / f"stitch-{len(servers)}"
         workdir.mkdir()
-        server = StitchServer(workdir, options=options, subcommand=subcommand)
+        server = StitchServer(workdir, options=options, subcommand=subcommand, port=port)
         servers.append(server)
         return server.start()
 
@@ -49,3 +51,18 @@ def start_server_app(tmp_path: Path) -> Iterator[Callable[..., ServerApp]]:
     yield start
     for app in apps:
         app.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowTrackingServer]:
+    """A real `mlflow server` (SQLite backend, 127.0.0.1), started once per session (~30 s) and
+    always stopped at its end."""
+    server = MlflowTrackingServer(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        server.start()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()

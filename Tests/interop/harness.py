@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -57,9 +58,18 @@ def clean_env(**overrides: str) -> dict[str, str]:
 
 def stitch_binary() -> Path:
     """The binary under test: env STITCH_BIN, else the debug build in this checkout."""
-    path = Path(os.environ.get("STITCH_BIN") or REPO_ROOT / ".build" / "debug" / "stitch")
+    # Absolute: the processes run in their own working directories.
+    path = Path(os.environ.get("STITCH_BIN") or REPO_ROOT / ".build" / "debug" / "stitch").resolve()
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(f"stitch binary not found at {path}: build it (swift build) or set STITCH_BIN", pytrace=False)
+    return path
+
+
+def fixtures_dir() -> Path:
+    """The captured OTLP requests: env STITCH_FIXTURES, else `<package root>/../shared/fixtures/mlflow-otlp`."""
+    path = Path(os.environ.get("STITCH_FIXTURES") or REPO_ROOT.parent / "shared" / "fixtures" / "mlflow-otlp")
+    if not path.is_dir():
+        pytest.fail(f"OTLP fixtures not found at {path}: set STITCH_FIXTURES", pytrace=False)
     return path
 
 
@@ -104,13 +114,16 @@ def tail(path: Path, lines: int = 60) -> str:
 class StitchServer:
     """One `stitch` server process with its own store, on a free 127.0.0.1 port."""
 
-    def __init__(self, workdir: Path, options: Sequence[str] = FAST_OPTIONS, subcommand: Sequence[str] = ("serve",)):
+    def __init__(self, workdir: Path, options: Sequence[str] = FAST_OPTIONS, subcommand: Sequence[str] = ("serve",),
+                 port: int | None = None):
         self.binary = stitch_binary()
         self.workdir = workdir
         self.db = workdir / "stitch-data" / "stitch.db"
         self.log_path = workdir / "stitch.log"
         self.options = list(options)
         self.subcommand = list(subcommand)
+        #: A port chosen by the caller (e.g. one another process forwards to), else a free one per start.
+        self.fixed_port = port
         self.port = 0
         self.proc: subprocess.Popen | None = None
 
@@ -126,11 +139,12 @@ class StitchServer:
         """Starts the server and waits for `GET /healthz` to answer 200.
 
         The port is free when chosen but another process may take it before Stitch binds it: when
-        Stitch exits with an error before it is ready, it is tried again on another port.
+        Stitch exits with an error before it is ready, it is tried again on another port (not with a
+        fixed port).
         """
         failures = []
-        for _ in range(3):
-            self.port = free_port()
+        for _ in range(1 if self.fixed_port else 3):
+            self.port = self.fixed_port or free_port()
             args = [str(self.binary), *self.subcommand, "--listen", f"127.0.0.1:{self.port}", "--db", str(self.db), *self.options]
             with open(self.log_path, "ab") as log:
                 log.write(f"$ {' '.join(args)}\n".encode())
@@ -176,6 +190,12 @@ class StitchServer:
     def post(self, path: str, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> requests.Response:
         all_headers = {"Content-Type": content_type, **(headers or {})}
         return requests.post(self.base_url + path, data=body, headers=all_headers, timeout=HTTP_TIMEOUT_S)
+
+    def metrics(self) -> "Metrics":
+        """`GET /metrics`, parsed."""
+        response = self.get("/metrics")
+        assert response.status_code == 200, f"GET /metrics: {response.status_code} {response.text[:500]}"
+        return Metrics.parse(response.text)
 
     def api_trace(self, trace_id: str) -> dict | None:
         """`GET /api/v1/traces/{id}`: MLflow's Trace JSON, or None while it is not stored (404)."""
@@ -229,6 +249,45 @@ class StitchServer:
     def cli_trace_json(self, trace_id: str) -> dict:
         """`stitch traces get ID --json`, parsed."""
         return json.loads(self.cli_ok("traces", "get", trace_id, "--json"))
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+class Metrics:
+    """Samples of a Prometheus text exposition: (name, labels) → value."""
+
+    def __init__(self, samples: dict[tuple[str, frozenset], float]):
+        self.samples = samples
+
+    @classmethod
+    def parse(cls, text: str) -> "Metrics":
+        samples: dict[tuple[str, frozenset], float] = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            series, _, value = line.rpartition(" ")
+            name, _, labels = series.partition("{")
+            samples[(name, frozenset(_LABEL.findall(labels)))] = float(value)
+        return cls(samples)
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sum over every series of `name` whose labels include `labels` (0 when there is none)."""
+        wanted = set(labels.items())
+        return sum(value for (series, have), value in self.samples.items() if series == name and wanted <= have)
+
+    def names(self) -> set[str]:
+        return {name for name, _ in self.samples}
+
+
+def wait_until(what: str, condition: Callable[[], bool], timeout: float, describe: Callable[[], str] = lambda: "") -> None:
+    """Polls `condition` every 100 ms until it holds; fails with `what` (and `describe()`) after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}. {describe()}")
 
 
 # ---- MLflow Trace JSON ---------------------------------------------------------------------------

@@ -51,16 +51,23 @@ def _times(index: int) -> tuple[int, int]:
 
 def otlp_protobuf(service: str, trace_id: str, spans: list[SpanSpec]) -> bytes:
     """An `ExportTraceServiceRequest` with one resource (`service.name`) holding `spans`."""
+    return otlp_protobuf_traces(service, [(trace_id, spans)])
+
+
+def otlp_protobuf_traces(service: str, traces: list[tuple[str, list[SpanSpec]]]) -> bytes:
+    """An `ExportTraceServiceRequest` with one resource (`service.name`) holding the spans of several
+    traces, each given as (trace id hex, spans)."""
     encoded = []
-    for index, spec in enumerate(spans):
-        start, end = _times(index)
-        encoded.append(Span(
-            trace_id=bytes.fromhex(trace_id), span_id=bytes.fromhex(spec.span_id),
-            parent_span_id=bytes.fromhex(spec.parent_span_id) if spec.parent_span_id else b"",
-            name=spec.name, kind=spec.kind, start_time_unix_nano=start, end_time_unix_nano=end,
-            status=Status(code=spec.status),
-            attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in spec.attributes.items()],
-        ))
+    for trace_id, spans in traces:
+        for index, spec in enumerate(spans):
+            start, end = _times(index)
+            encoded.append(Span(
+                trace_id=bytes.fromhex(trace_id), span_id=bytes.fromhex(spec.span_id),
+                parent_span_id=bytes.fromhex(spec.parent_span_id) if spec.parent_span_id else b"",
+                name=spec.name, kind=spec.kind, start_time_unix_nano=start, end_time_unix_nano=end,
+                status=Status(code=spec.status),
+                attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in spec.attributes.items()],
+            ))
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
         resource=Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))]),
         scope_spans=[ScopeSpans(scope=InstrumentationScope(name="stitch.interop"), spans=encoded)],

@@ -1,12 +1,10 @@
 """MLflow's distributed-tracing example (client process → Flask server process), exported over OTLP
 to Stitch, is stored as one trace that MLflow itself can load."""
 
-from mlflow.entities import Trace, TraceState
-from mlflow.entities.span_status import SpanStatusCode
+from mlflow.entities import Trace
 
 from harness import has_spans, mlflow_trace_id, otel_env, run_app, tag_list
-
-QUESTION = {"question": "where is my trace?"}
+from mlflow_example import check_example_trace
 
 
 def test_mlflow_client_and_server_form_one_trace(stitch, start_server_app, tmp_path):
@@ -23,15 +21,4 @@ def test_mlflow_client_and_server_form_one_trace(stitch, start_server_app, tmp_p
 
     # `stitch traces get --json` prints MLflow's Trace JSON: MLflow's own loader reads it.
     trace = Trace.from_json(stitch.cli_ok("traces", "get", trace_id, "--json"))
-    assert trace.info.trace_id == trace_id
-    assert trace.info.state == TraceState.OK
-    spans = {span.name: span for span in trace.data.spans}
-    assert sorted(spans) == ["client-root", "lookup", "server-handler"]
-    assert spans["client-root"].parent_id is None
-    assert spans["server-handler"].parent_id == spans["client-root"].span_id
-    assert spans["lookup"].parent_id == spans["server-handler"].span_id
-    assert all(span.status.status_code == SpanStatusCode.OK for span in spans.values())
-    # MLflow's span attributes come through (inputs, outputs).
-    assert spans["client-root"].inputs == QUESTION
-    assert spans["server-handler"].inputs == QUESTION
-    assert spans["lookup"].outputs == {"answer": f"looked up: {QUESTION['question']}"}
+    check_example_trace(trace, trace_id)
