@@ -132,20 +132,23 @@ struct StitchLoad: AsyncParsableCommand {
         report.mainStats = mainStats
 
         if let check {
-            // Requests given up on mean traces that can never be exact: wait a little, not the full timeout.
-            let patience = stats.requestsFailed > 0 ? min(timeout, (clock.now - start).seconds + 10) : timeout
-            let deadline = start + .seconds(patience)
-            let wanted = Set(plan.traces.map { "tr-" + $0.traceID.hex })
             // Wait for every trace to be committed, then until every trace is exact (late fragments
-            // and duplicates may still be merging), or the timeout.
+            // and duplicates may still be merging), or the timeout. When requests were given up on,
+            // some traces can never be whole: stop once the store has made no progress for 10 s.
+            let deadline = start + .seconds(timeout)
+            let wanted = Set(plan.traces.map { "tr-" + $0.traceID.hex })
             var committed = try check.committed(of: wanted)
+            var lastProgress = clock.now
             while clock.now < deadline, committed < wanted.count {
+                if stats.requestsFailed > 0, clock.now - lastProgress > .seconds(10) { break }
                 try await Task.sleep(for: .milliseconds(50))
-                committed = try check.committed(of: wanted)
+                let now = try check.committed(of: wanted)
+                if now > committed { lastProgress = clock.now }
+                committed = now
             }
             if committed == wanted.count { report.committedSeconds = (clock.now - start).seconds }
             var verification = try check.verify(plan, experimentID: experimentId)
-            while !verification.allExact, clock.now < deadline {
+            while !verification.allExact, committed == wanted.count, stats.requestsFailed == 0, clock.now < deadline {
                 try await Task.sleep(for: .milliseconds(500))
                 verification = try check.verify(plan, experimentID: experimentId)
             }

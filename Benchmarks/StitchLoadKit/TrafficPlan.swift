@@ -104,10 +104,11 @@ public struct TrafficPlan: Sendable {
         let request = [ResourceSpansDetail(
             resource: content.resource(service: service),
             scopeSpans: [ScopeSpansDetail(scope: content.scope, spans: spans)])]
+        let protobuf = OTLPTraceEncoder.encodeRequest(resourceSpans: request)
         let encoded: [UInt8]
         switch shape.format {
-        case .protobuf: encoded = OTLPTraceEncoder.encodeRequest(resourceSpans: request)
-        case .json: encoded = OTLPJSONEncoding.request(request)
+        case .protobuf: encoded = protobuf
+        case .json: encoded = try OTLPJSON.jsonFromProtobuf(protobuf)
         }
         let body = shape.gzip ? TestCompression.compress(encoded, format: .gzip) : encoded
         return PlannedRequest(body: body, spans: spans.count, encodedBytes: encoded.count, isDuplicate: false)
