@@ -1,13 +1,7 @@
 extension SpanRecord {
     /// Decodes the whole span from its bytes: name, attributes, events, links, status message...
     public func decodeDetail() throws(WireError) -> SpanDetail {
-        let range = spanBytes
-        return try payload.bytes.withUnsafeBufferPointer { buffer throws(WireError) in
-            guard range.lowerBound >= 0, range.upperBound <= buffer.count else {
-                throw WireError("span bytes \(range) outside the \(buffer.count)-byte payload")
-            }
-            return try WireReader(buffer, range).spanDetail(range).detail
-        }
+        try payload.read(spanBytes, "span") { reader, range throws(WireError) in try reader.spanDetail(range).detail }
     }
 }
 
@@ -17,12 +11,8 @@ extension RequestPayload {
         guard resources.indices.contains(index) else {
             throw WireError("resource index \(index) out of range (\(resources.count) resources)")
         }
-        let range = resources[index].resourceBytes
-        return try bytes.withUnsafeBufferPointer { buffer throws(WireError) in
-            guard range.upperBound <= buffer.count else {
-                throw WireError("resource bytes \(range) outside the \(buffer.count)-byte payload")
-            }
-            return try WireReader(buffer, range).resourceDetail(range)
+        return try read(resources[index].resourceBytes, "resource") { reader, range throws(WireError) in
+            try reader.resourceDetail(range)
         }
     }
 
@@ -31,12 +21,21 @@ extension RequestPayload {
         guard scopes.indices.contains(index) else {
             throw WireError("scope index \(index) out of range (\(scopes.count) scopes)")
         }
-        let range = scopes[index].scopeBytes
-        return try bytes.withUnsafeBufferPointer { buffer throws(WireError) in
-            guard range.upperBound <= buffer.count else {
-                throw WireError("scope bytes \(range) outside the \(buffer.count)-byte payload")
+        return try read(scopes[index].scopeBytes, "scope") { reader, range throws(WireError) in
+            try reader.scopeDetail(range)
+        }
+    }
+
+    /// Runs `decode` on a reader over `range` of the payload, after checking that the range (which a
+    /// caller may have built by hand) lies inside it.
+    fileprivate func read<T>(
+        _ range: Range<Int>, _ what: String, _ decode: (WireReader, Range<Int>) throws(WireError) -> T
+    ) throws(WireError) -> T {
+        try bytes.withUnsafeBufferPointer { buffer throws(WireError) in
+            guard range.lowerBound >= 0, range.upperBound <= buffer.count else {
+                throw WireError("\(what) bytes \(range) outside the \(buffer.count)-byte payload")
             }
-            return try WireReader(buffer, range).scopeDetail(range)
+            return try decode(WireReader(buffer, range), range)
         }
     }
 }

@@ -78,6 +78,14 @@ enum Field {
         static let entityRefs: UInt32 = 3
     }
 
+    /// `common.v1.EntityRef` (only the OTLP/JSON converter writes it; readers keep it as bytes).
+    enum EntityRef {
+        static let schemaURL: UInt32 = 1
+        static let type: UInt32 = 2
+        static let idKeys: UInt32 = 3
+        static let descriptionKeys: UInt32 = 4
+    }
+
     /// `common.v1.InstrumentationScope`
     enum Scope {
         static let name: UInt32 = 1

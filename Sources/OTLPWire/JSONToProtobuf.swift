@@ -80,15 +80,15 @@ enum JSONToProtobuf {
         }
     }
 
-    /// `common.v1.EntityRef`: schema_url = 1, type = 2, id_keys = 3, description_keys = 4.
+    /// `common.v1.EntityRef`
     static func entityRef(_ node: JSONNode, into writer: inout WireWriter) throws(WireError) {
         for (key, value) in try members(node, "entityRefs") where !isNull(value) {
             switch key {
-            case "schemaUrl": writer.stringField(1, try string(value, key))
-            case "type": writer.stringField(2, try string(value, key))
+            case "schemaUrl": writer.stringField(Field.EntityRef.schemaURL, try string(value, key))
+            case "type": writer.stringField(Field.EntityRef.type, try string(value, key))
             case "idKeys", "descriptionKeys":
                 for element in try elements(value, key) {
-                    writer.lengthDelimited(key == "idKeys" ? 3 : 4, try string(element, key).utf8)
+                    writer.lengthDelimited(key == "idKeys" ? Field.EntityRef.idKeys : Field.EntityRef.descriptionKeys, try string(element, key).utf8)
                 }
             default: break
             }

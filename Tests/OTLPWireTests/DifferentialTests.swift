@@ -117,7 +117,7 @@ struct DifferentialTests {
     func detailEncoder() throws {
         for seed in 1...100 as ClosedRange<UInt64> {
             var generator = RandomRequests(seed: seed)
-            let reference = try generator.request(maxSpansPerScope: 10)
+            let reference = generator.request(maxSpansPerScope: 10)
             let detail = Oracle.detail(reference)
             let bytes = OTLPTraceEncoder.encodeRequest(resourceSpans: detail)
             #expect(Oracle.detail(try Oracle.parse(bytes)).canonical == detail.canonical, "seed \(seed)")

@@ -91,6 +91,25 @@ struct MalformedBodyTests {
         #expect(thrown > 0)
     }
 
+    @Test("hand-built records with ranges outside the payload throw instead of trapping")
+    func rangesOutsidePayload() {
+        let payload = RequestPayload(
+            bytes: [0x0A, 0x00],
+            resources: [ResourceEntry(resourceBytes: -1..<1, schemaURL: 0..<0, serviceName: nil)],
+            scopes: [ScopeEntry(resourceIndex: 0, scopeBytes: 1..<9, schemaURL: 0..<0)],
+            experimentID: nil
+        )
+        let record = SpanRecord(
+            traceID: TraceID(high: 1, low: 1), spanID: SpanID(raw: 1), parentSpanID: .none,
+            startTimeUnixNano: 0, endTimeUnixNano: 0, flags: 0, kind: 0, statusCode: 0,
+            scopeIndex: 0, spanBytes: 0..<3, payload: payload
+        )
+        #expect(throws: WireError("span bytes 0..<3 outside the 2-byte payload")) { try record.decodeDetail() }
+        #expect(throws: WireError("resource bytes -1..<1 outside the 2-byte payload")) { try payload.resourceDetail(at: 0) }
+        #expect(throws: WireError("scope bytes 1..<9 outside the 2-byte payload")) { try payload.scopeDetail(at: 0) }
+        #expect(throws: WireError("scope index 1 out of range (1 scopes)")) { try payload.scopeDetail(at: 1) }
+    }
+
     @Test("a varint of eleven bytes is an overflow")
     func varintOverflow() {
         let body: [UInt8] = [0x08] + [UInt8](repeating: 0xFF, count: 10) + [0x01]
