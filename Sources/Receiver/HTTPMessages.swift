@@ -1,3 +1,5 @@
+import OTLPWire
+
 /// A request as the receiver's routes see it (transport details stripped).
 public struct HTTPRequestSummary: Sendable {
     public var method: String
@@ -16,7 +18,12 @@ public struct HTTPRequestSummary: Sendable {
 
     /// The first value of a header, case-insensitive.
     public func header(_ name: String) -> String? {
-        headers.first { $0.name.caseInsensitiveCompare(name) }?.value
+        Self.header(name, in: headers)
+    }
+
+    /// The first value of header `name` in `headers`, case-insensitive.
+    public static func header(_ name: String, in headers: [(name: String, value: String)]) -> String? {
+        headers.first { $0.name.equalsIgnoringCase(name) }?.value
     }
 
     /// Splits a request target such as `/api/v1/traces?max_results=5` into path and query.
@@ -42,7 +49,7 @@ public struct HTTPRequestSummary: Sendable {
                 bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
                 if let high = iterator.next(), let low = iterator.next(),
-                   let h = hexValue(high), let l = hexValue(low) {
+                   let h = HexCoding.nibble(high), let l = HexCoding.nibble(low) {
                     bytes.append(h << 4 | l)
                 } else {
                     bytes.append(byte)
@@ -52,15 +59,6 @@ public struct HTTPRequestSummary: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 
@@ -92,7 +90,7 @@ public protocol HTTPRouteHandler: Sendable {
 }
 
 extension String {
-    func caseInsensitiveCompare(_ other: String) -> Bool {
+    func equalsIgnoringCase(_ other: String) -> Bool {
         self.utf8.count == other.utf8.count && self.lowercased() == other.lowercased()
     }
 }

@@ -54,7 +54,7 @@ public struct OTLPExportEndpoint: Sendable {
         guard method == "POST" else {
             return .methodNotAllowed(method, path: path, allowed: "POST")
         }
-        let lookup = { (name: String) in headers.first { $0.name.caseInsensitiveCompare(name) }?.value }
+        let lookup = { (name: String) in HTTPRequestSummary.header(name, in: headers) }
         guard MediaType(contentType: lookup("content-type")) != nil else {
             return .unsupportedMediaType(lookup("content-type"))
         }
@@ -69,7 +69,7 @@ public struct OTLPExportEndpoint: Sendable {
 
     /// Handles a complete request. `body` is what arrived on the wire (at most `maxBodySize` bytes).
     public func handle(headers: [(name: String, value: String)], body: [UInt8]) async -> HTTPResponseValue {
-        let lookup = { (name: String) in headers.first { $0.name.caseInsensitiveCompare(name) }?.value }
+        let lookup = { (name: String) in HTTPRequestSummary.header(name, in: headers) }
         let media = MediaType(contentType: lookup("content-type")) ?? .protobuf
         do {
             let batch = try decode(media: media, encoding: lookup("content-encoding"),
