@@ -38,12 +38,12 @@ final class ScriptedDestination: TraceDestination {
 
 /// The sender under test with its fakes.
 struct SenderHarness {
-    let clock = SenderTestClock()
+    let clock = ManualClock()
     let metrics = RecordingMetrics()
     let logs = ExportTestLogs()
     let queue: InMemoryDeliveryQueue
     let deadLetters: RecordingDeadLetters
-    let sender: DestinationSender<SenderTestClock>
+    let sender: DestinationSender<ManualClock>
 
     /// No jitter, so the expected back-off is the policy's plain sequence: 1 s, 1.5 s, 2.25 s, …
     static let policy = RetryPolicy(randomizationFactor: 0)
@@ -182,7 +182,7 @@ struct DestinationSenderTests {
     @Test("a permanent failure is logged at most once per interval, with the counts in between")
     func permanentLoggingRateLimited() async throws {
         let traces = try (1...5).map { try ExportTestTraces.synthetic(trace: $0, spanCount: 1) }
-        let clockBox = Mutex<SenderTestClock?>(nil)
+        let clockBox = Mutex<ManualClock?>(nil)
         let destination = ScriptedDestination(
             [.permanent(reason: "experiment 42 does not exist", response: "HTTP 404")],
             batchLimits: DeliveryBatchLimits(maxTraces: 1, maxBytes: 1 << 20),
@@ -295,7 +295,7 @@ struct DestinationSenderTests {
         let destination = try OTLPHTTPDestination(
             configuration: OTLPHTTPDestinationConfiguration(endpoint: "http://127.0.0.1:\(port)", maxRequestBytes: 4096),
             logger: logs.logger())
-        let clock = SenderTestClock()
+        let clock = ManualClock()
         let metrics = RecordingMetrics()
         let sender = DestinationSender(
             destination: destination, queue: queue, deadLetters: deadLetters, clock: clock, logger: logs.logger(), metrics: metrics)
@@ -321,8 +321,8 @@ struct DestinationSenderTests {
 
     @Test("the log limiter: first at once, then once per interval with what happened between")
     func logRateLimiter() {
-        var limiter = LogRateLimiter<SenderTestInstant>(interval: .seconds(30))
-        let t0 = SenderTestInstant(offset: .zero)
+        var limiter = LogRateLimiter<TestInstant>(interval: .seconds(30))
+        let t0 = TestInstant.zero
         #expect(limiter.record(now: t0, count: 2) == .init(events: 1, count: 2))
         #expect(limiter.record(now: t0.advanced(by: .seconds(10)), count: 3) == nil)
         #expect(limiter.record(now: t0.advanced(by: .seconds(29)), count: 4) == nil)

@@ -1,4 +1,5 @@
 import OTLPWire
+import StitchTestSupport
 import Testing
 @testable import TraceAssembler
 

@@ -1,3 +1,4 @@
+import StitchTestSupport
 import OTLPWire
 @testable import TraceAssembler
 
