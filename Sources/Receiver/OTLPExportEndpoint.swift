@@ -170,6 +170,9 @@ public struct ReceiverMetrics: Sendable {
             byStatus[status] = Counter(label: "stitch_http_requests_total", dimensions: [("status", String(status))], factory: factory)
         }
         requestsByStatus = byStatus
+        refusalsByReason = Dictionary(uniqueKeysWithValues: ReceiverError.Code.allCases.map { code in
+            (code.label, Counter(label: "stitch_requests_refused_total", dimensions: [("reason", code.label)], factory: factory))
+        })
     }
 
     /// Pre-made for the statuses the receiver answers, so that counting a request does not look up
@@ -184,7 +187,11 @@ public struct ReceiverMetrics: Sendable {
         }
     }
 
+    /// One per refusal reason, made up front like `requestsByStatus`: under backpressure every
+    /// request is refused, so counting one must not look up the registry either.
+    private let refusalsByReason: [String: Counter]
+
     func refusal(_ error: ReceiverError) {
-        Counter(label: "stitch_requests_refused_total", dimensions: [("reason", error.reasonLabel)], factory: factory).increment()
+        refusalsByReason[error.reasonLabel]?.increment()
     }
 }

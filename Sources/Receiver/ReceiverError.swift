@@ -1,7 +1,7 @@
 /// Why the receiver refused a request. A struct over a private code so that new cases can be added
 /// without breaking users; mapped to an HTTP status and a gRPC status code in exactly one place.
 public struct ReceiverError: Error, Sendable, Equatable, CustomStringConvertible {
-    enum Code: Sendable, Equatable {
+    enum Code: Sendable, Equatable, CaseIterable {
         case notFound
         case methodNotAllowed
         case unsupportedMediaType
@@ -83,8 +83,12 @@ public struct ReceiverError: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     /// The metric label for this refusal.
-    public var reasonLabel: String {
-        switch code {
+    public var reasonLabel: String { code.label }
+}
+
+extension ReceiverError.Code {
+    var label: String {
+        switch self {
         case .notFound: "not_found"
         case .methodNotAllowed: "method_not_allowed"
         case .unsupportedMediaType: "unsupported_media_type"
@@ -96,6 +100,8 @@ public struct ReceiverError: Error, Sendable, Equatable, CustomStringConvertible
         case .unavailable: "unavailable"
         }
     }
+}
 
+extension ReceiverError {
     public var description: String { "\(httpStatus): \(message)" }
 }
