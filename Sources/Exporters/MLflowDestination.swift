@@ -12,9 +12,10 @@ import TraceAssembler
 /// root span's `ResourceSpans` first, so that MLflow stores one finished trace whose tags come
 /// from the root's service, never a half trace left `IN_PROGRESS`. A late fragment goes as its own
 /// request to the same trace id; MLflow merges it (re-sending spans is an idempotent upsert).
-/// After the spans, the trace gets the tag `stitch.completeness` (the release reason: `closed`,
-/// `timeout`, …) and, when it spans several services, `stitch.services`, through MLflow's
-/// trace-tag endpoint, so that a trace whose root never came can be found by its tag.
+/// After the spans, the trace gets, through MLflow's trace-tag endpoint, `stitch.services` when it
+/// spans several services and then, last, `stitch.completeness` (the release reason: `closed`,
+/// `timeout`, …), so that a trace whose root never came can be found by its tag, and a reader
+/// that sees `stitch.completeness` knows the delivery (spans and every tag) is complete.
 ///
 /// Answers: 2xx delivered; 404 (unknown experiment), 400 (bad request, e.g. the trace id already
 /// belongs to another experiment), 401/403, 422 and other 4xx permanent, with a reason naming the
@@ -145,11 +146,13 @@ public final class MLflowDestination: TraceDestination {
     /// release already set them, and a fragment alone says nothing about the whole trace).
     static func tags(for trace: FinishedTrace) -> [(key: String, value: String)] {
         guard !trace.isLateFragment else { return [] }
-        var tags = [(key: completenessTag, value: trace.reason.rawValue)]
+        var tags: [(key: String, value: String)] = []
         let services = Set(trace.spans.compactMap(\.serviceName))
         if services.count > 1 {
             tags.append((servicesTag, services.sorted().joined(separator: ",")))
         }
+        // Last: its presence tells readers that the delivery is complete.
+        tags.append((completenessTag, trace.reason.rawValue))
         return tags
     }
 

@@ -86,8 +86,9 @@ struct MLflowDestinationTests {
             #expect(requests[1].header("content-type") == "application/json")
             let tags = try requests[1...].map { try JSONDecoder().decode(TagRequest.self, from: Data($0.body)) }
             #expect(tags == [
-                TagRequest(key: "stitch.completeness", value: "closed"),
+                // The completeness tag last: a reader that sees it knows every tag is set.
                 TagRequest(key: "stitch.services", value: "service-a,service-b"),
+                TagRequest(key: "stitch.completeness", value: "closed"),
             ])
         }
     }
