@@ -55,6 +55,7 @@ let package = Package(
                 "OTLPWire",
                 "TraceAssembler",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -136,6 +137,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/DecodeBench"
+        ),
+        .executableTarget(
+            name: "stitch-bench-store",
+            dependencies: [
+                "StitchLoadKit", "OTLPWire", "TraceAssembler", "TraceStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/StoreBench"
         ),
 
         // Fixture loading, a raw HTTP client and compression helpers shared by the test targets.

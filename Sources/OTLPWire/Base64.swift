@@ -1,11 +1,17 @@
 /// Base64 (RFC 4648) for proto3 JSON `bytes`: written in the standard alphabet with padding, read in
 /// either the standard or the URL-safe alphabet, padding optional (as proto3 JSON parsers accept).
-enum Base64 {
+public enum Base64 {
     private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     static func encode(_ bytes: some Collection<UInt8>) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        append(bytes, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the base64 text of `bytes` (standard alphabet, padded).
+    public static func append(_ bytes: some Collection<UInt8>, into out: inout [UInt8]) {
         var iterator = bytes.makeIterator()
         while let first = iterator.next() {
             let second = iterator.next()
@@ -16,7 +22,18 @@ enum Base64 {
             out.append(second == nil ? UInt8(ascii: "=") : alphabet[Int(group >> 6 & 63)])
             out.append(third == nil ? UInt8(ascii: "=") : alphabet[Int(group & 63)])
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the base64 text of the big-endian bytes of `first` and then `second` (an id's
+    /// halves; a span id has only `first`), without building a byte array.
+    public static func appendBigEndian(_ first: UInt64, _ second: UInt64? = nil, into out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { buffer in
+            for byteIndex in 0..<8 {
+                buffer[byteIndex] = UInt8(truncatingIfNeeded: first >> UInt64(56 - byteIndex * 8))
+                buffer[8 + byteIndex] = UInt8(truncatingIfNeeded: (second ?? 0) >> UInt64(56 - byteIndex * 8))
+            }
+            append(UnsafeBufferPointer(rebasing: buffer[0..<(second == nil ? 8 : 16)]), into: &out)
+        }
     }
 
     private static func sextet(_ char: UInt8) -> UInt32? {

@@ -57,7 +57,7 @@ enum MLflowAttributes {
         // Cheap rejection first: such JSON starts (after whitespace) with `"`, `{` or `[`.
         guard let first = text.utf8.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
               first == UInt8(ascii: "\"") || first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else { return false }
-        switch PyJSONParser.parse(text) {
+        switch PyJSONParser.kind(of: text) {
         case .string?, .object?, .array?: return true
         default: return false
         }

@@ -156,47 +156,47 @@ struct MLflowSpan: Sendable, Equatable {
     }
 
     /// The span's JSON exactly as MLflow writes `spans.content` (`json.dumps(span_dict,
-    /// ensure_ascii=False)`; key order as in fixture 13). Written straight into bytes: this runs
-    /// for every stored span.
-    var contentJSON: String {
+    /// ensure_ascii=False)`; key order as in fixture 13).
+    var contentJSON: String { String(decoding: contentBytes, as: UTF8.self) }
+
+    /// `contentJSON` as UTF-8, written straight into one buffer: this runs for every stored span,
+    /// so ids, numbers and fixed keys go in without intermediate strings.
+    var contentBytes: [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(512 + 64 * attributes.count)
-        func key(_ name: StaticString, first: Bool = false) {
-            if !first { out += ", ".utf8 }
-            out.append(UInt8(ascii: "\""))
-            name.withUTF8Buffer { out.append(contentsOf: $0) }
-            out += "\": ".utf8
-        }
+        out.reserveCapacity(320 + name.utf8.count + attributes.pairs.reduce(0) {
+            $0 + $1.key.utf8.count + ($1.value.stringValue?.utf8.count ?? 16) * 9 / 8 + 8
+        })
         func string(_ text: String) { PyJSONWriter.writeString(text, ensureASCII: false, into: &out) }
-        out.append(UInt8(ascii: "{"))
-        key("trace_id", first: true)
-        string(Data(traceID.bytes).base64EncodedString())
-        key("span_id")
-        string(Data(spanID.bytes).base64EncodedString())
-        key("parent_span_id")
-        if isRoot { out += "null".utf8 } else { string(Data(parentSpanID.bytes).base64EncodedString()) }
-        key("name")
+        out += #"{"trace_id": ""#.utf8
+        Base64.appendBigEndian(traceID.high, traceID.low, into: &out)
+        out += #"", "span_id": ""#.utf8
+        Base64.appendBigEndian(spanID.raw, into: &out)
+        if isRoot {
+            out += #"", "parent_span_id": null, "name": "#.utf8
+        } else {
+            out += #"", "parent_span_id": ""#.utf8
+            Base64.appendBigEndian(parentSpanID.raw, into: &out)
+            out += #"", "name": "#.utf8
+        }
         string(name)
-        key("kind")
-        string(kindName)
-        key("start_time_unix_nano")
-        out += String(Int64(clamping: startTimeUnixNano)).utf8
-        key("end_time_unix_nano")
-        out += String(Int64(clamping: endTimeUnixNano)).utf8
-        key("events")
+        out += #", "kind": ""#.utf8
+        out += kindName.utf8
+        out += #"", "start_time_unix_nano": "#.utf8
+        PyJSONWriter.appendInt(Int64(clamping: startTimeUnixNano), into: &out)
+        out += #", "end_time_unix_nano": "#.utf8
+        PyJSONWriter.appendInt(Int64(clamping: endTimeUnixNano), into: &out)
+        out += #", "events": "#.utf8
         PyJSONWriter.write(.array(events), ensureASCII: false, into: &out)
-        key("status")
-        out += "{\"code\": ".utf8
-        string("STATUS_CODE_" + statusName)
-        out += ", \"message\": ".utf8
+        out += #", "status": {"code": "STATUS_CODE_"#.utf8
+        out += statusName.utf8
+        out += #"", "message": "#.utf8
         string(statusMessage)
-        out.append(UInt8(ascii: "}"))
-        key("attributes")
+        out += #"}, "attributes": "#.utf8
         PyJSONWriter.write(.object(attributes), ensureASCII: false, into: &out)
-        key("links")
+        out += #", "links": "#.utf8
         PyJSONWriter.write(.array(links), ensureASCII: false, into: &out)
         out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 }
 

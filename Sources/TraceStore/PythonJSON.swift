@@ -121,7 +121,7 @@ enum PyJSONWriter {
         switch value {
         case .null: out += "null".utf8
         case .bool(let flag): out += (flag ? "true" : "false").utf8
-        case .int(let number): out += String(number).utf8
+        case .int(let number): appendInt(number, into: &out)
         case .bigInt(let digits): out += digits.utf8
         case .double(let number): out += pythonFloatRepr(number).utf8
         case .string(let text): writeString(text, ensureASCII: ensureASCII, into: &out)
@@ -147,6 +147,21 @@ enum PyJSONWriter {
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// The decimal digits of `number` (as `str(int)`), without an intermediate string.
+    static func appendInt(_ number: Int64, into out: inout [UInt8]) {
+        if number < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = number.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var count = 0
+            repeat {
+                digits[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[(20 - count)...]))
+        }
+    }
 
     /// Python's string escaping: `ensure_ascii=False` escapes only `"`, `\` and C0 controls;
     /// `ensure_ascii=True` also escapes everything outside printable ASCII as `\uXXXX`
@@ -257,24 +272,58 @@ enum PyJSONWriter {
 
 // MARK: - Reading (json.loads)
 
+/// What kind of value a JSON text holds (`PyJSONParser.kind(of:)`).
+enum PyJSONKind: Sendable, Equatable {
+    case null, bool, number, string, array, object
+
+    init(_ value: PyJSON) {
+        switch value {
+        case .null: self = .null
+        case .bool: self = .bool
+        case .int, .bigInt, .double: self = .number
+        case .string: self = .string
+        case .array: self = .array
+        case .object: self = .object
+        }
+    }
+}
+
 /// Parses like Python's `json.loads` (strict mode): surrounding whitespace allowed, `NaN` and
 /// `±Infinity` accepted, control characters inside strings rejected, trailing data rejected.
 /// Returns nil where Python would raise `JSONDecodeError`.
 struct PyJSONParser {
-    private let bytes: [UInt8]
+    private let bytes: UnsafeBufferPointer<UInt8>
+    /// False to only check the text: strings, containers and numbers are walked but not built.
+    private let building: Bool
     private var index = 0
     /// Nesting bound: Python raises RecursionError near 1,000 levels; deeper input is rejected.
     private static let maximumDepth = 512
 
     static func parse(_ text: String) -> PyJSON? {
-        var parser = PyJSONParser(bytes: Array(text.utf8))
-        parser.skipWhitespace()
-        guard let value = parser.parseValue(depth: 0) else { return nil }
-        parser.skipWhitespace()
-        return parser.index == parser.bytes.count ? value : nil
+        run(text, building: true)
     }
 
-    private init(bytes: [UInt8]) { self.bytes = bytes }
+    /// The kind of value `json.loads(text)` gives, nil when it raises; allocates nothing (the store
+    /// asks this of every attribute value, most of them never needed as a tree).
+    static func kind(of text: String) -> PyJSONKind? {
+        run(text, building: false).map(PyJSONKind.init)
+    }
+
+    private static func run(_ text: String, building: Bool) -> PyJSON? {
+        var text = text
+        return text.withUTF8 { buffer in
+            var parser = PyJSONParser(bytes: buffer, building: building)
+            parser.skipWhitespace()
+            guard let value = parser.parseValue(depth: 0) else { return nil }
+            parser.skipWhitespace()
+            return parser.index == buffer.count ? value : nil
+        }
+    }
+
+    private init(bytes: UnsafeBufferPointer<UInt8>, building: Bool) {
+        self.bytes = bytes
+        self.building = building
+    }
 
     private var current: UInt8? { index < bytes.count ? bytes[index] : nil }
 
@@ -325,7 +374,7 @@ struct PyJSONParser {
             index += 1
             skipWhitespace()
             guard let value = parseValue(depth: depth + 1) else { return nil }
-            object[key] = value
+            if building { object[key] = value }
             skipWhitespace()
             guard let separator = current else { return nil }
             index += 1
@@ -345,7 +394,7 @@ struct PyJSONParser {
         while true {
             skipWhitespace()
             guard let value = parseValue(depth: depth + 1) else { return nil }
-            values.append(value)
+            if building { values.append(value) }
             skipWhitespace()
             guard let separator = current else { return nil }
             index += 1
@@ -381,7 +430,8 @@ struct PyJSONParser {
                 while let digit = current, isDigit(digit) { index += 1 }
             }
         }
-        let text = String(decoding: bytes[start..<index], as: UTF8.self)
+        if !building { return isInteger ? .int(0) : .double(0) }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if isInteger {
             if let value = Int64(text) { return .int(value) }
             return .bigInt(text)
@@ -402,29 +452,29 @@ struct PyJSONParser {
         guard let stop = current else { return nil }
         if stop == UInt8(ascii: "\"") {
             index += 1
-            return String(decoding: bytes[start..<index - 1], as: UTF8.self)
+            return building ? String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index - 1]), as: UTF8.self) : ""
         }
-        var out = Array(bytes[start..<index])
+        var out = building ? Array(bytes[start..<index]) : []
         while let byte = current {
             if byte == UInt8(ascii: "\"") {
                 index += 1
-                return String(decoding: out, as: UTF8.self)
+                return building ? String(decoding: out, as: UTF8.self) : ""
             }
             if byte < 0x20 { return nil }
             index += 1
             guard byte == UInt8(ascii: "\\") else {
-                out.append(byte)
+                if building { out.append(byte) }
                 continue
             }
             guard let escape = current else { return nil }
             index += 1
             switch escape {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): if building { out.append(escape) }
+            case UInt8(ascii: "b"): if building { out.append(0x08) }
+            case UInt8(ascii: "f"): if building { out.append(0x0C) }
+            case UInt8(ascii: "n"): if building { out.append(0x0A) }
+            case UInt8(ascii: "r"): if building { out.append(0x0D) }
+            case UInt8(ascii: "t"): if building { out.append(0x09) }
             case UInt8(ascii: "u"):
                 guard let unit = parseHex4() else { return nil }
                 var scalar = Unicode.Scalar(unit)
@@ -439,7 +489,7 @@ struct PyJSONParser {
                     }
                 }
                 // A lone surrogate: Python keeps it; a Swift String cannot, so it becomes U+FFFD.
-                out += Array(String(scalar ?? "\u{FFFD}").utf8)
+                if building { out += Array(String(scalar ?? "\u{FFFD}").utf8) }
             default:
                 return nil
             }

@@ -11,7 +11,8 @@ struct SpanRow: Sendable, Equatable {
     var status: String
     var startTimeUnixNano: Int64
     var endTimeUnixNano: Int64
-    var content: String
+    /// `spans.content`, UTF-8 (bound as text without another copy).
+    var content: [UInt8]
     var inputCost: Double?
     var outputCost: Double?
     var totalCost: Double?
@@ -37,7 +38,7 @@ struct SpanRow: Sendable, Equatable {
         status = span.statusName
         startTimeUnixNano = Int64(clamping: span.startTimeUnixNano)
         endTimeUnixNano = Int64(clamping: span.endTimeUnixNano)
-        content = span.contentJSON
+        content = span.contentBytes
         let cost = span.attribute(MLflowKeys.cost).flatMap { PyJSONParser.parse($0)?.objectValue }
         func costValue(_ key: String) -> Double? {
             switch cost?[key] {

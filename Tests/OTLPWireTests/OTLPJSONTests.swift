@@ -156,6 +156,18 @@ struct OTLPJSONTests {
         #expect(record.parentSpanID.hex == spanHex)
     }
 
+    @Test("ids written as base64 straight from their halves match Foundation's base64 of their bytes")
+    func base64FromHalves() throws {
+        let trace = try #require(TraceID(hex: traceHex))
+        let span = try #require(SpanID(hex: spanHex))
+        var out: [UInt8] = []
+        Base64.appendBigEndian(trace.high, trace.low, into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == Data(trace.bytes).base64EncodedString())
+        out = []
+        Base64.appendBigEndian(span.raw, into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == Data(span.bytes).base64EncodedString())
+    }
+
     @Test("a malformed id rejects its span only",
           arguments: [
               (#""traceId":"xyz","spanId":"\#(spanHex)""#, "trace_id must be 16 bytes, got 3"),

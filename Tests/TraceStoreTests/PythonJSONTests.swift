@@ -48,6 +48,23 @@ import Testing
         #expect(PyJSONParser.parse(text) == nil)
     }
 
+    @Test(arguments: [
+        "", "01", "1.", "[1,]", "\"a\u{01}\"", "tru", "{'a': 1}", "[1] 2", // rejected
+        " {\"a\": [1, {\"b\": null}]} ", "[\"x\\\"y\", 2.5e3]", "\"\\u00e9\\ud83d\"", "\"plain\"", "-0", "NaN",
+        "123456789012345678901234567890", "true", "null", "\"\\x\"", String(repeating: "[", count: 600),
+    ])
+    func kindAgreesWithParse(text: String) {
+        // The checking walk must accept exactly what the building parse accepts.
+        #expect(PyJSONParser.kind(of: text) == PyJSONParser.parse(text).map(PyJSONKind.init))
+    }
+
+    @Test(arguments: [Int64.min, -1, 0, 7, 10, 1_700_000_000_123_456_789, Int64.max])
+    func integersAsStr(value: Int64) {
+        var out: [UInt8] = []
+        PyJSONWriter.appendInt(value, into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == String(value))
+    }
+
     @Test func bytesAsPythonRepr() {
         #expect(MLflowAttributes.pythonBytesRepr(Array("\u{00}ab'c".utf8) + [0xFF, 0x09, 0x0A, 0x0D, 0x5C]) == #"b"\x00ab'c\xff\t\n\r\\""#)
         #expect(MLflowAttributes.pythonBytesRepr(Array("q\"x'".utf8)) == #"b'q"x\''"#)

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import OTLPWire
+import StitchLoadKit
+import TraceAssembler
+import TraceStore
+
+/// The store's share of the end-to-end path, alone: the generated traffic decoded and grouped into
+/// finished traces up front, then written into a fresh SQLite store in batches, as the sink writer
+/// does. Reports spans/s and CPU per span (user and system).
+@main
+struct StoreBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stitch-bench-store",
+        abstract: "Store micro-benchmark: finished traces written into a new SQLite store, no network.")
+
+    @Option(help: "Traces to write.") var traces = 10_000
+    @Option(help: "Spans per trace.") var spansPerTrace = 20
+    @Option(help: "Services per trace.") var services = 3
+    @Option(help: "Bytes of each span's inputs and outputs.") var attrSize = 256
+    @Option(help: "Traces per store write (the sink writer's batch).") var batch = 256
+    @Option(help: "Directory for the store (a new file is created in it).") var dir = NSTemporaryDirectory()
+
+    func run() async throws {
+        var shape = LoadShape()
+        shape.traces = traces
+        shape.spansPerTrace = spansPerTrace
+        shape.services = services
+        shape.attributeSize = attrSize
+        let plan = TrafficPlan(shape: shape)
+        var byTrace: [TraceID: [SpanRecord]] = [:]
+        var order: [TraceID] = []
+        try plan.buildMain { request in
+            let decoded = try OTLPTraceDecoder.decode(request.body, experimentID: nil)
+            for span in decoded.spans {
+                if byTrace[span.traceID] == nil { order.append(span.traceID) }
+                byTrace[span.traceID, default: []].append(span)
+            }
+        }
+        let finished = order.map {
+            FinishedTrace(traceID: $0, spans: byTrace[$0]!, reason: .closed, isComplete: true, experimentID: nil)
+        }
+        byTrace = [:]
+        let spanCount = finished.reduce(0) { $0 + $1.spans.count }
+        let encoded = finished.reduce(0) { $0 + $1.encodedBytes }
+
+        let path = URL(fileURLWithPath: dir).appendingPathComponent("stitch-bench-store-\(getpid()).db").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let store = try SQLiteTraceStore(path: path)
+
+        let cpuBefore = Self.cpuSeconds()
+        let started = ContinuousClock.now
+        var index = 0
+        while index < finished.count {
+            let end = min(index + batch, finished.count)
+            try await store.consume(Array(finished[index..<end]))
+            index = end
+        }
+        let elapsed = ContinuousClock.now - started
+        let cpuAfter = Self.cpuSeconds()
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        print("traffic: \(finished.count) traces × \(spansPerTrace) spans = \(spanCount) spans, \(encoded / max(spanCount, 1)) B encoded per span, batches of \(batch) traces")
+        print(String(format: "store:   %.2f s → %.0f spans/s; CPU per span %.1f µs user + %.1f µs system; database %.0f MB (%.0f B per span)",
+                     seconds, Double(spanCount) / seconds,
+                     (cpuAfter.user - cpuBefore.user) / Double(spanCount) * 1e6,
+                     (cpuAfter.system - cpuBefore.system) / Double(spanCount) * 1e6,
+                     Double(fileBytes) / 1e6, Double(fileBytes) / Double(max(spanCount, 1))))
+    }
+
+    static func cpuSeconds() -> (user: Double, system: Double) {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return (seconds(usage.ru_utime), seconds(usage.ru_stime))
+    }
+}
