@@ -19,6 +19,8 @@ struct StoreBench: AsyncParsableCommand {
     @Option(help: "Services per trace.") var services = 3
     @Option(help: "Bytes of each span's inputs and outputs.") var attrSize = 256
     @Option(help: "Traces per store write (the sink writer's batch).") var batch = 256
+    @Option(help: "Batches in flight at once (the server's sink writer keeps two: one prepared while one is written).")
+    var inFlight = 2
     @Option(help: "Directory for the store (a new file is created in it).") var dir = NSTemporaryDirectory()
 
     func run() async throws {
@@ -50,17 +52,26 @@ struct StoreBench: AsyncParsableCommand {
 
         let cpuBefore = Self.cpuSeconds()
         let started = ContinuousClock.now
-        var index = 0
-        while index < finished.count {
-            let end = min(index + batch, finished.count)
-            try await store.consume(Array(finished[index..<end]))
-            index = end
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var running = 0
+            var index = 0
+            while index < finished.count {
+                if running == inFlight {
+                    try await group.next()
+                    running -= 1
+                }
+                let slice = Array(finished[index..<min(index + batch, finished.count)])
+                group.addTask { try await store.consume(slice) }
+                running += 1
+                index += slice.count
+            }
+            try await group.waitForAll()
         }
         let elapsed = ContinuousClock.now - started
         let cpuAfter = Self.cpuSeconds()
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        print("traffic: \(finished.count) traces × \(spansPerTrace) spans = \(spanCount) spans, \(encoded / max(spanCount, 1)) B encoded per span, batches of \(batch) traces")
+        print("traffic: \(finished.count) traces × \(spansPerTrace) spans = \(spanCount) spans, \(encoded / max(spanCount, 1)) B encoded per span, batches of \(batch) traces, \(inFlight) in flight")
         print(String(format: "store:   %.2f s → %.0f spans/s; CPU per span %.1f µs user + %.1f µs system; database %.0f MB (%.0f B per span)",
                      seconds, Double(spanCount) / seconds,
                      (cpuAfter.user - cpuBefore.user) / Double(spanCount) * 1e6,

@@ -14,6 +14,9 @@ public final class SQLiteTraceStore: TraceSink {
     /// The database file.
     public let path: String
     let pool: DatabasePool
+    /// Checkpoints beside the writer (nil for a read-only store, or when it could not open).
+    private let checkpointer: WALCheckpointer?
+    private let walRestartLimit: Int
     let defaultExperimentID: Int64
     let readOnly: Bool
     private let logger: Logger
@@ -26,13 +29,23 @@ public final class SQLiteTraceStore: TraceSink {
     static let busyTimeout: TimeInterval = 5
     /// Page cache of the writer connection (readers keep SQLite's default).
     static let writerCacheKiB = 64 * 1024
-    /// WAL pages (4 KiB) between the writer's automatic checkpoints.
+    /// WAL pages (4 KiB) between the writer's automatic checkpoints, when it has no checkpointer.
     static let walCheckpointPages = 10_000
+    /// WAL pages (4 KiB) after which the writer lets the WAL restart (see `WALCheckpointer`).
+    static let walRestartPages = 16_384
 
     /// Opens (creating directories, schema and experiment `0` "Default" as needed).
     /// `readOnly` opens for queries while another process writes.
-    public init(path: String, defaultExperimentID: String = "0", readOnly: Bool = false,
-                logger: Logger = Logger(label: "stitch.store"), metrics: any MetricsFactory = MetricsSystem.factory) throws {
+    public convenience init(path: String, defaultExperimentID: String = "0", readOnly: Bool = false,
+                            logger: Logger = Logger(label: "stitch.store"), metrics: any MetricsFactory = MetricsSystem.factory) throws {
+        try self.init(path: path, defaultExperimentID: defaultExperimentID, readOnly: readOnly, logger: logger,
+                      metrics: metrics, walRestartPages: Self.walRestartPages)
+    }
+
+    /// `walRestartPages`: WAL size (pages) after which the writer lets the WAL restart.
+    init(path: String, defaultExperimentID: String, readOnly: Bool, logger: Logger, metrics: any MetricsFactory,
+         walRestartPages: Int) throws {
+        self.walRestartLimit = walRestartPages
         guard let defaultExperiment = Int64(defaultExperimentID) else {
             throw StoreError("default experiment id must be an integer (MLflow experiment ids are), got '\(defaultExperimentID)'")
         }
@@ -71,6 +84,7 @@ public final class SQLiteTraceStore: TraceSink {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw StoreError("no data yet: there is no Stitch store at \(path) (a server creates it when it starts with this store path)")
             }
+            checkpointer = nil
             do {
                 pool = try DatabasePool(path: path, configuration: configuration)
                 let missing = try pool.read { db in try StoreSchema.requiredTables.filter { try !db.tableExists($0) } }
@@ -94,6 +108,10 @@ public final class SQLiteTraceStore: TraceSink {
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try StoreSchema.migrator.migrate(pool)
+            checkpointer = WALCheckpointer(path: path)
+            if checkpointer != nil {
+                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
+            }
             let nowMs = Self.nowMs()
             try pool.write { db in
                 try db.execute(sql: """
@@ -164,15 +182,23 @@ public final class SQLiteTraceStore: TraceSink {
         guard !readOnly else { throw StoreError("the store at \(path) is open read-only") }
         guard !traces.isEmpty else { return WriteSummary() }
         let defaultExperimentID = defaultExperimentID
+        let checkpointer = checkpointer
+        let walRestartLimit = walRestartLimit
         return try await withCheckedThrowingContinuation { continuation in
             pool.asyncWriteWithoutTransaction { db in
                 do {
+                    if let checkpointer, checkpointer.framesInWAL > walRestartLimit {
+                        checkpointer.waitIdle()
+                        _ = try? db.checkpoint(.passive)
+                        checkpointer.walRestarted()
+                    }
                     var summary = WriteSummary()
                     try db.inTransaction(.immediate) {
                         var writer = StoreWriter(defaultExperimentID: defaultExperimentID, nowMs: Self.nowMs())
                         summary = try writer.write(traces, db)
                         return .commit
                     }
+                    checkpointer?.committed()
                     continuation.resume(returning: summary)
                 } catch {
                     continuation.resume(throwing: error)

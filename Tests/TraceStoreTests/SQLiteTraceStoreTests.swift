@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import Logging
+import Metrics
 import OTLPWire
 import Testing
 import TraceAssembler
@@ -38,6 +40,43 @@ import TraceAssembler
             #expect(mine == theirs, "span \(theirs.name ?? "")")
             #expect(mine.content == theirs.content)
         }
+    }
+
+    @Test func theCheckpointerCopiesTheWALIntoTheFileAndTheWALRestartsAtItsBound() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let bound = 64
+        let store = try SQLiteTraceStore(path: directory.storePath, defaultExperimentID: "0", readOnly: false,
+                                         logger: Logger(label: "test"), metrics: MetricsSystem.factory, walRestartPages: bound)
+        let text = AnyValue.string(String(repeating: "x", count: 3000))
+        let path = directory.storePath
+        @Sendable func fileSize(_ suffix: String) -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size]) as? Int) ?? 0
+        }
+        // All batches queued at once: the writer goes from one transaction straight to the next,
+        // so the checkpointer never catches up on its own (the case the bound is for).
+        let largest = try await withThrowingTaskGroup(of: Int.self) { group in
+            for batch in 0..<40 {
+                // 20 spans of ~3 KB each: about 25 pages (100 KB) of WAL per batch, ~4 MB in all.
+                let traces = (0..<2).map { index in
+                    let trace = TraceID(high: UInt64(batch + 1), low: UInt64(index + 1))
+                    return Build.trace((1...10).map { (Build.span(UInt64($0), parent: $0 == 1 ? 0 : 1, trace: trace, start: 1, end: 2,
+                                                                  attributes: [("payload", text)]), nil) }, trace: trace)
+                }
+                group.addTask {
+                    _ = try await store.write(traces)
+                    return fileSize("-wal")
+                }
+            }
+            return try await group.reduce(0, max)
+        }
+        let stored = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM spans") }
+        #expect(stored == 800)
+        // The WAL restarts once it passes the bound (the writer learns the WAL's size from the last
+        // checkpoint, so a few batches more may be in it); without restarts it would hold all ~4 MB.
+        #expect(largest < 1_000_000, "largest WAL \(largest) bytes")
+        // And the pages reached the database file itself, copied by the checkpointer.
+        #expect(fileSize("") > 1_000_000)
     }
 
     @Test func aLateFragmentMergesIntoTheSameResult() async throws {
