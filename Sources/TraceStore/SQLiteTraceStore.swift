@@ -17,6 +17,8 @@ public final class SQLiteTraceStore: TraceSink {
     /// Checkpoints beside the writer (nil for a read-only store, or when it could not open).
     private let checkpointer: WALCheckpointer?
     private let walRestartLimit: Int
+    /// The writer's WAL size, kept up to date by SQLite after each commit.
+    private let walFrames: WALFrames
     let defaultExperimentID: Int64
     let readOnly: Bool
     private let logger: Logger
@@ -29,9 +31,8 @@ public final class SQLiteTraceStore: TraceSink {
     static let busyTimeout: TimeInterval = 5
     /// Page cache of the writer connection (readers keep SQLite's default).
     static let writerCacheKiB = 64 * 1024
-    /// WAL pages (4 KiB) between the writer's automatic checkpoints, when it has no checkpointer.
-    static let walCheckpointPages = 10_000
-    /// WAL pages (4 KiB) after which the writer lets the WAL restart (see `WALCheckpointer`).
+    /// WAL pages (4 KiB) after which the writer lets the WAL restart (see `WALCheckpointer`), or,
+    /// when there is no checkpointer, checkpoints itself.
     static let walRestartPages = 16_384
 
     /// Opens (creating directories, schema and experiment `0` "Default" as needed).
@@ -39,12 +40,13 @@ public final class SQLiteTraceStore: TraceSink {
     public convenience init(path: String, defaultExperimentID: String = "0", readOnly: Bool = false,
                             logger: Logger = Logger(label: "stitch.store"), metrics: any MetricsFactory = MetricsSystem.factory) throws {
         try self.init(path: path, defaultExperimentID: defaultExperimentID, readOnly: readOnly, logger: logger,
-                      metrics: metrics, walRestartPages: Self.walRestartPages)
+                      metrics: metrics, walRestartPages: Self.walRestartPages, backgroundCheckpoints: true)
     }
 
-    /// `walRestartPages`: WAL size (pages) after which the writer lets the WAL restart.
+    /// `walRestartPages`: WAL size (pages) after which the writer lets the WAL restart;
+    /// `backgroundCheckpoints`: whether a `WALCheckpointer` copies pages beside the writer.
     init(path: String, defaultExperimentID: String, readOnly: Bool, logger: Logger, metrics: any MetricsFactory,
-         walRestartPages: Int) throws {
+         walRestartPages: Int, backgroundCheckpoints: Bool) throws {
         self.walRestartLimit = walRestartPages
         guard let defaultExperiment = Int64(defaultExperimentID) else {
             throw StoreError("default experiment id must be an integer (MLflow experiment ids are), got '\(defaultExperimentID)'")
@@ -65,6 +67,8 @@ public final class SQLiteTraceStore: TraceSink {
         // The writer keeps the references itself (trace_info before its spans, experiments and
         // resources looked up first); SQLite's own checks cost three index probes per span row.
         configuration.foreignKeysEnabled = false
+        let frames = WALFrames()
+        walFrames = frames
         configuration.prepareDatabase { db in
             // WAL (set by DatabasePool) with synchronous=NORMAL: commits are durable against
             // process crashes; a power loss may lose the last transactions but never corrupts.
@@ -74,9 +78,9 @@ public final class SQLiteTraceStore: TraceSink {
                 // B-tree; with SQLite's default 2 MiB page cache it re-reads those pages from the
                 // file on almost every insert (measured: ~8 % of write CPU in pread).
                 try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)")
-                // Checkpoint every ~40 MB of WAL rather than SQLite's 4 MB: index and trace_info
-                // pages changed by many transactions are copied into the file once, not each time.
-                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.walCheckpointPages)")
+                // Replaces SQLite's automatic checkpoint (every 4 MB of WAL, on the writer's
+                // thread): checkpoints run beside the writer, see `write(_:)`.
+                if let connection = db.sqliteConnection { frames.install(on: connection) }
             }
         }
 
@@ -108,10 +112,7 @@ public final class SQLiteTraceStore: TraceSink {
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try StoreSchema.migrator.migrate(pool)
-            checkpointer = WALCheckpointer(path: path)
-            if checkpointer != nil {
-                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
-            }
+            checkpointer = backgroundCheckpoints ? WALCheckpointer(path: path) : nil
             let nowMs = Self.nowMs()
             try pool.write { db in
                 try db.execute(sql: """
@@ -184,13 +185,15 @@ public final class SQLiteTraceStore: TraceSink {
         let defaultExperimentID = defaultExperimentID
         let checkpointer = checkpointer
         let walRestartLimit = walRestartLimit
+        let walFrames = walFrames
         return try await withCheckedThrowingContinuation { continuation in
             pool.asyncWriteWithoutTransaction { db in
                 do {
-                    if let checkpointer, checkpointer.framesInWAL > walRestartLimit {
-                        checkpointer.waitIdle()
+                    if walFrames.count > walRestartLimit {
+                        // Copy what the checkpointer has not yet; the next transaction then starts
+                        // the WAL from the beginning (SQLite restarts it once every frame is copied).
+                        checkpointer?.waitIdle()
                         _ = try? db.checkpoint(.passive)
-                        checkpointer.walRestarted()
                     }
                     var summary = WriteSummary()
                     try db.inTransaction(.immediate) {

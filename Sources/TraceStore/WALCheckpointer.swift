@@ -9,13 +9,13 @@ import Synchronization
 /// separate connection (a passive checkpoint never blocks the writer or readers). SQLite starts the
 /// WAL from the beginning only once every frame is copied, which a checkpointer running beside a
 /// busy writer never sees; so when `framesInWAL` passes a bound, the writer waits for this one,
-/// copies the last frames itself, and its next transaction restarts the WAL.
+/// copies the last frames itself, and its next transaction restarts the WAL. The writer knows the
+/// WAL's size from `WALFrames`, which SQLite tells after each commit.
 final class WALCheckpointer: Sendable {
     private let queue = DispatchQueue(label: "stitch.store.checkpoint")
     private let connection: Mutex<OpaquePointer?>
     /// A checkpoint is running, and whether another commit arrived meanwhile.
     private let state = Mutex<(running: Bool, again: Bool)>((false, false))
-    private let frames = Atomic<Int>(0)
 
     /// Opens the checkpoint connection; nil when it cannot (the writer then checkpoints itself).
     init?(path: String) {
@@ -45,9 +45,6 @@ final class WALCheckpointer: Sendable {
         return String(cString: text)
     }
 
-    /// Frames in the WAL at the end of the last checkpoint.
-    var framesInWAL: Int { frames.load(ordering: .relaxed) }
-
     /// A write transaction committed: start a checkpoint unless one is running (then run one more
     /// after it, for the frames it did not see).
     func committed() {
@@ -67,21 +64,12 @@ final class WALCheckpointer: Sendable {
         queue.sync {}
     }
 
-    /// The writer copied the rest and the WAL restarts with its next transaction.
-    func walRestarted() {
-        frames.store(0, ordering: .relaxed)
-    }
-
     private func run() {
         while true {
             connection.withLock { handle in
                 guard let handle else { return }
-                var walFrames: Int32 = 0
-                var copied: Int32 = 0
                 // "Busy" (another checkpoint is running) is not an error for a passive checkpoint.
-                if sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &walFrames, &copied) == SQLITE_OK {
-                    frames.store(Int(walFrames), ordering: .relaxed)
-                }
+                _ = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
             }
             let again = state.withLock { state -> Bool in
                 if state.again {
@@ -93,5 +81,22 @@ final class WALCheckpointer: Sendable {
             }
             if !again { return }
         }
+    }
+}
+
+/// The number of frames in the writer's WAL, as SQLite reports it after each commit (its WAL hook,
+/// which replaces SQLite's automatic checkpoint: the store decides when to checkpoint).
+final class WALFrames: Sendable {
+    private let frames = Atomic<Int>(0)
+
+    var count: Int { frames.load(ordering: .relaxed) }
+
+    /// Installs the hook on the writer's connection; this object must outlive the connection.
+    func install(on connection: OpaquePointer) {
+        sqlite3_wal_hook(connection, { context, _, _, frames in
+            guard let context else { return SQLITE_OK }
+            Unmanaged<WALFrames>.fromOpaque(context).takeUnretainedValue().frames.store(Int(frames), ordering: .relaxed)
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(self).toOpaque())
     }
 }

@@ -42,41 +42,53 @@ import TraceAssembler
         }
     }
 
-    @Test func theCheckpointerCopiesTheWALIntoTheFileAndTheWALRestartsAtItsBound() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let bound = 64
-        let store = try SQLiteTraceStore(path: directory.storePath, defaultExperimentID: "0", readOnly: false,
-                                         logger: Logger(label: "test"), metrics: MetricsSystem.factory, walRestartPages: bound)
+    /// Writes 40 transactions of 2 traces × 10 spans of ~3 KB: ~25 WAL pages (100 KB) each, ~4 MB in all.
+    static func writeLargeTraces(_ store: SQLiteTraceStore, walSize: () -> Int) async throws -> Int {
         let text = AnyValue.string(String(repeating: "x", count: 3000))
-        let path = directory.storePath
-        @Sendable func fileSize(_ suffix: String) -> Int {
-            ((try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size]) as? Int) ?? 0
-        }
-        // All batches queued at once: the writer goes from one transaction straight to the next,
-        // so the checkpointer never catches up on its own (the case the bound is for).
-        let largest = try await withThrowingTaskGroup(of: Int.self) { group in
-            for batch in 0..<40 {
-                // 20 spans of ~3 KB each: about 25 pages (100 KB) of WAL per batch, ~4 MB in all.
-                let traces = (0..<2).map { index in
-                    let trace = TraceID(high: UInt64(batch + 1), low: UInt64(index + 1))
-                    return Build.trace((1...10).map { (Build.span(UInt64($0), parent: $0 == 1 ? 0 : 1, trace: trace, start: 1, end: 2,
-                                                                  attributes: [("payload", text)]), nil) }, trace: trace)
-                }
-                group.addTask {
-                    _ = try await store.write(traces)
-                    return fileSize("-wal")
-                }
+        var largest = 0
+        for batch in 0..<40 {
+            let traces = (0..<2).map { index in
+                let trace = TraceID(high: UInt64(batch + 1), low: UInt64(index + 1))
+                return Build.trace((1...10).map { (Build.span(UInt64($0), parent: $0 == 1 ? 0 : 1, trace: trace, start: 1, end: 2,
+                                                              attributes: [("payload", text)]), nil) }, trace: trace)
             }
-            return try await group.reduce(0, max)
+            _ = try await store.write(traces)
+            largest = max(largest, walSize())
         }
         let stored = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM spans") }
         #expect(stored == 800)
-        // The WAL restarts once it passes the bound (the writer learns the WAL's size from the last
-        // checkpoint, so a few batches more may be in it); without restarts it would hold all ~4 MB.
-        #expect(largest < 1_000_000, "largest WAL \(largest) bytes")
-        // And the pages reached the database file itself, copied by the checkpointer.
-        #expect(fileSize("") > 1_000_000)
+        return largest
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int) ?? 0
+    }
+
+    @Test func theWriterLetsTheWALRestartOnceItPassesItsBound() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // No checkpointer: only the writer's bound keeps the WAL from growing.
+        let store = try SQLiteTraceStore(path: directory.storePath, defaultExperimentID: "0", readOnly: false,
+                                         logger: Logger(label: "test"), metrics: MetricsSystem.factory,
+                                         walRestartPages: 64, backgroundCheckpoints: false)
+        let largest = try await Self.writeLargeTraces(store) { Self.fileSize(directory.storePath + "-wal") }
+        // 64 pages plus the transaction that crossed the bound (~25 pages of 4,120 bytes).
+        #expect(largest < 100 * 4120, "largest WAL \(largest) bytes")
+    }
+
+    @Test func theCheckpointerCopiesCommittedPagesIntoTheFile() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // A bound the writer never reaches: only the checkpointer copies pages into the file.
+        let store = try SQLiteTraceStore(path: directory.storePath, defaultExperimentID: "0", readOnly: false,
+                                         logger: Logger(label: "test"), metrics: MetricsSystem.factory,
+                                         walRestartPages: 1_000_000, backgroundCheckpoints: true)
+        _ = try await Self.writeLargeTraces(store) { 0 }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while Self.fileSize(directory.storePath) < 3_000_000, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(Self.fileSize(directory.storePath) >= 3_000_000)
     }
 
     @Test func aLateFragmentMergesIntoTheSameResult() async throws {
