@@ -42,7 +42,7 @@ import TraceAssembler
         }
     }
 
-    /// Writes 40 transactions of 2 traces × 10 spans of ~3 KB: ~25 WAL pages (100 KB) each, ~4 MB in all.
+    /// Writes 40 transactions of 2 traces × 10 spans of ~3 KB: ~100 KB of WAL each, ~4 MB in all.
     static func writeLargeTraces(_ store: SQLiteTraceStore, walSize: () -> Int) async throws -> Int {
         let text = AnyValue.string(String(repeating: "x", count: 3000))
         var largest = 0
@@ -70,10 +70,11 @@ import TraceAssembler
         // No checkpointer: only the writer's bound keeps the WAL from growing.
         let store = try SQLiteTraceStore(path: directory.storePath, defaultExperimentID: "0", readOnly: false,
                                          logger: Logger(label: "test"), metrics: MetricsSystem.factory,
-                                         walRestartPages: 64, backgroundCheckpoints: false)
+                                         walRestartBytes: 256 * 1024, backgroundCheckpoints: false)
         let largest = try await Self.writeLargeTraces(store) { Self.fileSize(directory.storePath + "-wal") }
-        // 64 pages plus the transaction that crossed the bound (~25 pages of 4,120 bytes).
-        #expect(largest < 100 * 4120, "largest WAL \(largest) bytes")
+        // 256 KiB plus the transaction that crossed the bound (~300 KB in 16 KiB pages); without
+        // the bound the WAL holds every transaction (over 5 MB).
+        #expect(largest < 1024 * 1024, "largest WAL \(largest) bytes")
     }
 
     @Test func theCheckpointerCopiesCommittedPagesIntoTheFile() async throws {
@@ -82,7 +83,7 @@ import TraceAssembler
         // A bound the writer never reaches: only the checkpointer copies pages into the file.
         let store = try SQLiteTraceStore(path: directory.storePath, defaultExperimentID: "0", readOnly: false,
                                          logger: Logger(label: "test"), metrics: MetricsSystem.factory,
-                                         walRestartPages: 1_000_000, backgroundCheckpoints: true)
+                                         walRestartBytes: 1 << 40, backgroundCheckpoints: true)
         _ = try await Self.writeLargeTraces(store) { 0 }
         let deadline = ContinuousClock.now + .seconds(10)
         while Self.fileSize(directory.storePath) < 3_000_000, ContinuousClock.now < deadline {
@@ -294,6 +295,8 @@ import TraceAssembler
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let store = try SQLiteTraceStore(path: directory.storePath)
+        let pageSize = try await store.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") }
+        #expect(pageSize == SQLiteTraceStore.newStorePageSize)
         let (journal, synchronous, indexes, columns) = try await store.pool.read { db in
             (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
              try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name"),
