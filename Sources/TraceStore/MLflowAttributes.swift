@@ -48,7 +48,9 @@ enum MLflowAttributes {
     /// Only a string can come back from `json.loads(dump(value))` as a string (bytes come back as
     /// `b'…'`, which is not JSON), and for a string it comes back unchanged.
     static func storedValue(_ value: AnyValue) -> String {
-        if case .string(let text) = value, holdsJSONStringObjectOrArray(text) { return text }
+        if case .string(let text) = value {
+            return holdsJSONStringObjectOrArray(text) ? text : PyJSONWriter.dumpString(text)
+        }
         return dump(value)
     }
 

@@ -312,6 +312,8 @@ enum GenAITranslation {
         return usage
     }
 
+    private static let quotedModel = Array(#""model""#.utf8)
+
     /// `_get_model_name`: the GenAI model attributes, else a string `model` field of the span's
     /// inputs or outputs object.
     private static func modelName(_ attributes: PyObject) -> PyJSON? {
@@ -320,7 +322,7 @@ enum GenAITranslation {
         }
         for key in [MLflowKeys.inputs, MLflowKeys.outputs] {
             // Most inputs have no model field; only parse those that could.
-            guard let text = attributes[key]?.stringValue, text.contains("\"model\""),
+            guard let text = attributes[key]?.stringValue, text.utf8.firstRange(of: Self.quotedModel) != nil,
                   case .object(let object)? = PyJSONParser.parse(text),
                   let model = object["model"], model.isTruthy else { continue }
             return model.stringValue.map(PyJSON.string)

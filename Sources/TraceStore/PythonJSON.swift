@@ -69,7 +69,10 @@ struct PyObject: Sendable, Equatable {
 
     private func position(of key: String) -> Int? {
         if let index { return index[key] }
-        return pairs.firstIndex { $0.key == key }
+        // Lengths first: a span's keys mostly differ in length, and the count of a native
+        // string is a field, while `==` on different strings of equal length compares bytes.
+        let length = key.utf8.count
+        return pairs.firstIndex { $0.key.utf8.count == length && $0.key == key }
     }
 
     /// Assignment keeps an existing key's position (as `dict[key] = value` does).
@@ -106,6 +109,23 @@ struct PyObject: Sendable, Equatable {
 /// Serializes like Python's `json.dumps(value)` with its default separators (`", "`, `": "`),
 /// `allow_nan=True` and float `repr`.
 enum PyJSONWriter {
+    /// `json.dumps(text, ensure_ascii=False)`, one allocation when nothing needs escaping (the
+    /// usual case for attribute values).
+    static func dumpString(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { bytes -> String in
+            guard !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+                return dump(.string(String(decoding: bytes, as: UTF8.self)), ensureASCII: false)
+            }
+            return String(unsafeUninitializedCapacity: bytes.count + 2) { buffer in
+                buffer[0] = UInt8(ascii: "\"")
+                _ = UnsafeMutableBufferPointer(rebasing: buffer[1...]).initialize(from: bytes)
+                buffer[bytes.count + 1] = UInt8(ascii: "\"")
+                return bytes.count + 2
+            }
+        }
+    }
+
     static func dump(_ value: PyJSON, ensureASCII: Bool) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(256)
