@@ -48,8 +48,11 @@ struct MLflowSpan: Sendable, Equatable {
         resource.attributes.first(where: { $0.key == "service.name" }).flatMap { pythonStr($0.value) }
     }
 
-    /// - Parameter resourceServiceName: `serviceNameForRoot` of the span's resource.
-    init(detail: SpanDetail, resourceServiceName: String?) {
+    /// - Parameters:
+    ///   - resourceServiceName: `serviceNameForRoot` of the span's resource.
+    ///   - storedRequestID: the stored `mlflow.traceRequestId` value (`json.dumps` of the request id),
+    ///     when the caller has it already (the same for every span of a trace).
+    init(detail: SpanDetail, resourceServiceName: String?, storedRequestID: String? = nil) {
         traceID = detail.traceID
         spanID = detail.spanID
         parentSpanID = detail.parentSpanID
@@ -71,7 +74,7 @@ struct MLflowSpan: Sendable, Equatable {
         for attribute in detail.attributes {
             stored[attribute.key] = .string(MLflowAttributes.storedValue(attribute.value))
         }
-        stored[MLflowKeys.requestID] = .string(MLflowAttributes.storedValue(.string(Self.requestID(for: detail.traceID))))
+        stored[MLflowKeys.requestID] = .string(storedRequestID ?? PyJSONWriter.dumpString(Self.requestID(for: detail.traceID)))
         // otel_api.export_traces: a root span from a known client gets the resource's service name.
         if detail.parentSpanID.isZero, let serviceName = resourceServiceName, Self.knownServiceNames.contains(serviceName) {
             stored["service.name"] = .string(MLflowAttributes.storedValue(.string(serviceName)))

@@ -35,7 +35,7 @@ struct StoreWriter {
 
     private mutating func write(_ trace: PreparedTrace, _ db: Database, summary: inout WriteSummary) throws {
         var spans = trace.spans
-        let ids = try trace.resources.map { try resourceID(for: $0, db) }
+        let ids = try zip(trace.resources, trace.resourceKeys).map { try resourceID(for: $0, key: $1, db) }
         for index in spans.indices {
             spans[index].facts.resourceID = spans[index].resourceIndex.map { ids[$0] }
         }
@@ -63,10 +63,7 @@ struct StoreWriter {
             summary.tracesMerged += 1
         } else {
             let experimentID = try ensureExperiment(trace.experimentID ?? defaultExperimentID, db)
-            var resources: [Int64: StoredResource] = [:]
-            for (id, resource) in zip(ids, trace.resources) { resources[id] = resource }
-            let derived = TraceDerivation.derive(spans: spans.map(\.facts), resources: resources,
-                                                 completeness: trace.reason.rawValue)
+            let derived = trace.derivedAsNew
             try insertTraceInfo(requestID: trace.requestID, experimentID: experimentID, derived, db)
             try upsert(spans, requestID: trace.requestID, experimentID: experimentID, db)
             try writeTagsAndMetadata(requestID: trace.requestID, derived, db)
@@ -102,8 +99,8 @@ struct StoreWriter {
         return id
     }
 
-    private mutating func resourceID(for resource: StoredResource, _ db: Database) throws -> Int64 {
-        let key = resource.canonicalJSON
+    /// `key`: the resource's `canonicalJSON`.
+    private mutating func resourceID(for resource: StoredResource, key: String, _ db: Database) throws -> Int64 {
         if let known = resourceIDs[key] { return known }
         try db.cachedStatement(sql: """
             INSERT INTO stitch_resources (attributes, service_name) VALUES (?, ?) ON CONFLICT (attributes) DO NOTHING

@@ -80,6 +80,11 @@ struct PreparedTrace: Sendable {
     var spans: [PreparedSpan]
     /// Distinct resources of the spans.
     var resources: [StoredResource]
+    /// `canonicalJSON` of each of `resources` (their identity in `stitch_resources`).
+    var resourceKeys: [String]
+    /// The trace's derived fields if nothing of it is stored yet (the usual case), computed here,
+    /// off the writer's thread; a trace that merges into a stored one is derived by the writer.
+    var derivedAsNew: DerivedTrace
 
     /// Builds the trace from decoded spans; `resourceIndex` points into `resources` (the decoded
     /// resources of the spans' requests, possibly with repeats).
@@ -104,12 +109,22 @@ struct PreparedTrace: Sendable {
             }
             serviceNames.append(MLflowSpan.serviceNameForRoot(detail))
         }
+        let storedRequestID = PyJSONWriter.dumpString(requestID)
         spans = details.map { detail, resourceIndex in
-            let span = MLflowSpan(detail: detail, resourceServiceName: resourceIndex.flatMap { serviceNames[$0] })
+            let span = MLflowSpan(detail: detail, resourceServiceName: resourceIndex.flatMap { serviceNames[$0] },
+                                  storedRequestID: storedRequestID)
             return PreparedSpan(row: SpanRow(span: span), facts: SpanFacts(span: span, resourceID: nil),
                                 resourceIndex: resourceIndex.map { distinctIndex[$0] })
         }
         self.resources = resources
+        resourceKeys = resources.map(\.canonicalJSON)
+        // Derived with each resource's index standing in for its id: the derivation only pairs
+        // spans with resources, it does not keep the ids.
+        var localFacts = spans.map(\.facts)
+        for index in localFacts.indices { localFacts[index].resourceID = spans[index].resourceIndex.map(Int64.init) }
+        var localResources: [Int64: StoredResource] = [:]
+        for (index, resource) in resources.enumerated() { localResources[Int64(index)] = resource }
+        derivedAsNew = TraceDerivation.derive(spans: localFacts, resources: localResources, completeness: reason.rawValue)
     }
 
     /// Builds the trace from decoded spans each paired with its resource (tests build these by hand).
