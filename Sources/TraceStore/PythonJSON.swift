@@ -206,17 +206,40 @@ enum PyJSONWriter {
             utf8.withUTF8 { bytes in
                 // Copy runs that need no escaping in one go: most text has no quotes or controls.
                 var runStart = 0
-                for index in 0..<bytes.count {
+                var index = 0
+                while index < bytes.count {
+                    // Eight bytes at a time while none of them needs escaping.
+                    if index + 8 <= bytes.count,
+                       !needsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
+                        index += 8
+                        continue
+                    }
                     let byte = bytes[index]
-                    if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") { continue }
+                    if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+                        index += 1
+                        continue
+                    }
                     if index > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
                     appendASCII(byte, into: &out)
-                    runStart = index + 1
+                    index += 1
+                    runStart = index
                 }
                 if bytes.count > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count])) }
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether any of eight bytes is a control character, `"` or `\\` (bytes ≥ 0x80 never are).
+    @inline(__always)
+    static func needsEscape(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ value: UInt64) -> Bool { (value &- ones) & ~value & highs != 0 }
+        // A byte below 0x20 (exact for bytes below 0x80; a byte ≥ 0x80 has its high bit set in
+        // `word` and is masked out by `~word`).
+        let below = (word &- ones &* 0x20) & ~word & highs != 0
+        return below || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C))
     }
 
     /// One ASCII byte, escaped as Python escapes it.

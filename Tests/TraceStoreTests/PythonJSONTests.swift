@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import TraceStore
 
@@ -22,6 +23,38 @@ import Testing
         #expect(PyJSONWriter.dump(value, ensureASCII: true) == #"{"a": ["\u00e9\ud83d\ude00", "\u007f\u0001\u2028", null, true]}"#)
         #expect(PyJSONWriter.dump(value, ensureASCII: false) == "{\"a\": [\"é😀\", \"\u{7F}\\u0001\u{2028}\", null, true]}")
         #expect(PyJSONWriter.dump(.string("q\"\\\n\r\t\u{08}\u{0C}"), ensureASCII: false) == #""q\"\\\n\r\t\b\f""#)
+    }
+
+    @Test func escapingFindsEveryCharacterAtEveryPositionOfTheWordScan() {
+        // The writer skips eight bytes at a time; a character to escape in any lane, or in the tail,
+        // must still be found (compared with escaping one character at a time).
+        func reference(_ text: String) -> String {
+            var out = "\""
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case "\u{08}": out += "\\b"
+                case "\u{0C}": out += "\\f"
+                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out + "\""
+        }
+        for special in ["\"", "\\", "\n", "\u{01}", "\u{1F}"] {
+            for length in 0...20 {
+                for position in 0...length {
+                    var characters = Array(repeating: Character("a"), count: length)
+                    characters.insert(Character(special), at: position)
+                    let text = "é" + String(characters) + " ~\u{7F}"
+                    #expect(PyJSONWriter.dump(.string(text), ensureASCII: false) == reference(text))
+                }
+            }
+        }
     }
 
     @Test func objectsKeepFirstPositionAndLastValue() {
