@@ -7,7 +7,10 @@ import OTLPWire
 /// fixture 13 is compared byte for byte). So this models Python's value space: integers and
 /// floats are distinct (`1` vs `1.0`), objects keep insertion order, and a repeated key keeps its
 /// first position with the last value (dict assignment).
-indirect enum PyJSON: Sendable, Equatable {
+///
+/// Not `indirect`: arrays and objects already keep their elements in heap storage, and an indirect
+/// enum would box every value (a span's dozen attribute strings were a dozen allocations).
+enum PyJSON: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int64)
