@@ -13,6 +13,7 @@ public struct SinkWriterService: Service {
     let queue: WriteQueue
     let sink: any TraceSink
     let batchSize: Int
+    let batchSpans: Int
     let concurrentWrites: Int
     let logger: Logger
     let writeErrors: Counter
@@ -20,10 +21,16 @@ public struct SinkWriterService: Service {
     let queuedBytes: Gauge
     let queuedTraces: Gauge
 
+    /// Spans per batch at most (unless one trace alone has more): with two batches in flight, one
+    /// prepared while the other is written, a few large traces must still make several batches.
+    public static let defaultBatchSpans = 10_000
+
     /// `name` labels the metrics (`destination`). `concurrentWrites` > 1 only for sinks whose result
     /// does not depend on the order of batches (the store merges by trace and span id).
-    public init(name: String, queue: WriteQueue, sink: any TraceSink, batchSize: Int, concurrentWrites: Int = 1,
+    public init(name: String, queue: WriteQueue, sink: any TraceSink, batchSize: Int,
+                batchSpans: Int = SinkWriterService.defaultBatchSpans, concurrentWrites: Int = 1,
                 logger: Logger, metrics: any MetricsFactory) {
+        self.batchSpans = max(1, batchSpans)
         self.concurrentWrites = max(1, concurrentWrites)
         self.queue = queue
         self.sink = sink
@@ -44,7 +51,7 @@ public struct SinkWriterService: Service {
         // prepared on the other core while the first one is written.
         await withTaskGroup(of: Void.self) { group in
             var inFlight = 0
-            while let batch = await queue.next(maxTraces: batchSize) {
+            while let batch = await queue.next(maxTraces: batchSize, maxSpans: batchSpans) {
                 if inFlight == concurrentWrites {
                     await group.next()
                     inFlight -= 1

@@ -49,14 +49,20 @@ public final class WriteQueue: Sendable {
         waiter?.resume()
     }
 
-    /// Waits for traces and takes up to `maxTraces` of them; nil when finished and drained.
-    /// One consumer at a time.
-    public func next(maxTraces: Int) async -> [FinishedTrace]? {
+    /// Waits for traces and takes up to `maxTraces` of them, stopping before `maxSpans` would be
+    /// passed (always at least one trace); nil when finished and drained. One consumer at a time.
+    public func next(maxTraces: Int, maxSpans: Int = .max) async -> [FinishedTrace]? {
         while true {
             enum Step { case batch([FinishedTrace]), done, wait }
             let step = state.withLock { state -> Step in
                 if !state.traces.isEmpty {
-                    let count = min(maxTraces, state.traces.count)
+                    var count = 0
+                    var spans = 0
+                    for trace in state.traces.prefix(maxTraces) {
+                        if count > 0, spans + trace.spans.count > maxSpans { break }
+                        count += 1
+                        spans += trace.spans.count
+                    }
                     let batch = Array(state.traces.prefix(count))
                     state.traces.removeFirst(count)
                     return .batch(batch)
