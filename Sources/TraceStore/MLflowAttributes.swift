@@ -124,8 +124,15 @@ enum TraceTagRules {
     static func isValidKey(_ key: String) -> Bool {
         guard !key.isEmpty, key.unicodeScalars.count <= maximumKeyLength else { return false }
         for scalar in key.unicodeScalars {
-            let allowed = scalar == "/" || scalar == "." || scalar == "-" || scalar == " " || scalar == ":"
-                || scalar == "_" || scalar.properties.isAlphabetic || scalar.properties.numericType != nil
+            let allowed: Bool
+            if scalar.isASCII {
+                // The usual case, without a Unicode property lookup per character.
+                let byte = UInt8(scalar.value)
+                allowed = (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || "/.- :_".utf8.contains(byte)
+            } else {
+                allowed = scalar.properties.isAlphabetic || scalar.properties.numericType != nil
+            }
             if !allowed { return false }
         }
         let components = key.split(separator: "/", omittingEmptySubsequences: false)

@@ -152,7 +152,7 @@ struct StoreWriter {
             let row = span.row
             // Bound with SQLite's C API: through GRDB's argument arrays every column became a boxed
             // value and the content was copied twice more (measured ~15 % of a span's write).
-            var binder = SpanBinder(statement: handle)
+            var binder = RowBinder(statement: handle)
             binder.text(requestID)
             binder.int(experimentID)
             binder.text(row.spanID)
@@ -169,20 +169,11 @@ struct StoreWriter {
             binder.text(row.modelName)
             binder.text(row.modelProvider)
             binder.int(span.facts.resourceID)
-            let code = row.content.withUnsafeBufferPointer { content -> Int32 in
+            try row.content.withUnsafeBufferPointer { content in
                 // SQLITE_STATIC: the buffer outlives the step; the statement is reset right after.
                 sqlite3_bind_text(handle, contentColumn, content.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) },
                                   Int32(content.count), nil)
-                defer {
-                    sqlite3_reset(handle)
-                    sqlite3_clear_bindings(handle)
-                }
-                return sqlite3_step(handle)
-            }
-            guard code == SQLITE_DONE else {
-                throw DatabaseError(resultCode: ResultCode(rawValue: code),
-                                    message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
-                                    sql: statement.sql)
+                try binder.step(statement, db)
             }
         }
     }
@@ -259,8 +250,11 @@ struct StoreWriter {
             ON CONFLICT (request_id, key) DO UPDATE SET value = excluded.value
             """)
         for (key, value) in derived.tags {
-            tag.setUncheckedArguments([key, value, requestID])
-            try tag.execute()
+            var binder = RowBinder(statement: tag.sqliteStatement)
+            binder.text(key)
+            binder.text(value)
+            binder.text(requestID)
+            try binder.step(tag, db)
         }
         if let user = derived.userID {
             try db.cachedStatement(sql: """
@@ -281,9 +275,10 @@ enum TraceMetadataKeys {
     static let promoted: Set<String> = [session, tokenUsage, cost]
 }
 
-/// Binds one row's values to a prepared statement, column after column, with SQLite's C API.
+/// Binds one row's values to a prepared statement, column after column, with SQLite's C API, and
+/// runs it.
 /// Texts are copied by SQLite (SQLITE_TRANSIENT); nil binds NULL.
-struct SpanBinder {
+struct RowBinder {
     let statement: OpaquePointer
     private var column: Int32 = 0
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
@@ -321,5 +316,16 @@ struct SpanBinder {
     mutating func double(_ value: Double?) {
         column += 1
         if let value { sqlite3_bind_double(statement, column, value) } else { sqlite3_bind_null(statement, column) }
+    }
+
+    /// Runs the statement once with the bound values, then resets it and clears its bindings.
+    func step(_ owner: Statement, _ db: Database) throws {
+        let code = sqlite3_step(statement)
+        let message = code == SQLITE_DONE ? nil : String(cString: sqlite3_errmsg(db.sqliteConnection))
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+        if let message {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: owner.sql)
+        }
     }
 }

@@ -152,8 +152,10 @@ import Testing
     }
 
     @Test func tagKeysAreValidatedLikeMLflow() {
-        for key in ["service.name", "a/b", "with space", "x:y", "ünï"] { #expect(TraceTagRules.isValidKey(key), "\(key)") }
-        for key in ["", "/a", "a/", "a//b", "a/./b", "a/../b", "..a", ".", "bad!", String(repeating: "k", count: 251)] {
+        for key in ["service.name", "a/b", "with space", "x:y", "ünï", "AZaz09-_.", "٣Ω"] { #expect(TraceTagRules.isValidKey(key), "\(key)") }
+        // ASCII neighbours of the allowed ranges ('@' '[' '`' '{'), a tab, and non-word Unicode.
+        for key in ["", "/a", "a/", "a//b", "a/./b", "a/../b", "..a", ".", "bad!", String(repeating: "k", count: 251),
+                    "a@b", "a[b", "a`b", "a{b", "a\tb", "a+b", "a→b"] {
             #expect(!TraceTagRules.isValidKey(key), "\(key)")
         }
         #expect(TraceTagRules.validated(key: "k", value: String(repeating: "v", count: 8001))?.value.count == 8000)
