@@ -70,7 +70,7 @@ struct MLflowSpan: Sendable, Equatable {
         // from_otel_proto: every value dumped as JSON (a repeated key keeps its first position,
         // last value), then mlflow.traceRequestId set from the OTLP trace id;
         // translate_span_when_storing then sanitizes each value (both in `storedValue`).
-        var stored = PyObject()
+        var stored = PyObject(capacity: detail.attributes.count + 2)
         for attribute in detail.attributes {
             stored[attribute.key] = .string(MLflowAttributes.storedValue(attribute.value))
         }

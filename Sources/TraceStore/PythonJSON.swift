@@ -62,6 +62,11 @@ struct PyObject: Sendable, Equatable {
 
     init() {}
 
+    /// An empty object with room for `capacity` pairs.
+    init(capacity: Int) {
+        pairs.reserveCapacity(capacity)
+    }
+
     init(_ pairs: [(String, PyJSON)]) {
         for (key, value) in pairs { self[key] = value }
     }
