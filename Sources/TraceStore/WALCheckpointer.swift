@@ -8,9 +8,9 @@ import Synchronization
 /// After each commit the store calls `committed()`; one passive checkpoint runs at a time on a
 /// separate connection (a passive checkpoint never blocks the writer or readers). SQLite starts the
 /// WAL from the beginning only once every frame is copied, which a checkpointer running beside a
-/// busy writer never sees; so when `framesInWAL` passes a bound, the writer waits for this one,
-/// copies the last frames itself, and its next transaction restarts the WAL. The writer knows the
-/// WAL's size from `WALFrames`, which SQLite tells after each commit.
+/// busy writer never sees; so when the WAL passes a bound, the writer waits for this one, copies
+/// the last frames itself, and its next transaction restarts the WAL. The writer knows the WAL's
+/// size from `WALFrames`, which SQLite tells after each commit.
 final class WALCheckpointer: Sendable {
     private let queue = DispatchQueue(label: "stitch.store.checkpoint")
     private let connection: Mutex<OpaquePointer?>
