@@ -153,7 +153,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
         ], path: "Tests/StitchTestSupport"),
 
-        .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel"]),
+        .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel", "StitchTestSupport"]),
         .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore", "TraceAssembler", "OTLPWire"]),
         .testTarget(name: "ExportersTests", dependencies: [

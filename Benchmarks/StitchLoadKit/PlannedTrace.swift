@@ -1,4 +1,5 @@
 import OTLPWire
+import StitchTestSupport
 
 /// One generated trace: its ids and tree, which is what the end-to-end check compares the store with.
 ///

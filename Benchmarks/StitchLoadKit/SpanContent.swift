@@ -1,4 +1,5 @@
 import OTLPWire
+import StitchTestSupport
 
 /// The content of generated spans: what an MLflow-instrumented application exports (mlflow.md, "What
 /// MLflow's OTLP exporter sends"): every `mlflow.*` value a JSON-encoded string, ten string attributes

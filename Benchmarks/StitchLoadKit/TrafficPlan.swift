@@ -149,3 +149,11 @@ private struct DuplicateScheduler {
         waiting.removeAll()
     }
 }
+
+/// Streams of randomness, one per decision kind, so that changing one option does not reshuffle the rest.
+enum RandomStream: UInt64 {
+    case traceShape = 1
+    case chunkOrder = 2
+    case duplicates = 3
+    case late = 4
+}

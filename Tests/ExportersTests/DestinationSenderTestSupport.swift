@@ -204,18 +204,12 @@ enum ExportTestTraces {
 
 /// Deterministic bytes (SplitMix64) that gzip cannot shrink.
 struct TestBytes: RandomNumberGenerator {
-    private var state: UInt64
+    private var generator: SplitMix64
     /// Seeds are spread by another odd multiplier: seeds n and n+1 must not give the same stream
     /// shifted by one step (gzip would find the repeats).
-    init(seed: UInt64) { state = (seed &+ 1) &* 0xD1B5_4A32_D192_ED03 }
+    init(seed: UInt64) { generator = SplitMix64(seed: (seed &+ 1) &* 0xD1B5_4A32_D192_ED03) }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { generator.next() }
 
     mutating func bytes(_ count: Int) -> [UInt8] {
         (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) }

@@ -11,7 +11,7 @@ import Testing
 
     @Test(arguments: [1, 2, 3, 42, 2024, 0xDEAD_BEEF] as [UInt64])
     func everyNonDuplicateSpanIsReleasedExactlyOnce(seed: UInt64) {
-        var random = SeededGenerator(seed: seed)
+        var random = SplitMix64(seed: seed)
         var state = AssemblerState<TestInstant>(configuration: configuration)
         var now = TestInstant.zero
         var releases: [FinishedTrace] = []

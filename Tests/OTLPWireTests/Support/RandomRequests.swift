@@ -1,15 +1,16 @@
 import Foundation
 import OTLPModel
 import SwiftProtobuf
+import StitchTestSupport
 
 /// Random `ExportTraceServiceRequest`s built with swift-protobuf: several resources and scopes, 0-50
 /// spans each, every AnyValue kind (nested arrays / kvlists), events, links, trace state, dropped
 /// counts, unknown fields, and now and then an invalid id.
 struct RandomRequests {
-    var random: SeededRandom
+    var random: SplitMix64
 
     init(seed: UInt64) {
-        random = SeededRandom(seed: seed)
+        random = SplitMix64(seed: seed)
     }
 
     mutating func chance(_ probability: Double) -> Bool {

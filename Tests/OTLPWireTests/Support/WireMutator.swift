@@ -1,3 +1,5 @@
+import StitchTestSupport
+
 /// Rewrites valid protobuf bytes into other valid encodings: fields reordered (repeated fields split
 /// and interleaved), earlier "decoy" occurrences of scalar fields (proto3: the last one wins), and known
 /// field numbers with the wrong wire type (parsers skip those as unknown). Both decoders under
@@ -50,12 +52,12 @@ struct WireMutator {
         }
     }
 
-    var random: SeededRandom
+    var random: SplitMix64
     var decoyProbability = 0.1
     var shuffleProbability = 0.3
 
     init(seed: UInt64) {
-        random = SeededRandom(seed: seed)
+        random = SplitMix64(seed: seed)
     }
 
     fileprivate struct RawField {

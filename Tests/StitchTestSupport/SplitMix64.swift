@@ -1,5 +1,6 @@
-/// A small, fast, seedable generator (SplitMix64), so that the same `--seed` gives the same traffic on
-/// every machine and toolchain (the standard library's generator is neither seedable nor stable).
+/// A small, fast, seedable generator (SplitMix64): the same seed gives the same stream on every
+/// machine and toolchain (the standard library's generator is neither seedable nor stable), so that
+/// stitch-load's `--seed` gives the same traffic and a failing test seed can be replayed.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
@@ -29,12 +30,4 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         guard share < 1 else { return true }
         return Double(next() >> 11) / Double(1 << 53) < share
     }
-}
-
-/// Streams of randomness, one per decision kind, so that changing one option does not reshuffle the rest.
-enum RandomStream: UInt64 {
-    case traceShape = 1
-    case chunkOrder = 2
-    case duplicates = 3
-    case late = 4
 }
