@@ -122,7 +122,7 @@ enum PyJSONWriter {
     static func dumpString(_ text: String) -> String {
         var text = text
         return text.withUTF8 { bytes -> String in
-            guard !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+            guard !bytes.contains(where: needsEscape) else {
                 return dump(.string(String(decoding: bytes, as: UTF8.self)), ensureASCII: false)
             }
             return String(unsafeUninitializedCapacity: bytes.count + 2) { buffer in
@@ -218,12 +218,12 @@ enum PyJSONWriter {
                 while index < bytes.count {
                     // Eight bytes at a time while none of them needs escaping.
                     if index + 8 <= bytes.count,
-                       !needsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
+                       !anyNeedsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
                         index += 8
                         continue
                     }
                     let byte = bytes[index]
-                    if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+                    if !needsEscape(byte) {
                         index += 1
                         continue
                     }
@@ -238,9 +238,15 @@ enum PyJSONWriter {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// Whether `json.dumps(ensure_ascii=False)` escapes this byte: a control character, `"` or `\\`.
+    @inline(__always)
+    static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
     /// Whether any of eight bytes is a control character, `"` or `\\` (bytes ≥ 0x80 never are).
     @inline(__always)
-    static func needsEscape(_ word: UInt64) -> Bool {
+    static func anyNeedsEscape(_ word: UInt64) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         func hasZeroByte(_ value: UInt64) -> Bool { (value &- ones) & ~value & highs != 0 }
