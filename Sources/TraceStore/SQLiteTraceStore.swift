@@ -32,8 +32,8 @@ public final class SQLiteTraceStore: TraceSink {
     static let busyTimeout: TimeInterval = 5
     /// Page cache of the writer connection (readers keep SQLite's default).
     static let writerCacheKiB = 64 * 1024
-    /// WAL pages (4 KiB) after which the writer lets the WAL restart (see `WALCheckpointer`), or,
-    /// when there is no checkpointer, checkpoints itself.
+    /// WAL size after which the writer lets the WAL restart (see `WALCheckpointer`), or, when
+    /// there is no checkpointer, checkpoints itself.
     static let walRestartBytes = 64 * 1024 * 1024
     /// Page size of a new store (an existing store keeps its own). With checkpoints beside the
     /// writer, 16 KiB pages were the fastest (stitch-bench-store: 41–51k spans/s at 4 KiB, 55k at
