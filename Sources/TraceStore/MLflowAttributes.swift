@@ -56,10 +56,16 @@ enum MLflowAttributes {
 
     /// Whether `json.loads(text)` gives a str, dict or list.
     static func holdsJSONStringObjectOrArray(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { holdsJSONStringObjectOrArray(utf8: $0) }
+    }
+
+    /// As above, for text given as (valid) UTF-8 bytes.
+    static func holdsJSONStringObjectOrArray(utf8 text: UnsafeBufferPointer<UInt8>) -> Bool {
         // Cheap rejection first: such JSON starts (after whitespace) with `"`, `{` or `[`.
-        guard let first = text.utf8.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
+        guard let first = text.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
               first == UInt8(ascii: "\"") || first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else { return false }
-        switch PyJSONParser.kind(of: text) {
+        switch PyJSONParser.kind(utf8: text) {
         case .string?, .object?, .array?: return true
         default: return false
         }

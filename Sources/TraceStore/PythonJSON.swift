@@ -147,8 +147,8 @@ enum PyJSONWriter {
 
     static func write(_ value: PyJSON, ensureASCII: Bool, into out: inout [UInt8]) {
         switch value {
-        case .null: out += "null".utf8
-        case .bool(let flag): out += (flag ? "true" : "false").utf8
+        case .null: append("null", to: &out)
+        case .bool(let flag): append(flag ? "true" : "false", to: &out)
         case .int(let number): appendInt(number, into: &out)
         case .bigInt(let digits): out += digits.utf8
         case .double(let number): out += pythonFloatRepr(number).utf8
@@ -156,7 +156,7 @@ enum PyJSONWriter {
         case .array(let values):
             out.append(UInt8(ascii: "["))
             for (index, element) in values.enumerated() {
-                if index > 0 { out += ", ".utf8 }
+                if index > 0 { append(", ", to: &out) }
                 write(element, ensureASCII: ensureASCII, into: &out)
             }
             out.append(UInt8(ascii: "]"))
@@ -164,10 +164,10 @@ enum PyJSONWriter {
             out.append(UInt8(ascii: "{"))
             var first = true
             for pair in object.pairs {
-                if !first { out += ", ".utf8 }
+                if !first { append(", ", to: &out) }
                 first = false
                 writeString(pair.key, ensureASCII: ensureASCII, into: &out)
-                out += ": ".utf8
+                append(": ", to: &out)
                 write(pair.value, ensureASCII: ensureASCII, into: &out)
             }
             out.append(UInt8(ascii: "}"))
@@ -175,6 +175,19 @@ enum PyJSONWriter {
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Appends fixed text (keys, separators) with one copy; `+= "…".utf8` goes through the
+    /// generic sequence path, byte by byte.
+    @inline(__always)
+    static func append(_ text: StaticString, to out: inout [UInt8]) {
+        text.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    /// Appends a string's UTF-8 with one copy.
+    static func appendUTF8(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { out.append(contentsOf: $0) }
+    }
 
     /// The decimal digits of `number` (as `str(int)`), without an intermediate string.
     static func appendInt(_ number: Int64, into out: inout [UInt8]) {
@@ -211,31 +224,42 @@ enum PyJSONWriter {
             }
         } else {
             var utf8 = text
-            utf8.withUTF8 { bytes in
-                // Copy runs that need no escaping in one go: most text has no quotes or controls.
-                var runStart = 0
-                var index = 0
-                while index < bytes.count {
-                    // Eight bytes at a time while none of them needs escaping.
-                    if index + 8 <= bytes.count,
-                       !anyNeedsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
-                        index += 8
-                        continue
-                    }
-                    let byte = bytes[index]
-                    if !needsEscape(byte) {
-                        index += 1
-                        continue
-                    }
-                    if index > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
-                    appendASCII(byte, into: &out)
-                    index += 1
-                    runStart = index
-                }
-                if bytes.count > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count])) }
-            }
+            utf8.withUTF8 { bytes in appendEscaped(bytes, into: &out) }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// `json.dumps(text, ensure_ascii=False)` of text given as UTF-8 bytes (which must be valid).
+    static func writeString(utf8 bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        appendEscaped(bytes, into: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// The inside of a JSON string with `ensure_ascii=False`: bytes as they are, except `"`, `\\`
+    /// and controls, which are escaped.
+    static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        // Copy runs that need no escaping in one go: most text has no quotes or controls.
+        var runStart = 0
+        var index = 0
+        while index < bytes.count {
+            // Eight bytes at a time while none of them needs escaping.
+            if index + 8 <= bytes.count,
+               !anyNeedsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
+                index += 8
+                continue
+            }
+            let byte = bytes[index]
+            if !needsEscape(byte) {
+                index += 1
+                continue
+            }
+            if index > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
+            appendASCII(byte, into: &out)
+            index += 1
+            runStart = index
+        }
+        if bytes.count > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count])) }
     }
 
     /// Whether `json.dumps(ensure_ascii=False)` escapes this byte: a control character, `"` or `\\`.
@@ -258,21 +282,28 @@ enum PyJSONWriter {
 
     /// One ASCII byte, escaped as Python escapes it.
     private static func appendASCII(_ byte: UInt8, into out: inout [UInt8]) {
+        let escaped: UInt8
         switch byte {
-        case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-        case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-        case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-        case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-        case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-        case 0x08: out += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
-        case 0x0C: out += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
-        case 0x20..<0x7F: out.append(byte)
-        default: appendUnicodeEscape(UInt32(byte), into: &out)
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): escaped = byte
+        case 0x0A: escaped = UInt8(ascii: "n")
+        case 0x0D: escaped = UInt8(ascii: "r")
+        case 0x09: escaped = UInt8(ascii: "t")
+        case 0x08: escaped = UInt8(ascii: "b")
+        case 0x0C: escaped = UInt8(ascii: "f")
+        case 0x20..<0x7F:
+            out.append(byte)
+            return
+        default:
+            appendUnicodeEscape(UInt32(byte), into: &out)
+            return
         }
+        out.append(UInt8(ascii: "\\"))
+        out.append(escaped)
     }
 
     private static func appendUnicodeEscape(_ value: UInt32, into out: inout [UInt8]) {
-        out += [UInt8(ascii: "\\"), UInt8(ascii: "u")]
+        out.append(UInt8(ascii: "\\"))
+        out.append(UInt8(ascii: "u"))
         for shift in stride(from: 12, through: 0, by: -4) {
             out.append(hexDigits[Int((value >> UInt32(shift)) & 0xF)])
         }
@@ -366,15 +397,22 @@ struct PyJSONParser {
         run(text, building: false).map(PyJSONKind.init)
     }
 
+    /// `kind(of:)` for text given as UTF-8 bytes (which must be valid).
+    static func kind(utf8 bytes: UnsafeBufferPointer<UInt8>) -> PyJSONKind? {
+        run(bytes, building: false).map(PyJSONKind.init)
+    }
+
     private static func run(_ text: String, building: Bool) -> PyJSON? {
         var text = text
-        return text.withUTF8 { buffer in
-            var parser = PyJSONParser(bytes: buffer, building: building)
-            parser.skipWhitespace()
-            guard let value = parser.parseValue(depth: 0) else { return nil }
-            parser.skipWhitespace()
-            return parser.index == buffer.count ? value : nil
-        }
+        return text.withUTF8 { buffer in run(buffer, building: building) }
+    }
+
+    private static func run(_ buffer: UnsafeBufferPointer<UInt8>, building: Bool) -> PyJSON? {
+        var parser = PyJSONParser(bytes: buffer, building: building)
+        parser.skipWhitespace()
+        guard let value = parser.parseValue(depth: 0) else { return nil }
+        parser.skipWhitespace()
+        return parser.index == buffer.count ? value : nil
     }
 
     private init(bytes: UnsafeBufferPointer<UInt8>, building: Bool) {
