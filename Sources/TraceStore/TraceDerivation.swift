@@ -13,7 +13,8 @@ struct SpanFacts: Sendable, Equatable {
     var status: String
     /// The span's resource in `stitch_resources` (nil when unknown).
     var resourceID: Int64?
-    /// `mlflow.spanInputs` / `mlflow.spanOutputs` as stored (only needed for the root).
+    /// `mlflow.spanInputs` / `mlflow.spanOutputs` as stored; kept for the root only (the trace's
+    /// previews are the root's).
     var inputs: String?
     var outputs: String?
     var sessionID: String?
@@ -50,8 +51,8 @@ struct SpanFacts: Sendable, Equatable {
             guard let value = attributes[key]?.stringValue, !value.isEmpty else { return nil }
             return value
         }
-        inputs = string(MLflowKeys.inputs)
-        outputs = string(MLflowKeys.outputs)
+        inputs = parentSpanID.isZero ? string(MLflowKeys.inputs) : nil
+        outputs = parentSpanID.isZero ? string(MLflowKeys.outputs) : nil
         // Session: `session.id`, else `gen_ai.conversation.id`; MLflow rejects the whole batch
         // when it is over 250 characters, Stitch ignores such a value instead.
         if let raw = string(MLflowKeys.sessionID) ?? string(MLflowKeys.conversationID) {
@@ -201,9 +202,10 @@ enum TraceDerivation {
     static func derive(spans: [SpanFacts], resources: [Int64: StoredResource], completeness: String) -> DerivedTrace {
         precondition(!spans.isEmpty, "a trace has at least one span")
         // Earliest first; the span id breaks ties so that the result does not depend on arrival order.
-        let ordered = spans.sorted {
-            ($0.startTimeUnixNano, $0.spanID.raw) < ($1.startTimeUnixNano, $1.spanID.raw)
-        }
+        // (Sorted by index: the facts are large values, costly to move.)
+        let ordered = spans.indices.sorted {
+            (spans[$0].startTimeUnixNano, spans[$0].spanID.raw) < (spans[$1].startTimeUnixNano, spans[$1].spanID.raw)
+        }.lazy.map { spans[$0] }
         let minStart = ordered[0].startTimeUnixNano
         let maxEnd = spans.map(\.endTimeUnixNano).max()!
         let timestampMs = floorDiv(minStart, 1_000_000)
