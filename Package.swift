@@ -155,7 +155,7 @@ let package = Package(
 
         .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel", "StitchTestSupport"]),
         .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "OTLPWire", "StitchTestSupport"]),
-        .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore", "TraceAssembler", "OTLPWire"]),
+        .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore", "TraceAssembler", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "ExportersTests", dependencies: [
             "Exporters", "OTLPWire", "TraceAssembler", "StitchTestSupport", "Receiver",
             .product(name: "NIOCore", package: "swift-nio"),

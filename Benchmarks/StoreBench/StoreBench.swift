@@ -22,6 +22,9 @@ struct StoreBench: AsyncParsableCommand {
     @Option(help: "Batches in flight at once (the server's sink writer keeps two: one prepared while one is written).")
     var inFlight = 2
     @Option(help: "Directory for the store (a new file is created in it).") var dir = NSTemporaryDirectory()
+    @Flag(help: "Only convert the traces to rows (no database), on one thread.") var prepareOnly = false
+    @Flag(help: "With --prepare-only: decode every span first (the general conversion) instead of converting from its bytes.")
+    var general = false
 
     func run() async throws {
         var shape = LoadShape()
@@ -46,6 +49,19 @@ struct StoreBench: AsyncParsableCommand {
         let spanCount = finished.reduce(0) { $0 + $1.spans.count }
         let encoded = finished.reduce(0) { $0 + $1.encodedBytes }
 
+        if prepareOnly {
+            let cpuBefore = Self.cpuSeconds()
+            let started = ContinuousClock.now
+            let contentBytes = StorePreparation.prepare(finished, direct: !general)
+            let seconds = Self.seconds(ContinuousClock.now - started)
+            let cpuAfter = Self.cpuSeconds()
+            print(String(format: "prepare (%@): %d spans in %.2f s → %.0f spans/s on one thread, %.2f µs CPU per span; %.0f B of content per span",
+                         general ? "general" : "direct", spanCount, seconds, Double(spanCount) / seconds,
+                         (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / Double(spanCount) * 1e6,
+                         Double(contentBytes) / Double(max(spanCount, 1))))
+            return
+        }
+
         let path = URL(fileURLWithPath: dir).appendingPathComponent("stitch-bench-store-\(getpid()).db").path
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
         let store = try SQLiteTraceStore(path: path)
@@ -69,7 +85,7 @@ struct StoreBench: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         let cpuAfter = Self.cpuSeconds()
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = Self.seconds(elapsed)
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         print("traffic: \(finished.count) traces × \(spansPerTrace) spans = \(spanCount) spans, \(encoded / max(spanCount, 1)) B encoded per span, batches of \(batch) traces, \(inFlight) in flight")
         print(String(format: "store:   %.2f s → %.0f spans/s; CPU per span %.1f µs user + %.1f µs system; database %.0f MB (%.0f B per span)",
@@ -77,6 +93,10 @@ struct StoreBench: AsyncParsableCommand {
                      (cpuAfter.user - cpuBefore.user) / Double(spanCount) * 1e6,
                      (cpuAfter.system - cpuBefore.system) / Double(spanCount) * 1e6,
                      Double(fileBytes) / 1e6, Double(fileBytes) / Double(max(spanCount, 1))))
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     static func cpuSeconds() -> (user: Double, system: Double) {

@@ -28,7 +28,7 @@ extension RequestPayload {
 
     /// Runs `decode` on a reader over `range` of the payload, after checking that the range (which a
     /// caller may have built by hand) lies inside it.
-    fileprivate func read<T>(
+    func read<T>(
         _ range: Range<Int>, _ what: String, _ decode: (WireReader, Range<Int>) throws(WireError) -> T
     ) throws(WireError) -> T {
         try bytes.withUnsafeBufferPointer { buffer throws(WireError) in

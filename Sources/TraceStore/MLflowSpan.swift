@@ -137,18 +137,15 @@ struct MLflowSpan: Sendable, Equatable {
     // MARK: Stored form
 
     /// `SpanStatusCode` as MLflow stores it in `spans.status`.
-    var statusName: String {
-        switch statusCode {
-        case 1: return "OK"
-        case 2: return "ERROR"
-        default: return "UNSET"
-        }
-    }
+    var statusName: String { Self.statusName(statusCode) }
+
+    /// The name of a normalized status code (0 unset, 1 ok, 2 error).
+    static func statusName(_ code: Int32) -> String { statusLiteral(code).description }
 
     /// The OTLP enum name MLflow writes in the span JSON. MLflow reads spans through the
     /// OpenTelemetry SDK, whose `SpanKind` has no UNSPECIFIED; the OTLP spec lets a receiver treat
     /// UNSPECIFIED as INTERNAL, so unspecified and unknown kinds are written as INTERNAL.
-    var kindName: String {
+    private static func kindLiteral(_ kind: Int32) -> StaticString {
         switch kind {
         case 2: return "SPAN_KIND_SERVER"
         case 3: return "SPAN_KIND_CLIENT"
@@ -158,48 +155,72 @@ struct MLflowSpan: Sendable, Equatable {
         }
     }
 
+    private static func statusLiteral(_ code: Int32) -> StaticString {
+        switch code {
+        case 1: return "OK"
+        case 2: return "ERROR"
+        default: return "UNSET"
+        }
+    }
+
     /// The span's JSON exactly as MLflow writes `spans.content` (`json.dumps(span_dict,
     /// ensure_ascii=False)`; key order as in fixture 13).
     var contentJSON: String { String(decoding: contentBytes, as: UTF8.self) }
 
-    /// `contentJSON` as UTF-8, written straight into one buffer: this runs for every stored span,
-    /// so ids, numbers and fixed keys go in without intermediate strings.
+    /// `contentJSON` as UTF-8.
     var contentBytes: [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(320 + name.utf8.count + attributes.pairs.reduce(0) {
             $0 + $1.key.utf8.count + ($1.value.stringValue?.utf8.count ?? 16) * 9 / 8 + 8
         })
-        func string(_ text: String) { PyJSONWriter.writeString(text, ensureASCII: false, into: &out) }
-        out += #"{"trace_id": ""#.utf8
-        Base64.appendBigEndian(traceID.high, traceID.low, into: &out)
-        out += #"", "span_id": ""#.utf8
-        Base64.appendBigEndian(spanID.raw, into: &out)
-        if isRoot {
-            out += #"", "parent_span_id": null, "name": "#.utf8
-        } else {
-            out += #"", "parent_span_id": ""#.utf8
-            Base64.appendBigEndian(parentSpanID.raw, into: &out)
-            out += #"", "name": "#.utf8
-        }
-        string(name)
-        out += #", "kind": ""#.utf8
-        out += kindName.utf8
-        out += #"", "start_time_unix_nano": "#.utf8
-        PyJSONWriter.appendInt(Int64(clamping: startTimeUnixNano), into: &out)
-        out += #", "end_time_unix_nano": "#.utf8
-        PyJSONWriter.appendInt(Int64(clamping: endTimeUnixNano), into: &out)
-        out += #", "events": "#.utf8
-        PyJSONWriter.write(.array(events), ensureASCII: false, into: &out)
-        out += #", "status": {"code": "STATUS_CODE_"#.utf8
-        out += statusName.utf8
-        out += #"", "message": "#.utf8
-        string(statusMessage)
-        out += #"}, "attributes": "#.utf8
-        PyJSONWriter.write(.object(attributes), ensureASCII: false, into: &out)
-        out += #", "links": "#.utf8
-        PyJSONWriter.write(.array(links), ensureASCII: false, into: &out)
-        out.append(UInt8(ascii: "}"))
+        Self.writeContent(
+            traceID: traceID, spanID: spanID, parentSpanID: parentSpanID, name: name, kind: kind,
+            startTimeUnixNano: startTimeUnixNano, endTimeUnixNano: endTimeUnixNano,
+            statusCode: statusCode, statusMessage: statusMessage, into: &out,
+            events: { PyJSONWriter.write(.array(events), ensureASCII: false, into: &$0) },
+            attributes: { PyJSONWriter.write(.object(attributes), ensureASCII: false, into: &$0) },
+            links: { PyJSONWriter.write(.array(links), ensureASCII: false, into: &$0) })
         return out
+    }
+
+    /// Writes a span's `spans.content` JSON into `out`: the one place its layout lives. This runs for
+    /// every stored span, so ids, numbers and fixed keys go in without intermediate strings; the
+    /// closures write the events array, the attributes object and the links array.
+    static func writeContent(
+        traceID: TraceID, spanID: SpanID, parentSpanID: SpanID, name: String, kind: Int32,
+        startTimeUnixNano: UInt64, endTimeUnixNano: UInt64, statusCode: Int32, statusMessage: String,
+        into out: inout [UInt8], events: (inout [UInt8]) -> Void, attributes: (inout [UInt8]) -> Void,
+        links: (inout [UInt8]) -> Void
+    ) {
+        PyJSONWriter.append(#"{"trace_id": ""#, to: &out)
+        Base64.appendBigEndian(traceID.high, traceID.low, into: &out)
+        PyJSONWriter.append(#"", "span_id": ""#, to: &out)
+        Base64.appendBigEndian(spanID.raw, into: &out)
+        if parentSpanID.isZero {
+            PyJSONWriter.append(#"", "parent_span_id": null, "name": "#, to: &out)
+        } else {
+            PyJSONWriter.append(#"", "parent_span_id": ""#, to: &out)
+            Base64.appendBigEndian(parentSpanID.raw, into: &out)
+            PyJSONWriter.append(#"", "name": "#, to: &out)
+        }
+        PyJSONWriter.writeString(name, ensureASCII: false, into: &out)
+        PyJSONWriter.append(#", "kind": ""#, to: &out)
+        PyJSONWriter.append(kindLiteral(kind), to: &out)
+        PyJSONWriter.append(#"", "start_time_unix_nano": "#, to: &out)
+        PyJSONWriter.appendInt(Int64(clamping: startTimeUnixNano), into: &out)
+        PyJSONWriter.append(#", "end_time_unix_nano": "#, to: &out)
+        PyJSONWriter.appendInt(Int64(clamping: endTimeUnixNano), into: &out)
+        PyJSONWriter.append(#", "events": "#, to: &out)
+        events(&out)
+        PyJSONWriter.append(#", "status": {"code": "STATUS_CODE_"#, to: &out)
+        PyJSONWriter.append(statusLiteral(statusCode), to: &out)
+        PyJSONWriter.append(#"", "message": "#, to: &out)
+        PyJSONWriter.writeString(statusMessage, ensureASCII: false, into: &out)
+        PyJSONWriter.append(#"}, "attributes": "#, to: &out)
+        attributes(&out)
+        PyJSONWriter.append(#", "links": "#, to: &out)
+        links(&out)
+        out.append(UInt8(ascii: "}"))
     }
 }
 
@@ -233,6 +254,16 @@ enum GenAITranslation {
     static let inputKeys = ["gen_ai.input.messages", "gen_ai.tool.call.arguments"]
     static let outputKeys = ["gen_ai.output.messages", "gen_ai.tool.call.result"]
     static let modelKeys = ["gen_ai.response.model", "gen_ai.request.model"]
+    static let usageKeys = [
+        "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_write.input_tokens", "gen_ai.usage.cache_creation.input_tokens",
+    ]
+    static let operationKey = "gen_ai.operation.name"
+    static let toolDefinitionsKey = "gen_ai.tool.definitions"
+    static let providerKey = "gen_ai.provider.name"
+    /// Every `gen_ai.*` key `apply` reads. Without one of them it changes nothing, unless a model
+    /// name is taken from the inputs or outputs (`mlflow.llm.model` absent, a `"model"` field).
+    static let keysRead = [operationKey, toolDefinitionsKey, providerKey] + inputKeys + outputKeys + usageKeys + modelKeys
 
     static func apply(to attributes: inout PyObject) {
         if let type = spanType(attributes) {
@@ -250,14 +281,14 @@ enum GenAITranslation {
         if attributes[MLflowKeys.tokenUsage] == nil, let usage = tokenUsage(attributes) {
             attributes[MLflowKeys.tokenUsage] = .string(PyJSONWriter.dump(.object(usage), ensureASCII: false))
         }
-        if attributes[MLflowKeys.chatTools] == nil, let tools = firstPresent(["gen_ai.tool.definitions"], in: attributes) {
+        if attributes[MLflowKeys.chatTools] == nil, let tools = firstPresent([toolDefinitionsKey], in: attributes) {
             attributes[MLflowKeys.chatTools] = .string(tools)
         }
         if attributes[MLflowKeys.model] == nil, let model = modelName(attributes) {
             attributes[MLflowKeys.model] = .string(PyJSONWriter.dump(model, ensureASCII: false))
         }
         if attributes[MLflowKeys.modelProvider] == nil,
-           let provider = firstPresent(["gen_ai.provider.name"], in: attributes) {
+           let provider = firstPresent([providerKey], in: attributes) {
             let decoded = PyJSONParser.parse(provider) ?? .string(provider)
             if decoded.isTruthy {
                 attributes[MLflowKeys.modelProvider] = .string(PyJSONWriter.dump(decoded, ensureASCII: false))
@@ -266,7 +297,7 @@ enum GenAITranslation {
     }
 
     private static func spanType(_ attributes: PyObject) -> String? {
-        guard let raw = attributes["gen_ai.operation.name"]?.stringValue, !raw.isEmpty else { return nil }
+        guard let raw = attributes[operationKey]?.stringValue, !raw.isEmpty else { return nil }
         let kind = PyJSONParser.parse(raw) ?? .string(raw)
         guard let name = kind.stringValue else { return nil }
         return spanKindToType[name]

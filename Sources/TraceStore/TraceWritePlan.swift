@@ -22,24 +22,34 @@ struct SpanRow: Sendable, Equatable {
     static let modelDimensionMaximumLength = 500
 
     init(span: MLflowSpan) {
-        spanID = span.spanID.hex
-        parentSpanID = span.isRoot ? nil : span.parentSpanID.hex
-        name = span.name
+        self.init(spanID: span.spanID, parentSpanID: span.parentSpanID, name: span.name, statusCode: span.statusCode,
+                  startTimeUnixNano: span.startTimeUnixNano, endTimeUnixNano: span.endTimeUnixNano,
+                  content: span.contentBytes, attribute: span.attribute)
+    }
+
+    /// - Parameters:
+    ///   - statusCode: normalized (0 unset, 1 ok, 2 error).
+    ///   - attribute: the span's stored (sanitized, translated) attribute text by key.
+    init(spanID: SpanID, parentSpanID: SpanID, name: String, statusCode: Int32, startTimeUnixNano: UInt64,
+         endTimeUnixNano: UInt64, content: [UInt8], attribute: (String) -> String?) {
+        self.spanID = spanID.hex
+        self.parentSpanID = parentSpanID.isZero ? nil : parentSpanID.hex
+        self.name = name
         // `Span.span_type` is `json.loads` of the attribute (the raw text when that fails). Stitch
         // reads the stored (sanitized, translated) attribute, so a type MLflow's own exporter
         // double-encodes (`"\"CHAIN\""`) is stored as CHAIN rather than as `"CHAIN"` with quotes.
-        type = span.attribute(MLflowKeys.spanType).flatMap { raw in
+        type = attribute(MLflowKeys.spanType).flatMap { raw in
             switch PyJSONParser.parse(raw) {
             case .string(let text)?: return text
             case .null?: return nil
             default: return raw
             }
         }
-        status = span.statusName
-        startTimeUnixNano = Int64(clamping: span.startTimeUnixNano)
-        endTimeUnixNano = Int64(clamping: span.endTimeUnixNano)
-        content = span.contentBytes
-        let cost = span.attribute(MLflowKeys.cost).flatMap { PyJSONParser.parse($0)?.objectValue }
+        status = MLflowSpan.statusName(statusCode)
+        self.startTimeUnixNano = Int64(clamping: startTimeUnixNano)
+        self.endTimeUnixNano = Int64(clamping: endTimeUnixNano)
+        self.content = content
+        let cost = attribute(MLflowKeys.cost).flatMap { PyJSONParser.parse($0)?.objectValue }
         func costValue(_ key: String) -> Double? {
             switch cost?[key] {
             case .int(let number)?: return Double(number)
@@ -52,7 +62,7 @@ struct SpanRow: Sendable, Equatable {
         totalCost = costValue("total_cost")
         // `bounded_model_dimension(_try_parse_json_string(…))`.
         func dimension(_ key: String) -> String? {
-            span.attribute(key).map {
+            attribute(key).map {
                 String(MLflowAttributes.unwrapJSONString($0).unicodeScalars.prefix(Self.modelDimensionMaximumLength))
             }
         }
@@ -86,10 +96,23 @@ struct PreparedTrace: Sendable {
     /// off the writer's thread; a trace that merges into a stored one is derived by the writer.
     var derivedAsNew: DerivedTrace
 
+    /// A span on its way into a `PreparedTrace`: decoded, or already converted by
+    /// `DirectSpanConverter`.
+    enum SpanInput {
+        case detail(SpanDetail)
+        case converted(row: SpanRow, facts: SpanFacts)
+    }
+
     /// Builds the trace from decoded spans; `resourceIndex` points into `resources` (the decoded
     /// resources of the spans' requests, possibly with repeats).
     init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
          spans details: [(span: SpanDetail, resourceIndex: Int?)], resources resourceDetails: [ResourceDetail]) {
+        self.init(traceID: traceID, experimentID: experimentID, reason: reason,
+                  inputs: details.map { (.detail($0.span), $0.resourceIndex) }, resources: resourceDetails)
+    }
+
+    private init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
+                 inputs: [(span: SpanInput, resourceIndex: Int?)], resources resourceDetails: [ResourceDetail]) {
         requestID = MLflowSpan.requestID(for: traceID)
         self.experimentID = experimentID
         self.reason = reason
@@ -110,11 +133,20 @@ struct PreparedTrace: Sendable {
             serviceNames.append(MLflowSpan.serviceNameForRoot(detail))
         }
         let storedRequestID = PyJSONWriter.dumpString(requestID)
-        spans = details.map { detail, resourceIndex in
-            let span = MLflowSpan(detail: detail, resourceServiceName: resourceIndex.flatMap { serviceNames[$0] },
-                                  storedRequestID: storedRequestID)
-            return PreparedSpan(row: SpanRow(span: span), facts: SpanFacts(span: span, resourceID: nil),
-                                resourceIndex: resourceIndex.map { distinctIndex[$0] })
+        spans = inputs.map { input, resourceIndex in
+            let row: SpanRow
+            let facts: SpanFacts
+            switch input {
+            case .detail(let detail):
+                let span = MLflowSpan(detail: detail, resourceServiceName: resourceIndex.flatMap { serviceNames[$0] },
+                                      storedRequestID: storedRequestID)
+                row = SpanRow(span: span)
+                facts = SpanFacts(span: span, resourceID: nil)
+            case .converted(let converted, let convertedFacts):
+                row = converted
+                facts = convertedFacts
+            }
+            return PreparedSpan(row: row, facts: facts, resourceIndex: resourceIndex.map { distinctIndex[$0] })
         }
         self.resources = resources
         resourceKeys = resources.map(\.canonicalJSON)
@@ -140,38 +172,49 @@ struct PreparedTrace: Sendable {
         self.init(traceID: traceID, experimentID: experimentID, reason: reason, spans: indexed, resources: resources)
     }
 
-    /// Decodes every span record of a finished trace. Spans whose bytes do not decode are left out
+    /// Converts every span record of a finished trace: straight from its bytes where
+    /// `DirectSpanConverter` can, else decoded first. Spans whose bytes do not decode are left out
     /// and reported in `failures` (the receiver has already validated them, so this means a bug).
-    static func prepare(_ trace: FinishedTrace, experimentID: Int64?) -> (trace: PreparedTrace?, failures: [String]) {
+    /// `direct: false` decodes every span (the tests compare both ways).
+    static func prepare(_ trace: FinishedTrace, experimentID: Int64?,
+                        direct: Bool = true) -> (trace: PreparedTrace?, failures: [String]) {
         var failures: [String] = []
-        var details: [(span: SpanDetail, resourceIndex: Int?)] = []
-        details.reserveCapacity(trace.spans.count)
+        var inputs: [(span: SpanInput, resourceIndex: Int?)] = []
+        inputs.reserveCapacity(trace.spans.count)
         // Resources are shared by every span of a request: decode each (payload, index) once.
         var resourceIndexes: [ResourceKey: Int?] = [:]
         var resources: [ResourceDetail] = []
+        var serviceNames: [String?] = []
+        var converter = DirectSpanConverter()
+        let storedRequestID = PyJSONWriter.dumpString(MLflowSpan.requestID(for: trace.traceID))
         for record in trace.spans {
-            let detail: SpanDetail
-            do {
-                detail = try record.decodeDetail()
-            } catch {
-                failures.append("span \(record.spanID.hex): \(error)")
-                continue
-            }
             let key = ResourceKey(payload: ObjectIdentifier(record.payload), index: record.resourceIndex)
             if resourceIndexes[key] == nil {
                 do {
-                    resources.append(try record.payload.resourceDetail(at: record.resourceIndex))
+                    let resource = try record.payload.resourceDetail(at: record.resourceIndex)
+                    resources.append(resource)
+                    serviceNames.append(MLflowSpan.serviceNameForRoot(resource))
                     resourceIndexes[key] = resources.count - 1
                 } catch {
                     failures.append("resource \(record.resourceIndex) of span \(record.spanID.hex): \(error)")
                     resourceIndexes[key] = .some(nil)
                 }
             }
-            details.append((detail, resourceIndexes[key] ?? nil))
+            let resourceIndex = resourceIndexes[key] ?? nil
+            if direct, let converted = converter.convert(record, serviceNameForRoot: resourceIndex.flatMap { serviceNames[$0] },
+                                                         storedRequestID: storedRequestID) {
+                inputs.append((.converted(row: converted.row, facts: converted.facts), resourceIndex))
+                continue
+            }
+            do {
+                inputs.append((.detail(try record.decodeDetail()), resourceIndex))
+            } catch {
+                failures.append("span \(record.spanID.hex): \(error)")
+            }
         }
-        guard !details.isEmpty else { return (nil, failures) }
+        guard !inputs.isEmpty else { return (nil, failures) }
         let prepared = PreparedTrace(traceID: trace.traceID, experimentID: experimentID, reason: trace.reason,
-                                     spans: details, resources: resources)
+                                     inputs: inputs, resources: resources)
         return (prepared, failures)
     }
 
@@ -199,5 +242,17 @@ enum Completeness {
     static func merge(existing: String?, incoming: ReleaseReason) -> String {
         guard let existing else { return incoming.rawValue }
         return rank(incoming.rawValue) > rank(existing) ? incoming.rawValue : existing
+    }
+}
+
+/// The conversion step alone, for `stitch-bench-store --prepare-only`.
+public enum StorePreparation {
+    /// Converts every trace as the store does before writing (`direct: false` decodes every span
+    /// first, the general way); returns the bytes of span content produced.
+    public static func prepare(_ traces: [FinishedTrace], direct: Bool = true) -> Int {
+        traces.reduce(0) { total, trace in
+            let prepared = PreparedTrace.prepare(trace, experimentID: nil, direct: direct).trace
+            return total + (prepared?.spans.reduce(0) { $0 + $1.row.content.count } ?? 0)
+        }
     }
 }
