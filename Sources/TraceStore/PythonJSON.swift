@@ -237,29 +237,82 @@ enum PyJSONWriter {
     }
 
     /// The inside of a JSON string with `ensure_ascii=False`: bytes as they are, except `"`, `\\`
-    /// and controls, which are escaped.
+    /// and controls, which are escaped. Runs without escapes are found eight bytes at a time; the
+    /// output goes through a small block on the stack, so that text full of quotes (JSON inside a
+    /// string) costs one array append per block rather than two per quote.
     static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
-        // Copy runs that need no escaping in one go: most text has no quotes or controls.
-        var runStart = 0
-        var index = 0
-        while index < bytes.count {
-            // Eight bytes at a time while none of them needs escaping.
-            if index + 8 <= bytes.count,
-               !anyNeedsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
-                index += 8
-                continue
-            }
-            let byte = bytes[index]
-            if !needsEscape(byte) {
-                index += 1
-                continue
-            }
-            if index > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
-            appendASCII(byte, into: &out)
-            index += 1
-            runStart = index
+        guard let base = bytes.baseAddress else { return }
+        var index = firstEscape(bytes, from: 0)
+        guard index < bytes.count else {
+            out.append(contentsOf: bytes)
+            return
         }
-        if bytes.count > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count])) }
+        let blockSize = 512
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: blockSize) { block in
+            let target = block.baseAddress!
+            var used = 0
+            var runStart = 0
+            while true {
+                let run = index - runStart
+                if used + run > blockSize {
+                    out.append(contentsOf: UnsafeBufferPointer(start: target, count: used))
+                    used = 0
+                }
+                if run > blockSize {
+                    out.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: run))
+                } else if run > 0 {
+                    (target + used).update(from: base + runStart, count: run)
+                    used += run
+                }
+                if index == bytes.count { break }
+                if used + 6 > blockSize {
+                    out.append(contentsOf: UnsafeBufferPointer(start: target, count: used))
+                    used = 0
+                }
+                used += writeEscape(bytes[index], to: target + used)
+                runStart = index + 1
+                index = firstEscape(bytes, from: runStart)
+            }
+            out.append(contentsOf: UnsafeBufferPointer(start: target, count: used))
+        }
+    }
+
+    /// The index of the first byte at or after `start` that needs escaping, or `bytes.count`.
+    @inline(__always)
+    private static func firstEscape(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        var index = start
+        while index + 8 <= bytes.count,
+              !anyNeedsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
+            index += 8
+        }
+        while index < bytes.count, !needsEscape(bytes[index]) { index += 1 }
+        return index
+    }
+
+    /// Writes Python's escape of an ASCII byte at `target` (`\\"`, `\\n`… or `\\u00XX`); returns
+    /// its length.
+    @inline(__always)
+    private static func writeEscape(_ byte: UInt8, to target: UnsafeMutablePointer<UInt8>) -> Int {
+        let short: UInt8
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): short = byte
+        case 0x0A: short = UInt8(ascii: "n")
+        case 0x0D: short = UInt8(ascii: "r")
+        case 0x09: short = UInt8(ascii: "t")
+        case 0x08: short = UInt8(ascii: "b")
+        case 0x0C: short = UInt8(ascii: "f")
+        default:
+            target[0] = UInt8(ascii: "\\")
+            target[1] = UInt8(ascii: "u")
+            target[2] = UInt8(ascii: "0")
+            target[3] = UInt8(ascii: "0")
+            target[4] = hexDigits[Int(byte >> 4)]
+            target[5] = hexDigits[Int(byte & 0xF)]
+            return 6
+        }
+        target[0] = UInt8(ascii: "\\")
+        target[1] = short
+        return 2
     }
 
     /// Whether `json.dumps(ensure_ascii=False)` escapes this byte: a control character, `"` or `\\`.
@@ -280,25 +333,16 @@ enum PyJSONWriter {
         return below || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C))
     }
 
-    /// One ASCII byte, escaped as Python escapes it.
+    /// One ASCII byte, escaped as Python escapes it (printable ASCII other than `"` and `\\` as is).
     private static func appendASCII(_ byte: UInt8, into out: inout [UInt8]) {
-        let escaped: UInt8
-        switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"): escaped = byte
-        case 0x0A: escaped = UInt8(ascii: "n")
-        case 0x0D: escaped = UInt8(ascii: "r")
-        case 0x09: escaped = UInt8(ascii: "t")
-        case 0x08: escaped = UInt8(ascii: "b")
-        case 0x0C: escaped = UInt8(ascii: "f")
-        case 0x20..<0x7F:
+        if byte >= 0x20, byte < 0x7F, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
             out.append(byte)
             return
-        default:
-            appendUnicodeEscape(UInt32(byte), into: &out)
-            return
         }
-        out.append(UInt8(ascii: "\\"))
-        out.append(escaped)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 6) { escape in
+            let count = writeEscape(byte, to: escape.baseAddress!)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: escape[..<count]))
+        }
     }
 
     private static func appendUnicodeEscape(_ value: UInt32, into out: inout [UInt8]) {

@@ -1,4 +1,5 @@
 import Foundation
+import StitchTestSupport
 import Testing
 @testable import TraceStore
 
@@ -44,6 +45,18 @@ import Testing
                 }
             }
             return out + "\""
+        }
+        // Long texts cross the writer's 512-byte output blocks: escapes dense and sparse, runs longer
+        // than a block, escapes at every offset near a block's end.
+        var random = SplitMix64(seed: 11)
+        for density in [0, 1, 2, 10, 100, 600] {
+            for length in [505, 511, 512, 513, 1_024, 3_000] {
+                let text = String((0..<length).map { _ -> Character in
+                    guard density > 0, random.next() % UInt64(density) == 0 else { return "x" }
+                    return ["\"", "\\", "\n", "\u{01}", "é"][Int(random.next() % 5)]
+                })
+                #expect(PyJSONWriter.dump(.string(text), ensureASCII: false) == reference(text), "density \(density) length \(length)")
+            }
         }
         for special in ["\"", "\\", "\n", "\u{01}", "\u{1F}"] {
             for length in 0...20 {
