@@ -146,9 +146,10 @@ public final class SQLiteTraceStore: TraceSink {
         let started = ContinuousClock.now
         var prepared: [PreparedTrace] = []
         prepared.reserveCapacity(traces.count)
+        var context = PreparedTrace.PreparationContext()
         for trace in traces {
             let experimentID = experimentID(for: trace)
-            let (preparedTrace, failures) = PreparedTrace.prepare(trace, experimentID: experimentID)
+            let (preparedTrace, failures) = PreparedTrace.prepare(trace, experimentID: experimentID, context: &context)
             if !failures.isEmpty {
                 logger.error("spans left out of a stored trace: they do not decode", metadata: [
                     "trace.id": "\(trace.traceID.hex)", "failures": "\(failures.prefix(3).joined(separator: "; "))",

@@ -113,25 +113,31 @@ struct PreparedTrace: Sendable {
 
     private init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
                  inputs: [(span: SpanInput, resourceIndex: Int?)], resources resourceDetails: [ResourceDetail]) {
+        self.init(traceID: traceID, experimentID: experimentID, reason: reason, inputs: inputs,
+                  resources: resourceDetails.map(PreparedResource.init))
+    }
+
+    private init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
+                 inputs: [(span: SpanInput, resourceIndex: Int?)], resources preparedResources: [PreparedResource]) {
         requestID = MLflowSpan.requestID(for: traceID)
         self.experimentID = experimentID
         self.reason = reason
         // Identical resources (the same service sending several requests) are stored once.
         var distinct: [StoredResource: Int] = [:]
         var resources: [StoredResource] = []
+        var resourceKeys: [String] = []
         var distinctIndex: [Int] = []
-        var serviceNames: [String?] = []
-        for detail in resourceDetails {
-            let resource = StoredResource(detail: detail)
-            if let known = distinct[resource] {
+        for resource in preparedResources {
+            if let known = distinct[resource.stored] {
                 distinctIndex.append(known)
             } else {
-                distinct[resource] = resources.count
+                distinct[resource.stored] = resources.count
                 distinctIndex.append(resources.count)
-                resources.append(resource)
+                resources.append(resource.stored)
+                resourceKeys.append(resource.key)
             }
-            serviceNames.append(MLflowSpan.serviceNameForRoot(detail))
         }
+        let serviceNames = preparedResources.map(\.serviceNameForRoot)
         let storedRequestID = PyJSONWriter.dumpString(requestID)
         spans = inputs.map { input, resourceIndex in
             let row: SpanRow
@@ -149,7 +155,7 @@ struct PreparedTrace: Sendable {
             return PreparedSpan(row: row, facts: facts, resourceIndex: resourceIndex.map { distinctIndex[$0] })
         }
         self.resources = resources
-        resourceKeys = resources.map(\.canonicalJSON)
+        self.resourceKeys = resourceKeys
         // Derived with each resource's index standing in for its id: the derivation only pairs
         // spans with resources, it does not keep the ids.
         var localFacts = spans.map(\.facts)
@@ -178,31 +184,36 @@ struct PreparedTrace: Sendable {
     /// `direct: false` decodes every span (the tests compare both ways).
     static func prepare(_ trace: FinishedTrace, experimentID: Int64?,
                         direct: Bool = true) -> (trace: PreparedTrace?, failures: [String]) {
+        var context = PreparationContext()
+        return prepare(trace, experimentID: experimentID, direct: direct, context: &context)
+    }
+
+    /// As above, sharing `context` with the other traces of a batch.
+    static func prepare(_ trace: FinishedTrace, experimentID: Int64?, direct: Bool = true,
+                        context: inout PreparationContext) -> (trace: PreparedTrace?, failures: [String]) {
         var failures: [String] = []
         var inputs: [(span: SpanInput, resourceIndex: Int?)] = []
         inputs.reserveCapacity(trace.spans.count)
-        // Resources are shared by every span of a request: decode each (payload, index) once.
+        // The trace's resources, each (payload, index) once.
         var resourceIndexes: [ResourceKey: Int?] = [:]
-        var resources: [ResourceDetail] = []
-        var serviceNames: [String?] = []
-        var converter = DirectSpanConverter()
+        var resources: [PreparedResource] = []
         let storedRequestID = PyJSONWriter.dumpString(MLflowSpan.requestID(for: trace.traceID))
         for record in trace.spans {
             let key = ResourceKey(payload: ObjectIdentifier(record.payload), index: record.resourceIndex)
             if resourceIndexes[key] == nil {
-                do {
-                    let resource = try record.payload.resourceDetail(at: record.resourceIndex)
+                switch context.resource(of: record, key: key) {
+                case .success(let resource):
                     resources.append(resource)
-                    serviceNames.append(MLflowSpan.serviceNameForRoot(resource))
                     resourceIndexes[key] = resources.count - 1
-                } catch {
+                case .failure(let error):
                     failures.append("resource \(record.resourceIndex) of span \(record.spanID.hex): \(error)")
                     resourceIndexes[key] = .some(nil)
                 }
             }
             let resourceIndex = resourceIndexes[key] ?? nil
-            if direct, let converted = converter.convert(record, serviceNameForRoot: resourceIndex.flatMap { serviceNames[$0] },
-                                                         storedRequestID: storedRequestID) {
+            if direct, let converted = context.converter.convert(
+                record, serviceNameForRoot: resourceIndex.flatMap { resources[$0].serviceNameForRoot },
+                storedRequestID: storedRequestID) {
                 inputs.append((.converted(row: converted.row, facts: converted.facts), resourceIndex))
                 continue
             }
@@ -218,7 +229,40 @@ struct PreparedTrace: Sendable {
         return (prepared, failures)
     }
 
-    private struct ResourceKey: Hashable {
+    /// What the traces of one store batch share: their spans come from the same requests (a
+    /// service's request carries spans of many traces), so each request's resources are decoded
+    /// once per batch rather than once per trace; and the converter's scratch buffers.
+    struct PreparationContext {
+        var converter = DirectSpanConverter()
+        private var resources: [ResourceKey: Result<PreparedResource, WireError>] = [:]
+
+        init() {}
+
+        fileprivate mutating func resource(of record: SpanRecord, key: ResourceKey) -> Result<PreparedResource, WireError> {
+            if let known = resources[key] { return known }
+            let result = Result { () throws(WireError) -> PreparedResource in
+                PreparedResource(try record.payload.resourceDetail(at: record.resourceIndex))
+            }
+            resources[key] = result
+            return result
+        }
+    }
+
+    /// A decoded resource with what the store needs of it.
+    struct PreparedResource {
+        var stored: StoredResource
+        /// `stored.canonicalJSON`: its identity in `stitch_resources`.
+        var key: String
+        var serviceNameForRoot: String?
+
+        init(_ detail: ResourceDetail) {
+            stored = StoredResource(detail: detail)
+            key = stored.canonicalJSON
+            serviceNameForRoot = MLflowSpan.serviceNameForRoot(detail)
+        }
+    }
+
+    fileprivate struct ResourceKey: Hashable {
         var payload: ObjectIdentifier
         var index: Int
     }
@@ -247,12 +291,18 @@ enum Completeness {
 
 /// The conversion step alone, for `stitch-bench-store --prepare-only`.
 public enum StorePreparation {
-    /// Converts every trace as the store does before writing (`direct: false` decodes every span
-    /// first, the general way); returns the bytes of span content produced.
-    public static func prepare(_ traces: [FinishedTrace], direct: Bool = true) -> Int {
-        traces.reduce(0) { total, trace in
-            let prepared = PreparedTrace.prepare(trace, experimentID: nil, direct: direct).trace
-            return total + (prepared?.spans.reduce(0) { $0 + $1.row.content.count } ?? 0)
+    /// Converts every trace as the store does before writing, in batches of `batch` traces
+    /// (`direct: false` decodes every span first, the general way); returns the bytes of span
+    /// content produced.
+    public static func prepare(_ traces: [FinishedTrace], direct: Bool = true, batch: Int = 500) -> Int {
+        var total = 0
+        for start in stride(from: 0, to: traces.count, by: max(1, batch)) {
+            var context = PreparedTrace.PreparationContext()
+            for trace in traces[start..<min(start + batch, traces.count)] {
+                let prepared = PreparedTrace.prepare(trace, experimentID: nil, direct: direct, context: &context).trace
+                total += prepared?.spans.reduce(0) { $0 + $1.row.content.count } ?? 0
+            }
         }
+        return total
     }
 }
