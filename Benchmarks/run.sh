@@ -116,6 +116,15 @@ DECODE_BYTES=$(jget "$OUT/decode.json" wire_bytes_per_second)
 # the burst runs), and limits are raised so that the burst is answered 200. The same run gives the memory
 # held per buffered span.
 RECEIVER_FLAGS=(--idle-timeout 10m --max-trace-age 20m --max-buffered-bytes 4GiB --max-traces 1000000)
+# One unmeasured burst first, on an instance thrown away: on a VM that hands freed memory back to its host,
+# the first burst after a quiet spell measures the host faulting in ~700 MB, not the receiver (accept
+# 300–400k spans/s cold vs 550–750k warm, same binary).
+log "accept: warm-up burst (not measured)…"
+start_stitch warmup "${RECEIVER_FLAGS[@]}"
+load warmup accept --traces "$ACCEPT_TRACES" --connections 4 >/dev/null 2>&1 || true
+kill -KILL "$STITCH_PID" 2>/dev/null || true
+wait "$STITCH_PID" 2>/dev/null || true
+sleep 1
 log "accept: $ACCEPT_TRACES traces as fast as accepted…"
 start_stitch accept "${RECEIVER_FLAGS[@]}"
 STARTUPS=("$STARTUP_MS")
@@ -250,7 +259,7 @@ fi
     echo "| row | result | target | how |"
     echo "|---|---:|---:|---|"
     echo "| decode | $(fmt_int "$DECODE_WIRE") spans/s per core ($(fmt "$(calc "$DECODE_BYTES / 1e9")" 2) GB/s); swift-protobuf $(fmt_int "$DECODE_PB") → $(fmt "$(calc "$DECODE_WIRE / $DECODE_PB")" 1)× | — | stitch-bench-decode, standard batch of 100 spans, one thread; full span decode (store path): $(fmt_int "$DECODE_DETAIL") spans/s |"
-    echo "| accept | $(fmt_int "$ACCEPT_SPANS") spans/s ($(fmt_int "$ACCEPT_RPS") requests/s), p50 $(fmt "$ACCEPT_P50" 1) ms, p99 $(fmt "$ACCEPT_P99" 1) ms, non-2xx $ACCEPT_NON2XX | ≥ 500,000 | $(fmt_int "$(calc "$ACCEPT_TRACES * 20")") spans, 4 connections, as fast as answered; traces held (idle timeout 10m), so the store is idle |"
+    echo "| accept | $(fmt_int "$ACCEPT_SPANS") spans/s ($(fmt_int "$ACCEPT_RPS") requests/s), p50 $(fmt "$ACCEPT_P50" 1) ms, p99 $(fmt "$ACCEPT_P99" 1) ms, non-2xx $ACCEPT_NON2XX | ≥ 500,000 | $(fmt_int "$(calc "$ACCEPT_TRACES * 20")") spans, 4 connections, as fast as answered, after one unmeasured burst; traces held (idle timeout 10m), so the store is idle |"
     echo "| latency at half peak | p99 $(fmt "$HALF_P99" 1) ms (p50 $(fmt "$HALF_P50" 1), max $(fmt "$HALF_MAX" 1)) at $(fmt_int "$HALF_ACHIEVED") spans/s | p99 ≤ 10 ms | the accept row's $(fmt_int "$(calc "$ACCEPT_TRACES * 20")") spans at --rate $(fmt_int "$HALF_RATE"), 8 connections, latency from when each request was due |"
     echo "| end-to-end | $(fmt_int "$E2E_SPANS") spans/s (steady commit $(fmt_int "$E2E_STEADY") spans/s); traces exact $E2E_EXACT / $E2E_TOTAL; non-2xx $E2E_NON2XX | ≥ 100,000, 100 % exact | $(fmt_int "$(calc "$E2E_TRACES * 20")") spans, first request → every trace committed ($(fmt "${E2E_SECONDS:-0}" 1) s, includes the 2 s idle timeout), 1 % duplicate requests, 503s retried |"
     if [[ -n "$MLFLOW_SPANS" ]]; then

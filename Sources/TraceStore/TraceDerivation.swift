@@ -337,6 +337,8 @@ enum TraceDerivation {
     /// `keys` are always present in the result; `optionalKeys` when some counted span had them.
     static func aggregate(_ spans: [SpanFacts], keys: [String], optionalKeys: [String],
                          data: (SpanFacts) -> PyObject?) -> [String: Double]? {
+        // Most traces carry no token usage or cost at all: nothing to walk then.
+        guard spans.contains(where: { data($0) != nil }) else { return nil }
         let ids = Set(spans.map(\.spanID))
         var children: [SpanID: [Int]] = [:]
         var stack: [(index: Int, ancestorHasData: Bool)] = []
