@@ -39,15 +39,14 @@ struct StoreWriter {
         for index in spans.indices {
             spans[index].facts.resourceID = spans[index].resourceIndex.map { ids[$0] }
         }
-        let existing = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT experiment_id FROM trace_info WHERE request_id = ?"),
-            arguments: [trace.requestID])
+        let lookup = try db.cachedStatement(sql: "SELECT experiment_id FROM trace_info WHERE request_id = ?")
+        var binder = RowBinder(statement: lookup.sqliteStatement)
+        binder.text(trace.requestID)
 
-        if let existing {
+        if let experimentID = try binder.firstInteger(lookup, db) {
             // A late fragment, another part of a large trace, or any trace id already stored: the
             // trace keeps its experiment (one trace belongs to one experiment) and is recomputed
             // from every stored span.
-            let experimentID: Int64 = existing["experiment_id"]
             try upsert(spans, requestID: trace.requestID, experimentID: experimentID, db)
             let batchIDs = Set(spans.map(\.facts.spanID))
             let facts = try storedFacts(requestID: trace.requestID, excluding: batchIDs, db) + spans.map(\.facts)
@@ -215,33 +214,46 @@ struct StoreWriter {
         cache_creation_input_tokens_above_1hr, input_cost, output_cost, total_cost
         """
 
-    private func traceInfoValues(_ derived: DerivedTrace) -> [(any DatabaseValueConvertible)?] {
-        var values: [(any DatabaseValueConvertible)?] = [
-            derived.timestampMs, derived.executionTimeMs, derived.status, derived.requestPreview,
-            derived.responsePreview, derived.traceName, derived.sessionID,
-        ]
-        values += TokenUsage.allKeys.map { derived.tokenUsage[$0] }
-        values += TraceCost.keys.map { derived.cost[$0] }
-        return values
+    /// Binds the `traceInfoValueColumns` of a derived trace, in their order.
+    private func bindTraceInfoValues(_ derived: DerivedTrace, _ binder: inout RowBinder) {
+        binder.int(derived.timestampMs)
+        binder.int(derived.executionTimeMs)
+        binder.text(derived.status)
+        binder.text(derived.requestPreview)
+        binder.text(derived.responsePreview)
+        binder.text(derived.traceName)
+        binder.text(derived.sessionID)
+        for key in TokenUsage.allKeys { binder.int(derived.tokenUsage[key]) }
+        for key in TraceCost.keys { binder.double(derived.cost[key]) }
     }
 
     private func insertTraceInfo(requestID: String, experimentID: Int64, _ derived: DerivedTrace, _ db: Database) throws {
         // db_payload_generation counts the writes of span data, as MLflow's log_spans bumps it.
-        try db.cachedStatement(sql: """
+        let statement = try db.cachedStatement(sql: """
             INSERT INTO trace_info (request_id, experiment_id, db_payload_generation, \(Self.traceInfoValueColumns))
             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: StatementArguments([requestID, experimentID] + traceInfoValues(derived)))
+            """)
+        // Bound with SQLite's C API, as the span rows: GRDB's argument array boxes every value.
+        var binder = RowBinder(statement: statement.sqliteStatement)
+        binder.text(requestID)
+        binder.int(experimentID)
+        bindTraceInfoValues(derived, &binder)
+        try binder.step(statement, db)
     }
 
     private func updateTraceInfo(requestID: String, _ derived: DerivedTrace, _ db: Database) throws {
-        try db.cachedStatement(sql: """
+        let statement = try db.cachedStatement(sql: """
             UPDATE trace_info SET db_payload_generation = db_payload_generation + 1,
                 timestamp_ms = ?, execution_time_ms = ?, status = ?, request_preview = ?, response_preview = ?,
                 trace_name = ?, session_id = ?, input_tokens = ?, output_tokens = ?, total_tokens = ?,
                 cache_read_input_tokens = ?, cache_creation_input_tokens = ?, cache_creation_input_tokens_above_1hr = ?,
                 input_cost = ?, output_cost = ?, total_cost = ?
             WHERE request_id = ?
-            """).execute(arguments: StatementArguments(traceInfoValues(derived) + [requestID]))
+            """)
+        var binder = RowBinder(statement: statement.sqliteStatement)
+        bindTraceInfoValues(derived, &binder)
+        binder.text(requestID)
+        try binder.step(statement, db)
     }
 
     private func writeTagsAndMetadata(requestID: String, _ derived: DerivedTrace, _ db: Database) throws {
@@ -320,12 +332,25 @@ struct RowBinder {
 
     /// Runs the statement once with the bound values, then resets it and clears its bindings.
     func step(_ owner: Statement, _ db: Database) throws {
+        _ = try step(owner, db, firstInteger: false)
+    }
+
+    /// Runs a query with the bound values: the first column of its first row as an integer, nil
+    /// when it returns no row.
+    func firstInteger(_ owner: Statement, _ db: Database) throws -> Int64? {
+        try step(owner, db, firstInteger: true)
+    }
+
+    private func step(_ owner: Statement, _ db: Database, firstInteger: Bool) throws -> Int64? {
         let code = sqlite3_step(statement)
-        let message = code == SQLITE_DONE ? nil : String(cString: sqlite3_errmsg(db.sqliteConnection))
+        let value = firstInteger && code == SQLITE_ROW ? sqlite3_column_int64(statement, 0) : nil
+        let succeeded = code == SQLITE_DONE || (firstInteger && code == SQLITE_ROW)
+        let message = succeeded ? nil : String(cString: sqlite3_errmsg(db.sqliteConnection))
         sqlite3_reset(statement)
         sqlite3_clear_bindings(statement)
         if let message {
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: owner.sql)
         }
+        return value
     }
 }
