@@ -26,7 +26,7 @@ public struct StitchConfiguration: Sendable, Equatable {
     /// `store_queue_max_bytes`: finished traces waiting for the store; over it the receiver answers 503.
     public var storeQueueMaxBytes = 256 * 1024 * 1024
     /// `store_batch_max_traces`: traces written per store transaction at most.
-    public var storeBatchMaxTraces = 500
+    public var storeBatchMaxTraces = 1000
     /// `retry_after`: the delay announced in `Retry-After` when refusing under pressure.
     public var retryAfter: Duration = .seconds(1)
     /// `log_level`: trace, debug, info, notice, warning, error, critical.

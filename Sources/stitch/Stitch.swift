@@ -37,7 +37,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Request body limit, compressed and decompressed (default 64MiB).") var maxBodySize: String?
     @Option(help: "Open connections at most (default 4096).") var maxConnections: String?
     @Option(help: "Bytes of finished traces waiting for the store before 503 (default 256MiB).") var storeQueueMaxBytes: String?
-    @Option(help: "Traces per store transaction (default 2000).") var storeBatchMaxTraces: String?
+    @Option(help: "Traces per store transaction at most (default 1000).") var storeBatchMaxTraces: String?
     @Option(help: "Retry-After announced under pressure (default 1s).") var retryAfter: String?
     @Option(help: "trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
     @Option(help: "Directory of the forwarding destinations' on-disk queues (default ./stitch-data/queues).") var queueDir: String?
