@@ -404,7 +404,7 @@ enum PyJSONWriter {
 
 // MARK: - Reading (json.loads)
 
-/// What kind of value a JSON text holds (`PyJSONParser.kind(of:)`).
+/// What kind of value a JSON text holds (`PyJSONParser.kind(utf8:)`).
 enum PyJSONKind: Sendable, Equatable {
     case null, bool, number, string, array, object
 
@@ -435,13 +435,9 @@ struct PyJSONParser {
         run(text, building: true)
     }
 
-    /// The kind of value `json.loads(text)` gives, nil when it raises; allocates nothing (the store
-    /// asks this of every attribute value, most of them never needed as a tree).
-    static func kind(of text: String) -> PyJSONKind? {
-        run(text, building: false).map(PyJSONKind.init)
-    }
-
-    /// `kind(of:)` for text given as UTF-8 bytes (which must be valid).
+    /// The kind of value `json.loads(text)` gives for text given as (valid) UTF-8, nil when it
+    /// raises; allocates nothing (the store asks this of every attribute value, most of them never
+    /// needed as a tree).
     static func kind(utf8 bytes: UnsafeBufferPointer<UInt8>) -> PyJSONKind? {
         run(bytes, building: false).map(PyJSONKind.init)
     }
