@@ -108,12 +108,7 @@ struct PreparedTrace: Sendable {
     init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
          spans details: [(span: SpanDetail, resourceIndex: Int?)], resources resourceDetails: [ResourceDetail]) {
         self.init(traceID: traceID, experimentID: experimentID, reason: reason,
-                  inputs: details.map { (.detail($0.span), $0.resourceIndex) }, resources: resourceDetails)
-    }
-
-    private init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
-                 inputs: [(span: SpanInput, resourceIndex: Int?)], resources resourceDetails: [ResourceDetail]) {
-        self.init(traceID: traceID, experimentID: experimentID, reason: reason, inputs: inputs,
+                  inputs: details.map { (.detail($0.span), $0.resourceIndex) },
                   resources: resourceDetails.map(PreparedResource.init))
     }
 
