@@ -208,23 +208,23 @@ enum PyJSONWriter {
     /// `ensure_ascii=True` also escapes everything outside printable ASCII as `\uXXXX`
     /// (astral characters as a surrogate pair).
     static func writeString(_ text: String, ensureASCII: Bool, into out: inout [UInt8]) {
+        guard ensureASCII else {
+            var text = text
+            text.withUTF8 { writeString(utf8: $0, into: &out) }
+            return
+        }
         out.append(UInt8(ascii: "\""))
-        if ensureASCII {
-            for scalar in text.unicodeScalars {
-                let value = scalar.value
-                if value < 0x80 {
-                    appendASCII(UInt8(value), into: &out)
-                } else if value > 0xFFFF {
-                    let offset = value - 0x10000
-                    appendUnicodeEscape(0xD800 + (offset >> 10), into: &out)
-                    appendUnicodeEscape(0xDC00 + (offset & 0x3FF), into: &out)
-                } else {
-                    appendUnicodeEscape(value, into: &out)
-                }
+        for scalar in text.unicodeScalars {
+            let value = scalar.value
+            if value < 0x80 {
+                appendASCII(UInt8(value), into: &out)
+            } else if value > 0xFFFF {
+                let offset = value - 0x10000
+                appendUnicodeEscape(0xD800 + (offset >> 10), into: &out)
+                appendUnicodeEscape(0xDC00 + (offset & 0x3FF), into: &out)
+            } else {
+                appendUnicodeEscape(value, into: &out)
             }
-        } else {
-            var utf8 = text
-            utf8.withUTF8 { bytes in appendEscaped(bytes, into: &out) }
         }
         out.append(UInt8(ascii: "\""))
     }
