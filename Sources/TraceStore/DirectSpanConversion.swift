@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import OTLPWire
 
 /// MLflow's conversion of a span (`MLflowSpan`, then its `SpanRow` and `SpanFacts`) done straight
@@ -38,7 +33,6 @@ struct DirectSpanConverter {
     private static let traceTagPrefix = Array(MLflowKeys.traceTagPrefix.utf8)
     private static let inputsKey = Array(MLflowKeys.inputs.utf8)
     private static let outputsKey = Array(MLflowKeys.outputs.utf8)
-    private static let quotedModel = Array(#""model""#.utf8)
 
     /// - Parameters:
     ///   - serviceNameForRoot: `MLflowSpan.serviceNameForRoot` of the span's resource.
@@ -88,7 +82,7 @@ struct DirectSpanConverter {
             let isInputsOrOutputs = key.elementsEqual(Self.inputsKey) || key.elementsEqual(Self.outputsKey)
             let value = stored.withUnsafeBufferPointer { all -> String in
                 let text = UnsafeBufferPointer(rebasing: all[start...])
-                if isInputsOrOutputs, Self.contains(text, Self.quotedModel) { mayNameModel = true }
+                if isInputsOrOutputs, GenAITranslation.mayNameModel(text) { mayNameModel = true }
                 // A child's inputs and outputs are only looked at by the translation, for a
                 // `"model"` field: without one, a stand-in saves copying them into strings.
                 return isInputsOrOutputs && !record.isRoot && !mayNameModel ? "" : String(decoding: text, as: UTF8.self)
@@ -174,20 +168,6 @@ struct DirectSpanConverter {
             PyJSONWriter.writeString(utf8: text, into: &stored)
         }
         return true
-    }
-
-    /// Whether `needle` occurs in `bytes` (its first byte found with `memchr`, then compared).
-    static func contains(_ bytes: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Bool {
-        guard let first = needle.first else { return true }
-        guard let base = bytes.baseAddress else { return false }
-        var offset = 0
-        while bytes.count - offset >= needle.count {
-            guard let found = memchr(base + offset, Int32(first), bytes.count - offset - needle.count + 1) else { return false }
-            let position = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
-            if UnsafeBufferPointer(rebasing: bytes[position..<position + needle.count]).elementsEqual(needle) { return true }
-            offset = position + 1
-        }
-        return false
     }
 
     /// Whether every byte is below 0x80, eight at a time.

@@ -123,4 +123,17 @@ extension MLflowSpanTests {
                                resource: nil)
         #expect(plain.attribute("mlflow.llm.model") == nil)
     }
+
+    @Test func theModelFieldSearchFindsItAnywhereAndOnlyWhole() {
+        func check(_ text: String) -> Bool {
+            var text = text
+            return text.withUTF8(GenAITranslation.mayNameModel)
+        }
+        #expect(check(#""model""#))
+        #expect(check(#"{"a": "mode", "model": 1}"#))
+        #expect(check(#"xx"model""#))
+        #expect(!check(#""mode"#))
+        #expect(!check(#"{"models": 1, "mode": 2, "xmodel": 3}"#))
+        #expect(!check(""))
+    }
 }
