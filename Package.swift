@@ -27,6 +27,8 @@ let package = Package(
     targets: [
         // zlib from the system (zlib1g-dev) for bounded, streaming inflate of request bodies.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // glibc's malloc_trim, to hand freed heap back to the system when the pipeline is idle.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         // Zero-copy protobuf reader/writer, OTLP/JSON, span records. No I/O.
         .target(name: "OTLPWire"),
@@ -94,7 +96,7 @@ let package = Package(
         .target(
             name: "StitchCore",
             dependencies: [
-                "OTLPWire", "TraceAssembler", "TraceStore", "Receiver", "Exporters",
+                "OTLPWire", "TraceAssembler", "TraceStore", "Receiver", "Exporters", "CMalloc",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -11,7 +11,8 @@ import TraceAssembler
 import TraceStore
 
 /// The whole pipeline wired from a configuration:
-/// receiver → assembler → write queue → store, run as one `ServiceGroup`.
+/// receiver → assembler → write queue → store, run as one `ServiceGroup` (with a service that hands
+/// memory back when the pipeline is idle).
 ///
 /// Services are ordered so that graceful shutdown (reverse order) stops the receiver first, then
 /// the assembler flushes everything it holds, and the store writer drains last.
@@ -66,6 +67,8 @@ public struct StitchApplication: Sendable {
         let services: [any Service] = senders + writers + [
             AssemblerService(assembler: assembler, queues: destinations.map(\.handoff)),
             ReceiverService(server: server, onStarted: onListening),
+            IdleMemoryService(queues: destinations.map(\.handoff), stores: destinations.compactMap(\.store),
+                              clock: ContinuousClock(), logger: logger, metrics: factory),
         ]
         return ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },

@@ -11,6 +11,8 @@ public final class WriteQueue: Sendable {
     private struct State {
         var traces = Deque<FinishedTrace>()
         var bytes = 0
+        /// Traces ever enqueued: tells whether anything arrived between two looks.
+        var enqueued = 0
         var finished = false
         var waiter: CheckedContinuation<Void, Never>?
     }
@@ -29,6 +31,7 @@ public final class WriteQueue: Sendable {
                 state.traces.append(trace)
                 state.bytes += trace.encodedBytes
             }
+            state.enqueued += traces.count
             defer { state.waiter = nil }
             return state.waiter
         }
@@ -38,6 +41,11 @@ public final class WriteQueue: Sendable {
     public var isFull: Bool { state.withLock { $0.bytes >= maxBytes } }
 
     public var occupancy: (traces: Int, bytes: Int) { state.withLock { ($0.traces.count, $0.bytes) } }
+
+    /// Traces enqueued so far, and whether every one of them has been written (none queued or in flight).
+    public var activity: (enqueued: Int, drained: Bool) {
+        state.withLock { ($0.enqueued, $0.traces.isEmpty && $0.bytes == 0) }
+    }
 
     /// No more input will come; `next` returns nil once the queue is empty.
     public func finish() {

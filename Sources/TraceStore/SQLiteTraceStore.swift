@@ -176,6 +176,16 @@ public final class SQLiteTraceStore: TraceSink {
         }
     }
 
+    /// Frees the connections' page caches (the writer's holds up to `writerCacheKiB` after a burst);
+    /// reader connections close and reopen on the next query. Returns once the writer's is freed.
+    public func releaseMemory() async {
+        pool.releaseMemoryEventually()
+        // The writer's release was queued on its serial queue above; this block runs after it.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            pool.asyncWriteWithoutTransaction { _ in continuation.resume() }
+        }
+    }
+
     private func experimentID(for trace: FinishedTrace) -> Int64? {
         guard let named = trace.experimentID, !named.isEmpty else { return nil }
         if let id = Int64(named) { return id }

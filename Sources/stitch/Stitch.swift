@@ -78,6 +78,8 @@ struct Serve: AsyncParsableCommand {
                 "listen": "\(address)", "db": "\(configuration.db)",
                 "startup.ms": "\((ContinuousClock.now - started) / .milliseconds(1))",
             ])
+            let released = StartupPages.release()
+            logger.debug("start-up code pages unmapped", metadata: ["bytes": "\(released)"])
         }
         logger.info("stitch stopped")
     }

@@ -19,6 +19,19 @@ import TraceAssembler
         FinishedTrace(traceID: spans[0].traceID, spans: spans, reason: reason, isComplete: reason == .closed, experimentID: experimentID)
     }
 
+    @Test func releasingMemoryKeepsTheStoreWritableAndReadable() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteTraceStore(path: directory.storePath)
+        let (a, b) = try Self.fixtureSpans()
+        try await store.consume([Self.finished(a, .closed)])
+        await store.releaseMemory()
+        try await store.consume([Self.finished(b, .late)])
+        await store.releaseMemory()
+        let stored = try #require(try store.trace(id: Self.fixtureRequestID))
+        #expect(stored.spans.count == a.count + b.count)
+    }
+
     // MARK: Fixture 13
 
     @Test func oneFinishedTraceOfFixtures01And02IsStoredExactlyAsMLflowStoredFixture03() async throws {
