@@ -2,19 +2,20 @@ import CMalloc
 import Logging
 import Metrics
 import ServiceLifecycle
+import TraceAssembler
 import TraceStore
 
-/// Decides when to hand memory back: once every destination's queue has been drained and nothing
-/// new arrived for a whole interval, and only once per quiet spell.
+/// Decides when to hand memory back: once nothing has arrived for a whole interval (the activity
+/// counts unchanged), nothing is buffered and every queue is written, and only once per quiet spell.
 struct IdleMemoryState {
     private var last: [Int]?
     private var releasedAt: [Int]?
 
-    /// One look per interval at each queue's `activity`; true when memory should be released now.
-    mutating func observe(_ activity: [(enqueued: Int, drained: Bool)]) -> Bool {
-        let counts = activity.map(\.enqueued)
+    /// One look per interval: running totals of what arrived (spans received, traces enqueued per
+    /// destination) and whether everything has been written out; true when memory should be released now.
+    mutating func observe(counts: [Int], drained: Bool) -> Bool {
         defer { last = counts }
-        guard activity.allSatisfy(\.drained), counts == last, counts != releasedAt else { return false }
+        guard drained, counts == last, counts != releasedAt else { return false }
         releasedAt = counts
         return true
     }
@@ -25,6 +26,7 @@ struct IdleMemoryState {
 /// has been quiet for `interval` (see `IdleMemoryState`), the stores free their caches and the heap's
 /// free pages go back to the system (`malloc_trim`), so an idle Stitch is small again.
 public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration {
+    let assembler: TraceAssembler<C>
     let queues: [WriteQueue]
     let stores: [SQLiteTraceStore]
     let clock: C
@@ -34,8 +36,9 @@ public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration 
 
     public static var defaultInterval: Duration { .seconds(5) }
 
-    public init(queues: [WriteQueue], stores: [SQLiteTraceStore], clock: C, interval: Duration = Self.defaultInterval,
-                logger: Logger, metrics: any MetricsFactory) {
+    public init(assembler: TraceAssembler<C>, queues: [WriteQueue], stores: [SQLiteTraceStore], clock: C,
+                interval: Duration = Self.defaultInterval, logger: Logger, metrics: any MetricsFactory) {
+        self.assembler = assembler
         self.queues = queues
         self.stores = stores
         self.clock = clock
@@ -49,7 +52,12 @@ public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration 
             var state = IdleMemoryState()
             while true {
                 do { try await clock.sleep(for: interval) } catch { return }
-                guard state.observe(queues.map(\.activity)) else { continue }
+                let counters = await assembler.counters
+                let buffered = await assembler.stats.bufferedSpans
+                let queues = queues.map(\.activity)
+                let received = counters.acceptedSpans + counters.duplicateSpans + counters.lateSpans
+                guard state.observe(counts: [received] + queues.map(\.enqueued),
+                                    drained: buffered == 0 && queues.allSatisfy(\.drained)) else { continue }
                 for store in stores { await store.releaseMemory() }
                 let trimmed = malloc_trim(0) != 0
                 releases.increment()

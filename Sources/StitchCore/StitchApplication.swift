@@ -67,8 +67,8 @@ public struct StitchApplication: Sendable {
         let services: [any Service] = senders + writers + [
             AssemblerService(assembler: assembler, queues: destinations.map(\.handoff)),
             ReceiverService(server: server, onStarted: onListening),
-            IdleMemoryService(queues: destinations.map(\.handoff), stores: destinations.compactMap(\.store),
-                              clock: ContinuousClock(), logger: logger, metrics: factory),
+            IdleMemoryService(assembler: assembler, queues: destinations.map(\.handoff),
+                              stores: destinations.compactMap(\.store), clock: ContinuousClock(), logger: logger, metrics: factory),
         ]
         return ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
