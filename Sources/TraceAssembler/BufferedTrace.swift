@@ -11,9 +11,9 @@ struct BufferedTrace {
     /// Sum of `encodedSize` over `spans`.
     var bufferedBytes: Int
     /// Every span id this trace has accepted, including spans of parts already released.
-    var spanIDs: Set<SpanID>
+    var spanIDs: SpanIDSet
     /// Parent ids referenced by accepted spans but not (yet) among `spanIDs`.
-    var missingParents: Set<SpanID>
+    var missingParents: SpanIDSet
     /// Whether a span without a parent has arrived.
     var hasRoot: Bool
     /// When the first span arrived (time since the state's origin); `maxTraceAge` counts from here.
@@ -33,8 +33,8 @@ struct BufferedTrace {
     init(firstSeen: Duration, incarnation: UInt64) {
         self.spans = []
         self.bufferedBytes = 0
-        self.spanIDs = []
-        self.missingParents = []
+        self.spanIDs = SpanIDSet()
+        self.missingParents = SpanIDSet()
         self.hasRoot = false
         self.firstSeen = firstSeen
         self.incarnation = incarnation
@@ -49,13 +49,13 @@ struct BufferedTrace {
     /// Records `span`'s ids and updates closure. Returns false, changing nothing, when the trace already
     /// has a span with this id (a duplicate: the first one wins).
     mutating func register(_ span: SpanRecord) -> Bool {
-        guard spanIDs.insert(span.spanID).inserted else { return false }
+        guard spanIDs.insert(span.spanID) else { return false }
         if !missingParents.isEmpty { missingParents.remove(span.spanID) }
         if span.isRoot {
             hasRoot = true
             if rootExperimentID == nil { rootExperimentID = span.payload.experimentID }
         } else if !spanIDs.contains(span.parentSpanID) {
-            missingParents.insert(span.parentSpanID)
+            _ = missingParents.insert(span.parentSpanID)
         }
         if firstExperimentID == nil { firstExperimentID = span.payload.experimentID }
         return true
@@ -63,6 +63,8 @@ struct BufferedTrace {
 
     /// Buffers a span already accepted by `register`.
     mutating func append(_ span: SpanRecord) {
+        // Most traces have several spans: skip the first doublings of the array.
+        if spans.capacity == 0 { spans.reserveCapacity(8) }
         spans.append(span)
         bufferedBytes += span.encodedSize
     }
