@@ -139,8 +139,21 @@ struct AssemblerCore: Sendable {
         let forgottenBefore = released.forgottenEarly
         released.expire(now: now, window: configuration.lateWindow)
         counters.releasedIDsForgottenEarly += released.forgottenEarly - forgottenBefore
+        releaseStorageIfEmpty()
         return releases
     }
+
+    /// Buffers emptied after a burst keep the capacity the burst grew (~4 MiB of trace table after
+    /// 300,000 spans); with nothing buffered, start over small. Every timer left then is stale.
+    private mutating func releaseStorageIfEmpty() {
+        guard traces.isEmpty, traces.capacity > Self.capacityKeptWhenEmpty else { return }
+        traces = [:]
+        idleQueue = []
+        ageQueue = []
+        touched = []
+    }
+
+    static let capacityKeptWhenEmpty = 4096
 
     /// `AssemblerState.flush(now:)`.
     mutating func flush(now: Duration) -> [FinishedTrace] {
@@ -157,6 +170,9 @@ struct AssemblerCore: Sendable {
 
     /// Timer-queue lengths, current and stale entries together.
     var queuedTimers: (idle: Int, age: Int) { (idleQueue.count, ageQueue.count) }
+
+    /// Buckets of the trace table (tests: its storage is given back when empty).
+    var tableCapacity: Int { traces.capacity }
 
     // MARK: - Timers
 

@@ -71,6 +71,7 @@ public struct AssemblerState<Instant: InstantProtocol>: Sendable where Instant.D
 
     /// Timer-queue lengths, current and stale entries together (for tests of boundedness).
     var queuedTimers: (idle: Int, age: Int) { core.queuedTimers }
+    var tableCapacity: Int { core.tableCapacity }
 
     private mutating func elapsed(at instant: Instant) -> Duration {
         guard let origin else {

@@ -138,6 +138,29 @@ import Testing
         #expect(churn.state.queuedTimers.idle <= 1)
     }
 
+    @Test func storageGrownByABurstIsGivenBackOnceNothingIsBuffered() {
+        var harness = Harness(AssemblerConfiguration(idleTimeout: .seconds(1), maxTraceAge: .seconds(60)))
+        harness.receive((1...10_000).map { TestSpans.span(trace: UInt64($0), id: 1) })
+        #expect(harness.state.tableCapacity >= 10_000)
+        // One trace still buffered (no root yet, waits for its age): the storage stays.
+        harness.receive([TestSpans.span(trace: 20_000, id: 2, parent: 1)])
+        harness.tick(at: 2)
+        #expect(harness.releases.count == 10_000)
+        #expect(harness.state.tableCapacity >= 10_000)
+        // The last one released: back to small, every timer gone.
+        harness.tick(at: 61)
+        #expect(harness.state.stats == AssemblerStats())
+        #expect(harness.state.tableCapacity <= AssemblerCore.capacityKeptWhenEmpty)
+        #expect(harness.state.queuedTimers == (0, 0))
+        // It keeps working: a released trace's span is late, a new trace is buffered and released.
+        harness.now = .seconds(62)
+        let late = harness.receive([TestSpans.span(trace: 7, id: 2, parent: 1), TestSpans.span(trace: 30_000, id: 1)])
+        #expect(late.released.map(\.reason) == [.late])
+        harness.tick(at: 64)
+        #expect(harness.releases.last?.traceID.low == 30_000)
+        #expect(harness.state.stats == AssemblerStats())
+    }
+
     @Test func rememberedIDsAreCappedAtFourTimesMaxTraces() {
         var harness = Harness(AssemblerConfiguration(maxTraces: 2))
         for trace in 1...10 {
