@@ -28,11 +28,18 @@ import Testing
             Anonymous:             0 kB
             7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0                  [vdso]
             Anonymous:             0 kB
+            7f0000030000-7f0000040000 r--p 00000000 fd:01 302 /tmp/config.yaml
+            Anonymous:             0 kB
+            7f0000040000-7f0000050000 r--p 00000000 fd:01 303 /usr/lib/x86_64-linux-gnu/libc.so.6
+            Anonymous:             0 kB
+            7f0000050000-7f0000060000 r--p 00000000 fd:01 304 /tmp/notes.sonnet
+            Anonymous:             0 kB
             """
-        #expect(StartupPages.cleanReadOnlyFileMappings(smaps: smaps) == [
+        #expect(StartupPages.cleanReadOnlyFileMappings(smaps: smaps, executable: "/usr/bin/stitch") == [
             .init(start: 0x55d0_c000_0000, end: 0x55d0_c010_0000),
             .init(start: 0x55d0_c010_0000, end: 0x55d0_c040_0000),
             .init(start: 0x7f00_0001_0000, end: 0x7f00_0002_0000),
+            .init(start: 0x7f00_0004_0000, end: 0x7f00_0005_0000),
         ])
     }
 
