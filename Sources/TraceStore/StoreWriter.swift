@@ -147,33 +147,39 @@ struct StoreWriter {
                 model_provider = excluded.model_provider, stitch_resource_id = excluded.stitch_resource_id
             """)
         let handle = statement.sqliteStatement
-        for span in spans {
-            let row = span.row
-            // Bound with SQLite's C API: through GRDB's argument arrays every column became a boxed
-            // value and the content was copied twice more (measured ~15 % of a span's write).
-            var binder = RowBinder(statement: handle)
-            binder.text(requestID)
-            binder.int(experimentID)
-            binder.text(row.spanID)
-            binder.text(row.parentSpanID)
-            binder.text(row.name)
-            binder.text(row.type)
-            binder.text(row.status)
-            binder.int(row.startTimeUnixNano)
-            binder.int(row.endTimeUnixNano)
-            let contentColumn = binder.skip()
-            binder.double(row.inputCost)
-            binder.double(row.outputCost)
-            binder.double(row.totalCost)
-            binder.text(row.modelName)
-            binder.text(row.modelProvider)
-            binder.int(span.facts.resourceID)
-            try row.content.withUnsafeBufferPointer { content in
-                // SQLITE_STATIC: the buffer outlives the step; the statement is reset right after.
-                sqlite3_bind_text(handle, contentColumn, content.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) },
-                                  Int32(content.count), nil)
-                try binder.step(statement, db)
-            }
+        // Each span is lent, not copied: `for span in spans` retained and released every string and
+        // buffer of every row (7 % of the writer thread's samples in a profile of an end-to-end run).
+        for index in spans.indices {
+            try insert(spans[index], requestID: requestID, experimentID: experimentID, statement, handle, db)
+        }
+    }
+
+    private func insert(_ span: borrowing PreparedSpan, requestID: String, experimentID: Int64,
+                        _ statement: Statement, _ handle: OpaquePointer, _ db: Database) throws {
+        // Bound with SQLite's C API: through GRDB's argument arrays every column became a boxed
+        // value and the content was copied twice more (measured ~15 % of a span's write).
+        var binder = RowBinder(statement: handle)
+        binder.text(requestID)
+        binder.int(experimentID)
+        binder.text(span.row.spanID)
+        binder.text(span.row.parentSpanID)
+        binder.text(span.row.name)
+        binder.text(span.row.type)
+        binder.text(span.row.status)
+        binder.int(span.row.startTimeUnixNano)
+        binder.int(span.row.endTimeUnixNano)
+        let contentColumn = binder.skip()
+        binder.double(span.row.inputCost)
+        binder.double(span.row.outputCost)
+        binder.double(span.row.totalCost)
+        binder.text(span.row.modelName)
+        binder.text(span.row.modelProvider)
+        binder.int(span.facts.resourceID)
+        try span.row.content.withUnsafeBufferPointer { content in
+            // SQLITE_STATIC: the buffer outlives the step; the statement is reset right after.
+            sqlite3_bind_text(handle, contentColumn, content.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) },
+                              Int32(content.count), nil)
+            try binder.step(statement, db)
         }
     }
 
