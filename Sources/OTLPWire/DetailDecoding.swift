@@ -52,6 +52,19 @@ struct RawSpanDetail {
 /// fields may be split, occurrences of a singular message merge, a known field with an unexpected wire
 /// type is skipped as unknown. Strings are decoded leniently (invalid UTF-8 becomes U+FFFD).
 extension WireReader {
+    /// Merges the `Status` message in `range` into `code` and `message` (the message's bytes): the
+    /// fields it has replace what an earlier occurrence set.
+    func mergeStatus(_ range: Range<Int>, code: inout Int32, message: inout Range<Int>) throws(WireError) {
+        var status = WireReader(buffer, range)
+        while let tag = try status.readTag() {
+            switch (tag.number, tag.wireType) {
+            case (Field.Status.message, .lengthDelimited): message = try status.readLengthDelimited()
+            case (Field.Status.code, .varint): code = Int32(truncatingIfNeeded: try status.readVarint())
+            default: try status.skip(tag.wireType)
+            }
+        }
+    }
+
     func spanDetail(_ range: Range<Int>) throws(WireError) -> RawSpanDetail {
         var detail = SpanDetail(
             traceID: TraceID(high: 0, low: 0), spanID: .none, parentSpanID: .none,
@@ -60,6 +73,7 @@ extension WireReader {
         var traceID = 0..<0
         var spanID = 0..<0
         var parentSpanID = 0..<0
+        var statusMessage = 0..<0
         var reader = WireReader(buffer, range)
         while let tag = try reader.readTag() {
             switch (tag.number, tag.wireType) {
@@ -86,21 +100,12 @@ extension WireReader {
             case (Field.Span.droppedLinksCount, .varint):
                 detail.droppedLinksCount = UInt32(truncatingIfNeeded: try reader.readVarint())
             case (Field.Span.status, .lengthDelimited):
-                var status = WireReader(buffer, try reader.readLengthDelimited())
-                while let tag = try status.readTag() {
-                    switch (tag.number, tag.wireType) {
-                    case (Field.Status.message, .lengthDelimited):
-                        detail.statusMessage = string(try status.readLengthDelimited())
-                    case (Field.Status.code, .varint):
-                        detail.statusCode = Int32(truncatingIfNeeded: try status.readVarint())
-                    default:
-                        try status.skip(tag.wireType)
-                    }
-                }
+                try mergeStatus(try reader.readLengthDelimited(), code: &detail.statusCode, message: &statusMessage)
             case (Field.Span.flags, .fixed32): detail.flags = try reader.readFixed32()
             default: try reader.skip(tag.wireType)
             }
         }
+        detail.statusMessage = string(statusMessage)
         if let id = TraceID(bytes: UnsafeBufferPointer(rebasing: buffer[traceID])) { detail.traceID = id }
         if let id = SpanID(bytes: UnsafeBufferPointer(rebasing: buffer[spanID])) { detail.spanID = id }
         if let id = SpanID(bytes: UnsafeBufferPointer(rebasing: buffer[parentSpanID])) { detail.parentSpanID = id }

@@ -51,14 +51,7 @@ extension SpanRecord {
                     _ = try reader.readLengthDelimited()
                     layout.hasLinks = true
                 case (Field.Span.status, .lengthDelimited):
-                    var status = WireReader(reader.buffer, try reader.readLengthDelimited())
-                    while let tag = try status.readTag() {
-                        switch (tag.number, tag.wireType) {
-                        case (Field.Status.message, .lengthDelimited): layout.statusMessage = try status.readLengthDelimited()
-                        case (Field.Status.code, .varint): layout.statusCode = Int32(truncatingIfNeeded: try status.readVarint())
-                        default: try status.skip(tag.wireType)
-                        }
-                    }
+                    try reader.mergeStatus(try reader.readLengthDelimited(), code: &layout.statusCode, message: &layout.statusMessage)
                 default: try reader.skip(tag.wireType)
                 }
             }
