@@ -105,7 +105,7 @@ struct DirectSpanConverter {
             }
         }
 
-        let statusCode: Int32 = layout.statusCode == 1 || layout.statusCode == 2 ? layout.statusCode : 0
+        let statusCode = MLflowSpan.normalizedStatusCode(layout.statusCode)
         let name = String(decoding: buffer[layout.name], as: UTF8.self)
         let statusMessage = statusCode == 2 ? String(decoding: buffer[layout.statusMessage], as: UTF8.self) : ""
         var content: [UInt8] = []

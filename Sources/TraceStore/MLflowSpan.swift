@@ -65,11 +65,7 @@ struct MLflowSpan: Sendable, Equatable {
         kind = detail.kind
         startTimeUnixNano = detail.startTimeUnixNano
         endTimeUnixNano = detail.endTimeUnixNano
-        switch detail.statusCode {
-        case 1: statusCode = 1
-        case 2: statusCode = 2
-        default: statusCode = 0
-        }
+        statusCode = Self.normalizedStatusCode(detail.statusCode)
         statusMessage = statusCode == 2 ? detail.statusMessage : ""
 
         // from_otel_proto: every value dumped as JSON (a repeated key keeps its first position,
@@ -143,6 +139,9 @@ struct MLflowSpan: Sendable, Equatable {
 
     /// `SpanStatusCode` as MLflow stores it in `spans.status`.
     var statusName: String { Self.statusName(statusCode) }
+
+    /// An OTLP status code as MLflow keeps it: 1 ok, 2 error, anything else 0 (unset).
+    static func normalizedStatusCode(_ code: Int32) -> Int32 { code == 1 || code == 2 ? code : 0 }
 
     /// The name of a normalized status code (0 unset, 1 ok, 2 error).
     static func statusName(_ code: Int32) -> String { statusLiteral(code).description }
