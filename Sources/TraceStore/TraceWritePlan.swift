@@ -107,14 +107,17 @@ struct PreparedTrace: Sendable {
     /// resources of the spans' requests, possibly with repeats).
     init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
          spans details: [(span: SpanDetail, resourceIndex: Int?)], resources resourceDetails: [ResourceDetail]) {
-        self.init(traceID: traceID, experimentID: experimentID, reason: reason,
-                  inputs: details.map { (.detail($0.span), $0.resourceIndex) },
+        let requestID = MLflowSpan.requestID(for: traceID)
+        self.init(requestID: requestID, storedRequestID: PyJSONWriter.dumpString(requestID), experimentID: experimentID,
+                  reason: reason, inputs: details.map { (.detail($0.span), $0.resourceIndex) },
                   resources: resourceDetails.map(PreparedResource.init))
     }
 
-    private init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
+    /// - Parameter storedRequestID: `requestID` as MLflow stores it in the spans' attributes
+    ///   (`json.dumps`), computed once per trace by the caller, who also needs it.
+    private init(requestID: String, storedRequestID: String, experimentID: Int64?, reason: ReleaseReason,
                  inputs: [(span: SpanInput, resourceIndex: Int?)], resources preparedResources: [PreparedResource]) {
-        requestID = MLflowSpan.requestID(for: traceID)
+        self.requestID = requestID
         self.experimentID = experimentID
         self.reason = reason
         // Identical resources (the same service sending several requests) are stored once.
@@ -133,7 +136,6 @@ struct PreparedTrace: Sendable {
             }
         }
         let serviceNames = preparedResources.map(\.serviceNameForRoot)
-        let storedRequestID = PyJSONWriter.dumpString(requestID)
         spans = inputs.map { input, resourceIndex in
             let row: SpanRow
             let facts: SpanFacts
@@ -192,7 +194,8 @@ struct PreparedTrace: Sendable {
         // The trace's resources, each (payload, index) once.
         var resourceIndexes: [ResourceKey: Int?] = [:]
         var resources: [PreparedResource] = []
-        let storedRequestID = PyJSONWriter.dumpString(MLflowSpan.requestID(for: trace.traceID))
+        let requestID = MLflowSpan.requestID(for: trace.traceID)
+        let storedRequestID = PyJSONWriter.dumpString(requestID)
         for record in trace.spans {
             let key = ResourceKey(payload: ObjectIdentifier(record.payload), index: record.resourceIndex)
             if resourceIndexes[key] == nil {
@@ -219,8 +222,8 @@ struct PreparedTrace: Sendable {
             }
         }
         guard !inputs.isEmpty else { return (nil, failures) }
-        let prepared = PreparedTrace(traceID: trace.traceID, experimentID: experimentID, reason: trace.reason,
-                                     inputs: inputs, resources: resources)
+        let prepared = PreparedTrace(requestID: requestID, storedRequestID: storedRequestID, experimentID: experimentID,
+                                     reason: trace.reason, inputs: inputs, resources: resources)
         return (prepared, failures)
     }
 
