@@ -89,7 +89,7 @@ struct StoreBench: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         let cpuAfter = Self.cpuSeconds()
-        let seconds = Self.seconds(elapsed)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         print("traffic: \(finished.count) traces × \(spansPerTrace) spans = \(spanCount) spans, \(encoded / max(spanCount, 1)) B encoded per span, batches of \(batch) traces, \(inFlight) in flight")
         print(String(format: "store:   %.2f s → %.0f spans/s; CPU per span %.1f µs user + %.1f µs system; database %.0f MB (%.0f B per span)",
@@ -97,10 +97,6 @@ struct StoreBench: AsyncParsableCommand {
                      (cpuAfter.user - cpuBefore.user) / Double(spanCount) * 1e6,
                      (cpuAfter.system - cpuBefore.system) / Double(spanCount) * 1e6,
                      Double(fileBytes) / 1e6, Double(fileBytes) / Double(max(spanCount, 1))))
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     static func cpuSeconds() -> (user: Double, system: Double) {

@@ -146,16 +146,16 @@ struct StoreWriter {
                 total_cost = excluded.total_cost, model_name = excluded.model_name,
                 model_provider = excluded.model_provider, stitch_resource_id = excluded.stitch_resource_id
             """)
-        let handle = statement.sqliteStatement
         // Each span is lent, not copied: `for span in spans` retained and released every string and
         // buffer of every row (7 % of the writer thread's samples in a profile of an end-to-end run).
         for index in spans.indices {
-            try insert(spans[index], requestID: requestID, experimentID: experimentID, statement, handle, db)
+            try insert(spans[index], requestID: requestID, experimentID: experimentID, statement, db)
         }
     }
 
     private func insert(_ span: borrowing PreparedSpan, requestID: String, experimentID: Int64,
-                        _ statement: Statement, _ handle: OpaquePointer, _ db: Database) throws {
+                        _ statement: Statement, _ db: Database) throws {
+        let handle = statement.sqliteStatement
         // Bound with SQLite's C API: through GRDB's argument arrays every column became a boxed
         // value and the content was copied twice more (measured ~15 % of a span's write).
         var binder = RowBinder(statement: handle)
