@@ -72,13 +72,14 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "stitch")
         let started = ContinuousClock.now
+        HeapArenas.limitCount()
         let application = StitchApplication(configuration: configuration, logger: logger)
         try await application.run { address in
             logger.info("stitch is ready", metadata: [
                 "listen": "\(address)", "db": "\(configuration.db)",
                 "startup.ms": "\((ContinuousClock.now - started) / .milliseconds(1))",
             ])
-            let released = StartupPages.release()
+            let released = CodePages.release()
             logger.debug("start-up code pages unmapped", metadata: ["bytes": "\(released)"])
         }
         logger.info("stitch stopped")

@@ -2,22 +2,24 @@
 import Glibc
 #endif
 
-/// Gives back the code pages that only start-up touched.
+/// Gives back code pages that serving does not keep using.
 ///
 /// Starting a Swift server maps much more of its code than serving uses: the dynamic loader, the
 /// runtime's and Foundation's initializers, argument and configuration parsing, the schema
 /// migration — and the kernel's fault-around maps up to 64 KiB of neighbours with every page it
 /// faults in. Those pages stay in the resident set of an idle process for its whole life (measured:
-/// ~30 MiB of file pages mapped after start-up, ~18 MiB after serving traffic).
+/// ~30 MiB of file pages mapped after start-up, ~18 MiB after serving traffic). A burst of traffic
+/// maps in again what it ran (~18 MiB after an end-to-end run), and those stay too.
 ///
-/// Once the server is ready, each read-only private mapping of the executable or of a shared library
-/// (code, read-only data) is unmapped from this process with `MADV_DONTNEED`: the pages stay in the
-/// page cache, and whatever runs next maps what it touches again with a minor fault. Mappings holding
-/// any page of their own (relocated read-only data, copied on write before it was made read-only)
-/// are left alone: dropping those would read the unrelocated bytes back from the file. Only code
-/// objects qualify because they stay mapped for the life of the process: a mapped data file could
-/// be unmapped, and its addresses reused for heap, between the listing and the advice.
-public enum StartupPages {
+/// Once the server is ready, and again when it falls idle after traffic (`IdleMemoryService`), each
+/// read-only private mapping of the executable or of a shared library (code, read-only data) is
+/// unmapped from this process with `MADV_DONTNEED`: the pages stay in the page cache, and whatever
+/// runs next maps what it touches again with a minor fault. Mappings holding any page of their own
+/// (relocated read-only data, copied on write before it was made read-only) are left alone:
+/// dropping those would read the unrelocated bytes back from the file. Only code objects qualify
+/// because they stay mapped for the life of the process: a mapped data file could be unmapped, and
+/// its addresses reused for heap, between the listing and the advice.
+public enum CodePages {
     /// Unmaps the clean pages of read-only private file mappings; returns the bytes advised.
     /// Linux only; elsewhere, or when `/proc/self/smaps` cannot be read, does nothing.
     @discardableResult

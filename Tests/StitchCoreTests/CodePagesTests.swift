@@ -2,7 +2,7 @@ import Foundation
 @testable import StitchCore
 import Testing
 
-@Suite struct StartupPagesTests {
+@Suite struct CodePagesTests {
     @Test func picksCleanReadOnlyPrivateFileMappingsOnly() {
         let smaps = """
             55d0c0000000-55d0c0100000 r--p 00000000 fd:01 100 /usr/bin/stitch
@@ -35,7 +35,7 @@ import Testing
             7f0000050000-7f0000060000 r--p 00000000 fd:01 304 /tmp/notes.sonnet
             Anonymous:             0 kB
             """
-        #expect(StartupPages.cleanReadOnlyFileMappings(smaps: smaps, executable: "/usr/bin/stitch") == [
+        #expect(CodePages.cleanReadOnlyFileMappings(smaps: smaps, executable: "/usr/bin/stitch") == [
             .init(start: 0x55d0_c000_0000, end: 0x55d0_c010_0000),
             .init(start: 0x55d0_c010_0000, end: 0x55d0_c040_0000),
             .init(start: 0x7f00_0001_0000, end: 0x7f00_0002_0000),
@@ -46,7 +46,7 @@ import Testing
     #if os(Linux)
     @Test func releasingShrinksTheResidentFilePagesAndTheProcessKeepsWorking() throws {
         let before = try Self.residentFileKiB()
-        let released = StartupPages.release()
+        let released = CodePages.release()
         let after = try Self.residentFileKiB()
         #expect(released > 0)
         #expect(after < before, "RssFile \(before) kB → \(after) kB")
