@@ -34,11 +34,10 @@ struct StoreWriter {
     }
 
     private mutating func write(_ trace: PreparedTrace, _ db: Database, summary: inout WriteSummary) throws {
-        var spans = trace.spans
+        // The spans are read where they lie: writing each one's resource id into them copied the
+        // whole array (every row's strings and buffers) once per trace.
+        let spans = trace.spans
         let ids = try zip(trace.resources, trace.resourceKeys).map { try resourceID(for: $0, key: $1, db) }
-        for index in spans.indices {
-            spans[index].facts.resourceID = spans[index].resourceIndex.map { ids[$0] }
-        }
         let lookup = try db.cachedStatement(sql: "SELECT experiment_id FROM trace_info WHERE request_id = ?")
         var binder = RowBinder(statement: lookup.sqliteStatement)
         binder.text(trace.requestID)
@@ -47,9 +46,11 @@ struct StoreWriter {
             // A late fragment, another part of a large trace, or any trace id already stored: the
             // trace keeps its experiment (one trace belongs to one experiment) and is recomputed
             // from every stored span.
-            try upsert(spans, requestID: trace.requestID, experimentID: experimentID, db)
-            let batchIDs = Set(spans.map(\.facts.spanID))
-            let facts = try storedFacts(requestID: trace.requestID, excluding: batchIDs, db) + spans.map(\.facts)
+            try upsert(spans, resourceIDs: ids, requestID: trace.requestID, experimentID: experimentID, db)
+            var incoming = spans.map(\.facts)
+            for index in incoming.indices { incoming[index].resourceID = spans[index].resourceIndex.map { ids[$0] } }
+            let batchIDs = Set(incoming.map(\.spanID))
+            let facts = try storedFacts(requestID: trace.requestID, excluding: batchIDs, db) + incoming
             let currentCompleteness = try String.fetchOne(
                 db.cachedStatement(sql: "SELECT value FROM trace_tags WHERE request_id = ? AND key = ?"),
                 arguments: [trace.requestID, TraceDerivation.completenessTag])
@@ -64,7 +65,7 @@ struct StoreWriter {
             let experimentID = try ensureExperiment(trace.experimentID ?? defaultExperimentID, db)
             let derived = trace.derivedAsNew
             try insertTraceInfo(requestID: trace.requestID, experimentID: experimentID, derived, db)
-            try upsert(spans, requestID: trace.requestID, experimentID: experimentID, db)
+            try upsert(spans, resourceIDs: ids, requestID: trace.requestID, experimentID: experimentID, db)
             try writeTagsAndMetadata(requestID: trace.requestID, derived, db)
             summary.tracesInserted += 1
         }
@@ -130,7 +131,9 @@ struct StoreWriter {
 
     // MARK: Rows
 
-    private func upsert(_ spans: [PreparedSpan], requestID: String, experimentID: Int64, _ db: Database) throws {
+    /// `resourceIDs`: the stored id of each of the trace's resources (`PreparedSpan.resourceIndex`).
+    private func upsert(_ spans: [PreparedSpan], resourceIDs: [Int64], requestID: String, experimentID: Int64,
+                        _ db: Database) throws {
         // A span sent again (a retry, or a fragment overlapping what is stored) replaces the row:
         // MLflow's upsert by (trace_id, span_id).
         let statement = try db.cachedStatement(sql: """
@@ -149,11 +152,12 @@ struct StoreWriter {
         // Each span is lent, not copied: `for span in spans` retained and released every string and
         // buffer of every row (7 % of the writer thread's samples in a profile of an end-to-end run).
         for index in spans.indices {
-            try insert(spans[index], requestID: requestID, experimentID: experimentID, statement, db)
+            try insert(spans[index], resourceID: spans[index].resourceIndex.map { resourceIDs[$0] },
+                       requestID: requestID, experimentID: experimentID, statement, db)
         }
     }
 
-    private func insert(_ span: borrowing PreparedSpan, requestID: String, experimentID: Int64,
+    private func insert(_ span: borrowing PreparedSpan, resourceID: Int64?, requestID: String, experimentID: Int64,
                         _ statement: Statement, _ db: Database) throws {
         let handle = statement.sqliteStatement
         // Bound with SQLite's C API: through GRDB's argument arrays every column became a boxed
@@ -174,7 +178,7 @@ struct StoreWriter {
         binder.double(span.row.totalCost)
         binder.text(span.row.modelName)
         binder.text(span.row.modelProvider)
-        binder.int(span.facts.resourceID)
+        binder.int(resourceID)
         try span.row.content.withUnsafeBufferPointer { content in
             // SQLITE_STATIC: the buffer outlives the step; the statement is reset right after.
             sqlite3_bind_text(handle, contentColumn, content.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) },

@@ -75,7 +75,7 @@ struct SpanRow: Sendable, Equatable {
 /// trace's resources it came from.
 struct PreparedSpan: Sendable {
     var row: SpanRow
-    /// `facts.resourceID` is filled in by the writer once the resource has its id.
+    /// `facts.resourceID` is nil here: the writer knows the stored ids of the trace's resources.
     var facts: SpanFacts
     /// Index into `PreparedTrace.resources`, nil when the span's resource is unknown.
     var resourceIndex: Int?
