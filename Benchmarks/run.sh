@@ -268,7 +268,7 @@ fi
     if [[ -n "$MLFLOW_SPANS" ]]; then
         echo "| MLflow | $(fmt_int "$MLFLOW_SPANS") spans/s (p99 $(fmt "$MLFLOW_P99" 0) ms); Stitch end-to-end / MLflow = $(fmt_int "$(calc "${E2E_SPANS:-0} / max(1e-9, $MLFLOW_SPANS)")")× | ≥ 300× | mlflow server 3.x on SQLite, the first $MLFLOW_TRACES traces of the same traffic, ≤ ${MLFLOW_SECONDS} s; RSS $(( ${MLFLOW_RSS_KIB:-0} / 1024 )) MiB, start-up ${MLFLOW_STARTUP_S} s |"
     fi
-    echo "| footprint: idle RSS | $(( IDLE_RSS_KIB / 1024 )) MiB after start-up; $(( E2E_IDLE_RSS_KIB / 1024 )) MiB idle after the end-to-end run | ≤ 30 MiB | VmRSS 1 s after start-up (code pages only start-up touched are unmapped once ready), and 12 s after the end-to-end run's last commit (store caches freed, heap trimmed after 5 s without traffic) |"
+    echo "| footprint: idle RSS | $(( IDLE_RSS_KIB / 1024 )) MiB after start-up; $(( E2E_IDLE_RSS_KIB / 1024 )) MiB idle after the end-to-end run | ≤ 30 MiB | VmRSS 1 s after start-up (code pages unmapped once ready), and 12 s after the end-to-end run's last commit (after 5 s without traffic: store caches freed, heap trimmed, code pages unmapped again; heap arenas capped at 2) |"
     echo "| footprint: RSS under load | $(( LOAD_HWM_KIB / 1024 )) MiB (accept burst, $(fmt_int "$BUFFERED_SPANS") spans held), $(( E2E_HWM_KIB / 1024 )) MiB (end-to-end) | — | VmHWM |"
     echo "| footprint: memory per buffered span | $(fmt_int "$HELD_PER_SPAN") B held per span, $(fmt_int "$ENCODED_PER_SPAN") B encoded → $(fmt "$HELD_RATIO" 2)× | ≤ 2× | RSS growth over idle after the accept burst ÷ stitch_buffered_bytes |"
     echo "| footprint: start-up to healthy | $STARTUP_MS_MEDIAN ms | < 500 ms | spawn → first 200 from /healthz, new store (median of 3) |"
