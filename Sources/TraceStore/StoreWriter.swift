@@ -38,15 +38,28 @@ struct StoreWriter {
         // whole array (every row's strings and buffers) once per trace.
         let spans = trace.spans
         let ids = try zip(trace.resources, trace.resourceKeys).map { try resourceID(for: $0, key: $1, db) }
-        let lookup = try db.cachedStatement(sql: "SELECT experiment_id FROM trace_info WHERE request_id = ?")
-        var binder = RowBinder(statement: lookup.sqliteStatement)
-        binder.text(trace.requestID)
-
-        if let experimentID = try binder.firstInteger(lookup, db) {
+        // Most traces are new: the trace_info row is inserted first, and only when its id is already
+        // there (the insert changes nothing) is the stored trace looked up. A separate "stored yet?"
+        // query walked the same index once more per trace.
+        let experimentID = trace.experimentID ?? defaultExperimentID
+        if try insertTraceInfoIfNew(requestID: trace.requestID, experimentID: experimentID, trace.derivedAsNew, db) {
+            // Foreign keys are not enforced on this connection; the experiment is made in the same
+            // transaction, so it exists whenever the trace does.
+            _ = try ensureExperiment(experimentID, db)
+            try upsert(spans, resourceIDs: ids, requestID: trace.requestID, experimentID: experimentID, db)
+            try writeTagsAndMetadata(requestID: trace.requestID, trace.derivedAsNew, db)
+            summary.tracesInserted += 1
+        } else {
             // A late fragment, another part of a large trace, or any trace id already stored: the
             // trace keeps its experiment (one trace belongs to one experiment) and is recomputed
             // from every stored span.
-            try upsert(spans, resourceIDs: ids, requestID: trace.requestID, experimentID: experimentID, db)
+            let lookup = try db.cachedStatement(sql: "SELECT experiment_id FROM trace_info WHERE request_id = ?")
+            var binder = RowBinder(statement: lookup.sqliteStatement)
+            binder.text(trace.requestID)
+            guard let storedExperimentID = try binder.firstInteger(lookup, db) else {
+                throw StoreError("trace \(trace.requestID) is neither new nor stored")
+            }
+            try upsert(spans, resourceIDs: ids, requestID: trace.requestID, experimentID: storedExperimentID, db)
             var incoming = spans.map(\.facts)
             for index in incoming.indices { incoming[index].resourceID = spans[index].resourceIndex.map { ids[$0] } }
             let batchIDs = Set(incoming.map(\.spanID))
@@ -61,13 +74,6 @@ struct StoreWriter {
             try db.cachedStatement(sql: "DELETE FROM trace_tags WHERE request_id = ?").execute(arguments: [trace.requestID])
             try writeTagsAndMetadata(requestID: trace.requestID, derived, db)
             summary.tracesMerged += 1
-        } else {
-            let experimentID = try ensureExperiment(trace.experimentID ?? defaultExperimentID, db)
-            let derived = trace.derivedAsNew
-            try insertTraceInfo(requestID: trace.requestID, experimentID: experimentID, derived, db)
-            try upsert(spans, resourceIDs: ids, requestID: trace.requestID, experimentID: experimentID, db)
-            try writeTagsAndMetadata(requestID: trace.requestID, derived, db)
-            summary.tracesInserted += 1
         }
         summary.spansWritten += spans.count
     }
@@ -237,11 +243,14 @@ struct StoreWriter {
         for key in TraceCost.keys { binder.double(derived.cost[key]) }
     }
 
-    private func insertTraceInfo(requestID: String, experimentID: Int64, _ derived: DerivedTrace, _ db: Database) throws {
+    /// Inserts the trace's row unless its id is stored; true when it inserted.
+    private func insertTraceInfoIfNew(requestID: String, experimentID: Int64, _ derived: DerivedTrace,
+                                      _ db: Database) throws -> Bool {
         // db_payload_generation counts the writes of span data, as MLflow's log_spans bumps it.
         let statement = try db.cachedStatement(sql: """
             INSERT INTO trace_info (request_id, experiment_id, db_payload_generation, \(Self.traceInfoValueColumns))
             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (request_id) DO NOTHING
             """)
         // Bound with SQLite's C API, as the span rows: GRDB's argument array boxes every value.
         var binder = RowBinder(statement: statement.sqliteStatement)
@@ -249,6 +258,7 @@ struct StoreWriter {
         binder.int(experimentID)
         bindTraceInfoValues(derived, &binder)
         try binder.step(statement, db)
+        return db.changesCount == 1
     }
 
     private func updateTraceInfo(requestID: String, _ derived: DerivedTrace, _ db: Database) throws {
