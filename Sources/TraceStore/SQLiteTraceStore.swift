@@ -35,15 +35,14 @@ public final class SQLiteTraceStore: TraceSink {
     /// WAL size after which the writer lets the WAL restart (see `WALCheckpointer`), or, when
     /// there is no checkpointer, checkpoints itself.
     static let walRestartBytes = 64 * 1024 * 1024
-    /// Page size of a new store (an existing store keeps its own): SQLite's largest. Per byte
-    /// stored, fewer pages means less per-page work in the pager, the WAL and the checkpoint
-    /// (lookups, frame headers, checksums), a shallower B-tree, and ~1.3 KiB span rows packing
-    /// with less waste at page ends (the file 4 % smaller). Measured on 2 cores: end to end, 20-span
-    /// traces, 5 paired runs, 47–53k spans/s at 16 KiB vs 55–56k at 64 KiB (Stitch CPU 1142–1271 vs
-    /// 1093–1127 ticks); 1,000-span traces 47–48k vs 52–53k (steady commit 89–93k vs 121–125k);
-    /// 10-span traces unchanged (36–43k vs 40–41k). stitch-bench-store at 4 and 8 KiB: 49–52k and
-    /// 61–65k vs 73–84k at 16 KiB (a 4 KiB page holds two span rows with a third left empty).
-    static let newStorePageSize = 64 * 1024
+    /// Page size of a new store (an existing store keeps its own). With checkpoints beside the
+    /// writer, 16 KiB pages were the fastest (stitch-bench-store: 41–51k spans/s at 4 KiB, 55k at
+    /// 8 KiB, 61k at 16 KiB): a ~1.3 KiB span row packs eleven to a page instead of two to a 4 KiB
+    /// page with a third left empty, so the file and the bytes written per span shrink by a quarter.
+    /// 64 KiB pages win on a new store (end to end 55–56k vs 47–53k spans/s) and lose once it holds
+    /// 2M spans (400k more: 32–36k vs 38–39k; 8 KiB 35k): each batch rewrites every leaf of the
+    /// random-key indexes (spans, tags, trace_info) it touches, and those leaves are four times larger.
+    static let newStorePageSize = 16 * 1024
 
     /// Opens (creating directories, schema and experiment `0` "Default" as needed).
     /// `readOnly` opens for queries while another process writes.

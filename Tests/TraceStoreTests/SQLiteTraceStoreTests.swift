@@ -85,10 +85,9 @@ import TraceAssembler
                                          logger: Logger(label: "test"), metrics: MetricsSystem.factory,
                                          walRestartBytes: 256 * 1024, backgroundCheckpoints: false)
         let largest = try await Self.writeLargeTraces(store) { Self.fileSize(directory.storePath + "-wal") }
-        // 256 KiB plus the transaction that crossed the bound (~1.6 MB in 64 KiB pages: each of
-        // the ~25 pages a transaction touches is written whole); without the bound the WAL holds
-        // every transaction (over 30 MB).
-        #expect(largest < 4 * 1024 * 1024, "largest WAL \(largest) bytes")
+        // 256 KiB plus the transaction that crossed the bound (~300 KB in 16 KiB pages); without
+        // the bound the WAL holds every transaction (over 5 MB).
+        #expect(largest < 1024 * 1024, "largest WAL \(largest) bytes")
     }
 
     @Test func theCheckpointerCopiesCommittedPagesIntoTheFile() async throws {
