@@ -73,7 +73,7 @@ public enum CodePages {
         let path = fields[5].drop(while: { $0 == " " })
         guard permissions.count == 4, permissions[0] == UInt8(ascii: "r"), permissions[1] == UInt8(ascii: "-"),
               permissions[3] == UInt8(ascii: "p"), path.hasPrefix("/"), !path.hasSuffix("(deleted)"),
-              executable.map { path == $0 } == true || isSharedObject(path)
+              executable.map({ path == $0 }) == true || isSharedObject(path)
         else { return nil }
         return Mapping(start: start, end: end)
     }
