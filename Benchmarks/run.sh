@@ -7,7 +7,8 @@
 #        SKIP_MLFLOW=1    leave out the MLflow row
 #        SKIP_GROWTH=1    leave out the growth table
 #        MLFLOW=path      the mlflow executable (default: .venv/bin/mlflow, else /work/venv/bin/mlflow)
-#        OUT=dir          where logs, stores and JSON results go (default: a temporary directory, kept)
+#        OUT=dir          where logs and JSON results go (default: a temporary directory, kept)
+#        KEEP_STORES=1    keep each run's SQLite store in $OUT too (a full run writes ~4 GiB of them)
 #
 # Every process runs on 127.0.0.1 and is stopped at the end (trap). A full run takes about 6-9 minutes on
 # 2 cores; stitch-load runs on the same machine as the server it measures.
@@ -41,6 +42,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do
         if kill -0 "$pid" 2>/dev/null; then kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi
     done
+    if [[ "${KEEP_STORES:-0}" != 1 ]]; then rm -f "$OUT"/*.db "$OUT"/*.db-wal "$OUT"/*.db-shm; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -82,6 +84,7 @@ stop_stitch() {
     for _ in $(seq 1 100); do kill -0 "$STITCH_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$STITCH_PID" 2>/dev/null || true
     wait "$STITCH_PID" 2>/dev/null || true
+    if [[ "${KEEP_STORES:-0}" != 1 ]]; then rm -f "$STITCH_DB" "$STITCH_DB-wal" "$STITCH_DB-shm"; fi
 }
 
 # load NAME MODE [flags…]: runs stitch-load against the current Stitch, output in $OUT/NAME.{txt,json}.
