@@ -78,6 +78,12 @@ if ! run_phase "bootstrap" 1200 "$reports/bootstrap.log" "$nothing" scripts/boot
 fi
 
 # ---- 2. build (debug): the product and every test target -----------------------------------------
+# A run takes ~2 GiB (debug build with tests, the interop venv); a full disk shows up as compiler errors
+# ("No space left on device") deep in the build log, so say it up front.
+free_kib=$(df -Pk "$root" 2>/dev/null | awk 'NR == 2 { print $4 }')
+if [[ -n "$free_kib" ]] && ((free_kib < 4 * 1024 * 1024)); then
+    echo "warning: only $((free_kib / 1024)) MiB free on the disk holding $root; a test run needs about 2 GiB"
+fi
 build_timeout="${STITCH_BUILD_TIMEOUT:-1800}"
 progress='^\[[0-9]+/[0-9]+\] ' # SwiftPM's per-step progress lines, kept in the log only
 bin_dir="$(swift build --show-bin-path 2>/dev/null)" || bin_dir="$root/.build/debug"
