@@ -579,7 +579,14 @@ struct PyJSONParser {
     private mutating func parseString() -> String? {
         index += 1
         let start = index
-        // Fast path: no escapes, the string is a slice of the input.
+        // Fast path: no escapes, the string is a slice of the input. Runs without a quote, a
+        // backslash or a control character are passed eight bytes at a time.
+        if let base = bytes.baseAddress {
+            while index + 8 <= bytes.count,
+                  !PyJSONWriter.anyNeedsEscape(UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)) {
+                index += 8
+            }
+        }
         while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
             if byte < 0x20 { return nil }
             index += 1

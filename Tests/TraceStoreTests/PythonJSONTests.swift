@@ -106,6 +106,25 @@ import Testing
         #expect(kind == PyJSONParser.parse(text).map(PyJSONKind.init))
     }
 
+    /// Strings are passed eight bytes at a time: a control character, an escape or the closing quote
+    /// must be seen at every offset within and across those blocks, and bytes ≥ 0x80 pass through.
+    @Test func stringsAreReadAtEveryOffset() {
+        for length in [7, 8, 9, 15, 16, 17, 31] {
+            for offset in 0..<length {
+                let before = String(repeating: "a", count: offset)
+                let after = String(repeating: "é", count: (length - offset) / 2) + String(repeating: "b", count: (length - offset) % 2)
+                #expect(PyJSONParser.parse("\"\(before)\(after)\"") == .string(before + after))
+                #expect(PyJSONParser.parse("\"\(before)\u{1F}\(after)\"") == nil, "control at \(offset) of \(length)")
+                #expect(PyJSONParser.parse("\"\(before)\\n\(after)\"") == .string(before + "\n" + after))
+                #expect(PyJSONParser.parse("\"\(before)\\q\(after)\"") == nil, "bad escape at \(offset) of \(length)")
+                #expect(PyJSONParser.parse("\"\(before)\"\(after)\"") == nil, "inner quote at \(offset) of \(length)")
+                var object = "{\"\(before)\": \"\(after)\"}"
+                let kind = object.withUTF8 { PyJSONParser.kind(utf8: $0) }
+                #expect(kind == .object)
+            }
+        }
+    }
+
     @Test(arguments: [Int64.min, -1, 0, 7, 10, 1_700_000_000_123_456_789, Int64.max])
     func integersAsStr(value: Int64) {
         var out: [UInt8] = []
