@@ -120,16 +120,19 @@ struct PreparedTrace: Sendable {
         self.requestID = requestID
         self.experimentID = experimentID
         self.reason = reason
-        // Identical resources (the same service sending several requests) are stored once.
-        var distinct: [StoredResource: Int] = [:]
+        // Identical resources (the same service sending several requests) are stored once. They
+        // are told apart by their canonical text; a trace has a few, found by a scan rather than
+        // by hashing every attribute of each (a table only for traces with many).
+        let scan = preparedResources.count <= 16
+        var distinct: [String: Int] = [:]
         var resources: [StoredResource] = []
         var resourceKeys: [String] = []
         var distinctIndex: [Int] = []
         for resource in preparedResources {
-            if let known = distinct[resource.stored] {
+            if let known = scan ? resourceKeys.firstIndex(of: resource.key) : distinct[resource.key] {
                 distinctIndex.append(known)
             } else {
-                distinct[resource.stored] = resources.count
+                if !scan { distinct[resource.key] = resources.count }
                 distinctIndex.append(resources.count)
                 resources.append(resource.stored)
                 resourceKeys.append(resource.key)

@@ -67,6 +67,27 @@ import TraceAssembler
         #expect(direct < total, "every span went the direct way: the general cases were not generated")
     }
 
+    @Test func aServiceSendingSeveralRequestsIsOneResourceOfTheTrace() throws {
+        func request(_ service: String, _ spans: [SpanDetail]) throws -> [SpanRecord] {
+            let body = OTLPTraceEncoder.encodeRequest(resourceSpans: [
+                ResourceSpansDetail(resource: Build.resource([("service.name", service), ("telemetry.sdk.name", "opentelemetry")]),
+                                    scopeSpans: [ScopeSpansDetail(scope: nil, spans: spans)]),
+            ])
+            return try OTLPTraceDecoder.decode(body, experimentID: nil).spans
+        }
+        let spans = try request("planner", [Build.span(1, name: "root", start: 10, end: 90)])
+            + request("tool", [Build.span(2, parent: 1, name: "a", start: 20, end: 30)])
+            + request("planner", [Build.span(3, parent: 1, name: "b", start: 40, end: 50)])
+        let trace = FinishedTrace(traceID: spans[0].traceID, spans: spans, reason: .closed, isComplete: true, experimentID: nil)
+        let prepared = try #require(PreparedTrace.prepare(trace, experimentID: nil).trace)
+        #expect(prepared.resources.map(\.serviceName) == ["planner", "tool"])
+        #expect(prepared.resourceKeys.count == 2)
+        #expect(prepared.spans.map(\.resourceIndex) == [0, 1, 0])
+        // Resource tags leave out telemetry.sdk.*; both services are named.
+        #expect(prepared.derivedAsNew.tags.map(\.key) == ["mlflow.trace.spansLocation", "service.name", "stitch.completeness", "stitch.services"])
+        #expect(prepared.derivedAsNew.tags.last?.value == "planner,tool")
+    }
+
     @Test func aPlainSpanGoesTheDirectWayAndOneWithEventsDoesNot() throws {
         let plain = Build.span(1, name: "plain", start: 10, end: 20)
         var withEvent = Build.span(2, parent: 1, name: "evented", start: 11, end: 19)
