@@ -251,7 +251,7 @@ enum TraceDerivation {
             }
         }
         tags.append((completenessTag, completeness))
-        let services = Set(spans.compactMap { $0.resourceID.flatMap { resources[$0]?.serviceName } })
+        let services = Set(Set(spans.compactMap(\.resourceID)).compactMap { resources[$0]?.serviceName })
         if services.count > 1 {
             tags.append((servicesTag, services.sorted().joined(separator: ",")))
         }
@@ -284,6 +284,8 @@ enum TraceDerivation {
         } else {
             text = value
         }
+        // A text of at most that many bytes has at most that many characters: no need to count them.
+        if text.utf8.count <= previewMaximumLength { return text }
         let scalars = text.unicodeScalars
         if scalars.count <= previewMaximumLength { return text }
         var truncated = String.UnicodeScalarView(scalars.prefix(previewMaximumLength - 3))
