@@ -86,7 +86,7 @@ struct SpanFacts: Sendable, Equatable {
 }
 
 /// A resource as the store keeps it: its attributes rendered as tag strings, in order.
-struct StoredResource: Sendable, Equatable, Hashable {
+struct StoredResource: Sendable, Equatable {
     /// Every attribute (including `telemetry.sdk.*`), value as MLflow would render it as a tag.
     let attributes: [ResourceAttribute]
     /// The trace tags MLflow derives from the resource: everything but `telemetry.sdk.*` and
@@ -107,9 +107,8 @@ struct StoredResource: Sendable, Equatable, Hashable {
         }
     }
 
+    /// Equal when the attributes are (the trace tags follow from them).
     static func == (lhs: StoredResource, rhs: StoredResource) -> Bool { lhs.attributes == rhs.attributes }
-
-    func hash(into hasher: inout Hasher) { hasher.combine(attributes) }
 
     init(detail: ResourceDetail) {
         var seen: [String: Int] = [:]
@@ -139,7 +138,6 @@ struct StoredResource: Sendable, Equatable, Hashable {
             pair.value.stringValue.map { ResourceAttribute(key: pair.key, value: $0) }
         })
     }
-
 }
 
 /// Token usage keys (mlflow/tracing/constant.py `TokenUsageKey`), in MLflow's column order.
