@@ -277,9 +277,10 @@ enum PyJSONWriter {
         }
     }
 
-    /// The index of the first byte at or after `start` that needs escaping, or `bytes.count`.
+    /// The index of the first byte at or after `start` that needs escaping, or `bytes.count`
+    /// (eight bytes at a time; the parser finds the end of a string with it too).
     @inline(__always)
-    private static func firstEscape(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+    static func firstEscape(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
         var index = start
         while index + 8 <= bytes.count,
               !anyNeedsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
@@ -579,19 +580,10 @@ struct PyJSONParser {
     private mutating func parseString() -> String? {
         index += 1
         let start = index
-        // Fast path: no escapes, the string is a slice of the input. Runs without a quote, a
-        // backslash or a control character are passed eight bytes at a time.
-        if let base = bytes.baseAddress {
-            while index + 8 <= bytes.count,
-                  !PyJSONWriter.anyNeedsEscape(UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)) {
-                index += 8
-            }
-        }
-        while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
-            if byte < 0x20 { return nil }
-            index += 1
-        }
-        guard let stop = current else { return nil }
+        // Fast path: no escapes, the string is a slice of the input. The bytes that end it are the
+        // ones the writer escapes (`"`, `\\`, a control character, which JSON does not allow here).
+        index = PyJSONWriter.firstEscape(bytes, from: index)
+        guard let stop = current, stop >= 0x20 else { return nil }
         if stop == UInt8(ascii: "\"") {
             index += 1
             return building ? String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index - 1]), as: UTF8.self) : ""
