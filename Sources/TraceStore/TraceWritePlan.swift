@@ -120,19 +120,17 @@ struct PreparedTrace: Sendable {
         self.requestID = requestID
         self.experimentID = experimentID
         self.reason = reason
-        // Identical resources (the same service sending several requests) are stored once. They
-        // are told apart by their canonical text; a trace has a few, found by a scan rather than
-        // by hashing every attribute of each (a table only for traces with many).
-        let scan = preparedResources.count <= 16
+        // Identical resources (the same service sending several requests) are stored once, told
+        // apart by their canonical text (one string to hash, not every attribute's key and value).
         var distinct: [String: Int] = [:]
         var resources: [StoredResource] = []
         var resourceKeys: [String] = []
         var distinctIndex: [Int] = []
         for resource in preparedResources {
-            if let known = scan ? resourceKeys.firstIndex(of: resource.key) : distinct[resource.key] {
+            if let known = distinct[resource.key] {
                 distinctIndex.append(known)
             } else {
-                if !scan { distinct[resource.key] = resources.count }
+                distinct[resource.key] = resources.count
                 distinctIndex.append(resources.count)
                 resources.append(resource.stored)
                 resourceKeys.append(resource.key)
