@@ -1,21 +1,48 @@
 import Foundation
 
-/// The captured OTLP requests in `../shared/fixtures/mlflow-otlp` (beside the repository), or in
-/// `$STITCH_FIXTURES`.
+/// The captured MLflow / OpenTelemetry requests kept in the repository, `Tests/Fixtures/mlflow-otlp`
+/// (their README says what each file is; `SHA256SUMS` covers the binary ones).
+///
+/// The folder is part of the checkout, so a missing or emptied one is a broken checkout, not a reason to
+/// skip: the first use stops the test process with a message naming the folder, instead of letting
+/// parameterized tests run over zero fixtures and report "no test cases".
 public enum Fixtures {
-    public static var directory: URL {
-        if let override = ProcessInfo.processInfo.environment["STITCH_FIXTURES"] {
-            return URL(fileURLWithPath: override)
+    /// `Tests/Fixtures/mlflow-otlp`, found from this source file's path; checked once.
+    public static let directory: URL = {
+        // Tests/StitchTestSupport/Fixtures.swift → Tests/
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let directory = tests.appendingPathComponent("Fixtures/mlflow-otlp")
+        if let problem = problem(in: directory) { fatalError(problem) }
+        return directory
+    }()
+
+    /// Why `directory` cannot serve as the fixture folder, or nil when it can: it must hold every file
+    /// `SHA256SUMS` names and at least one captured body.
+    public static func problem(in directory: URL) -> String? {
+        let sums = directory.appendingPathComponent("SHA256SUMS")
+        guard let listing = try? String(contentsOf: sums, encoding: .utf8) else {
+            return "the captured fixtures are missing: no \(sums.path) (a broken checkout? run `git status`)"
         }
-        // Tests/StitchTestSupport/Fixtures.swift → package root → ../shared/fixtures/mlflow-otlp
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures/mlflow-otlp")
+        let listed = listing.split(separator: "\n").compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).last }
+        let missing = listed.map(String.init).filter {
+            !FileManager.default.fileExists(atPath: directory.appendingPathComponent($0).path)
+        }
+        if !missing.isEmpty { return "fixtures listed in \(sums.path) are missing: \(missing.joined(separator: ", "))" }
+        if bodyNames(in: directory).isEmpty { return "no captured bodies (*.pb, *.pb.gz) in \(directory.path)" }
+        return nil
     }
 
-    /// The raw bytes of a fixture file, by name prefix (`"01"` or the full file name).
+    /// Every captured protobuf body (`*.pb`, `*.pb.gz`) in the fixture folder, by file name, sorted.
+    public static var bodyNames: [String] { bodyNames(in: directory) }
+
+    static func bodyNames(in directory: URL) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasSuffix(".pb") || $0.hasSuffix(".pb.gz") }.sorted()
+    }
+
+    /// The raw bytes of a fixture file, by name prefix (`"01"`) or its full file name.
     public static func bytes(_ name: String) throws -> [UInt8] {
-        let url = try self.url(name)
-        return Array(try Data(contentsOf: url))
+        Array(try Data(contentsOf: try url(name)))
     }
 
     public static func url(_ name: String) throws -> URL {
@@ -29,6 +56,7 @@ public enum Fixtures {
 
     public struct FixtureError: Error, CustomStringConvertible {
         public var message: String
+        public init(message: String) { self.message = message }
         public var description: String { message }
     }
 }

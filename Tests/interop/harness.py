@@ -66,10 +66,10 @@ def stitch_binary() -> Path:
 
 
 def fixtures_dir() -> Path:
-    """The captured OTLP requests: env STITCH_FIXTURES, else `<package root>/../shared/fixtures/mlflow-otlp`."""
-    path = Path(os.environ.get("STITCH_FIXTURES") or REPO_ROOT.parent / "shared" / "fixtures" / "mlflow-otlp")
-    if not path.is_dir():
-        pytest.fail(f"OTLP fixtures not found at {path}: set STITCH_FIXTURES", pytrace=False)
+    """The captured OTLP requests kept in the repository: `Tests/Fixtures/mlflow-otlp`."""
+    path = REPO_ROOT / "Tests" / "Fixtures" / "mlflow-otlp"
+    if not (path / "SHA256SUMS").is_file() or not any(path.glob("*.pb")):
+        pytest.fail(f"the captured fixtures are missing from {path} (a broken checkout?)", pytrace=False)
     return path
 
 

@@ -1,25 +1,14 @@
 import Foundation
 import OTLPWire
+import StitchTestSupport
 
-/// The captured requests in `shared/fixtures/mlflow-otlp` (beside the package root, or `STITCH_FIXTURES`).
+/// The captured requests (`Tests/Fixtures/mlflow-otlp`, located and checked by StitchTestSupport), with
+/// the readers these tests need on top: decompressed bodies and the protobuf text dumps.
 enum Fixtures {
-    static let directory: URL = {
-        if let override = ProcessInfo.processInfo.environment["STITCH_FIXTURES"], !override.isEmpty {
-            return URL(fileURLWithPath: override)
-        }
-        // The package root is the nearest directory above this file that holds Package.swift.
-        var root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while root.path != "/", !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
-            root = root.deletingLastPathComponent()
-        }
-        return root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/mlflow-otlp")
-    }()
+    static var directory: URL { StitchTestSupport.Fixtures.directory }
 
     /// Every captured protobuf body (`*.pb`, `*.pb.gz`), by file name.
-    static let bodyNames: [String] = {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return names.filter { $0.hasSuffix(".pb") || $0.hasSuffix(".pb.gz") }.sorted()
-    }()
+    static var bodyNames: [String] { StitchTestSupport.Fixtures.bodyNames }
 
     /// The (decompressed) body of `name`.
     static func body(_ name: String) throws -> [UInt8] {

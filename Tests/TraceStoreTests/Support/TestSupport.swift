@@ -1,22 +1,15 @@
 import CoreMetrics
 import Foundation
 import OTLPWire
+import StitchTestSupport
 import Synchronization
 import TraceAssembler
 @testable import TraceStore
 
-/// The captured MLflow/OTel requests: `<package root>/../shared/fixtures/mlflow-otlp`, or
-/// `$STITCH_FIXTURES`.
+/// The captured MLflow/OTel requests (`Tests/Fixtures/mlflow-otlp`, located and checked by
+/// StitchTestSupport).
 enum Fixtures {
-    static var directory: URL {
-        if let override = ProcessInfo.processInfo.environment["STITCH_FIXTURES"], !override.isEmpty {
-            return URL(fileURLWithPath: override)
-        }
-        // Tests/TraceStoreTests/Support/TestSupport.swift → package root.
-        let packageRoot = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures/mlflow-otlp")
-    }
+    static var directory: URL { StitchTestSupport.Fixtures.directory }
 
     static func data(_ name: String) throws -> Data {
         try Data(contentsOf: directory.appendingPathComponent(name))
