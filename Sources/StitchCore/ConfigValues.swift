@@ -1,32 +1,106 @@
 /// Parsing of the human forms used in configuration: durations (`500ms`, `2s`, `10m`, `1h`) and
-/// byte sizes (`64MiB`, `1GiB`, `512KiB`, `1000`, also `MB`/`KB`/`GB` as powers of 1000).
+/// byte sizes (`64MiB`, `1GiB`, `512KiB`, `1000`, also `MB`/`KB`/`GB` as powers of 1000), each checked
+/// against the range its option accepts.
+///
+/// Numbers are read as `Double` and compared with the range before they become a `Duration` or an
+/// `Int`, so no text, however large, negative or odd (`1e308`, `nan`, `99999999999999h`), can overflow
+/// a conversion: it is a problem with a message, never a crash.
 public enum ConfigValues {
-    public static func duration(_ text: String) -> Duration? {
+    /// Why a value was not accepted (the reason shown after the key path).
+    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        public var reason: String
+        public var description: String { reason }
+    }
+
+    private static let durationUnits: [(suffix: String, seconds: Double)] = [
+        ("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400),
+    ]
+
+    private static let sizeUnits: [(suffix: String, factor: Double)] = [
+        ("KiB", 1024), ("MiB", 1024 * 1024), ("GiB", 1024 * 1024 * 1024), ("TiB", 1024 * 1024 * 1024 * 1024),
+        ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12), ("B", 1),
+    ]
+
+    /// The number of seconds `text` says (any sign, any magnitude), or nil if it is not a duration.
+    static func seconds(_ text: String) -> Double? {
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(suffix: String, nanos: Double)] = [
-            ("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9),
-        ]
-        for (suffix, nanos) in units where trimmed.hasSuffix(suffix) {
+        for (suffix, seconds) in durationUnits where trimmed.hasSuffix(suffix) {
             let number = trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
             // "ms" also ends in "s": only accept when what remains is a plain number.
-            guard let value = Double(number), value >= 0, value.isFinite else { continue }
-            return .nanoseconds(Int64(value * nanos))
+            guard let value = plainNumber(number) else { continue }
+            return value * seconds
         }
         return nil
     }
 
-    public static func size(_ text: String) -> Int? {
+    /// The number of bytes `text` says (any sign, any magnitude), or nil if it is not a size.
+    static func bytes(_ text: String) -> Double? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let units: [(suffix: String, factor: Double)] = [
-            ("KiB", 1024), ("MiB", 1024 * 1024), ("GiB", 1024 * 1024 * 1024),
-            ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("B", 1),
-        ]
-        for (suffix, factor) in units where trimmed.lowercased().hasSuffix(suffix.lowercased()) {
+        for (suffix, factor) in sizeUnits where trimmed.lowercased().hasSuffix(suffix.lowercased()) {
             let number = trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
-            guard let value = Double(number), value >= 0, value * factor < Double(Int.max) else { return nil }
-            return Int(value * factor)
+            return plainNumber(number).map { $0 * factor }
         }
-        return Int(trimmed).flatMap { $0 >= 0 ? $0 : nil }
+        return plainNumber(trimmed)
+    }
+
+    /// A finite decimal number (`12`, `1.5`, `-3`, `1_000`); not `nan`, `inf` or hexadecimal.
+    private static func plainNumber(_ text: String) -> Double? {
+        let digits = text.replacingOccurrences(of: "_", with: "")
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "e" || $0 == "E") }),
+              let value = Double(digits), value.isFinite else { return nil }
+        return value
+    }
+
+    /// `text` as a duration within `range`.
+    public static func duration(_ text: String, within range: ClosedRange<Duration>) -> Result<Duration, Problem> {
+        guard let seconds = seconds(text) else {
+            return .failure(Problem(reason: "'\(text)' is not a duration (e.g. 500ms, 2s, 10m, 1h)"))
+        }
+        guard seconds >= Self.seconds(of: range.lowerBound), seconds <= Self.seconds(of: range.upperBound) else {
+            return .failure(Problem(reason: "'\(text)' is out of range: must be between \(format(range.lowerBound)) and \(format(range.upperBound))"))
+        }
+        // Within the range, so well inside what Int64 nanoseconds hold (ranges stay under ~290 years).
+        return .success(.nanoseconds(Int64((seconds * 1e9).rounded())))
+    }
+
+    /// `text` as a byte count within `range`.
+    public static func size(_ text: String, within range: ClosedRange<Int>) -> Result<Int, Problem> {
+        guard let bytes = bytes(text) else {
+            return .failure(Problem(reason: "'\(text)' is not a byte size (e.g. 1048576, 512KiB, 64MiB, 1GiB)"))
+        }
+        guard bytes >= Double(range.lowerBound), bytes <= Double(range.upperBound) else {
+            return .failure(Problem(reason: "'\(text)' is out of range: must be between \(format(size: range.lowerBound)) and \(format(size: range.upperBound))"))
+        }
+        return .success(Int(bytes))
+    }
+
+    /// `text` as a whole number within `range` (`_` may group digits).
+    public static func count(_ text: String, within range: ClosedRange<Int>) -> Result<Int, Problem> {
+        guard let value = plainNumber(text.trimmingCharacters(in: .whitespaces)), value.rounded() == value else {
+            return .failure(Problem(reason: "'\(text)' is not a whole number"))
+        }
+        guard value >= Double(range.lowerBound), value <= Double(range.upperBound) else {
+            return .failure(Problem(reason: "'\(text)' is out of range: must be between \(range.lowerBound) and \(range.upperBound)"))
+        }
+        return .success(Int(value))
+    }
+
+    /// The longest duration any option accepts: ten years.
+    public static let longestDuration: Duration = .seconds(10 * 365 * 86400)
+
+    /// Any non-negative duration up to `longestDuration` (for callers without a range of their own).
+    public static func duration(_ text: String) -> Duration? {
+        try? duration(text, within: .zero ... longestDuration).get()
+    }
+
+    static func seconds(of duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) * 1e-18
+    }
+
+    /// Any non-negative size an `Int` can hold.
+    public static func size(_ text: String) -> Int? {
+        try? size(text, within: 0 ... Int.max / 2).get()
     }
 
     public static func format(_ duration: Duration) -> String {

@@ -69,6 +69,14 @@ public struct DestinationConfiguration: Sendable, Equatable {
 
 /// Parses the `destinations:` list of the configuration file, collecting every problem with its key path.
 enum DestinationParser {
+    /// What each ranged destination value accepts.
+    enum Limits {
+        static let queueBytes = (1 << 20) ... (1 << 50)
+        static let retryInterval: ClosedRange<Duration> = .milliseconds(1) ... .seconds(86400)
+        static let timeout: ClosedRange<Duration> = .milliseconds(1) ... .seconds(3600)
+        static let requestBytes = (1 << 10) ... OTLPHTTPDestinationConfiguration.requestBytesLimit
+    }
+
     static func parse(_ node: Node, source: String, problems: inout [ConfigurationProblem]) -> [DestinationConfiguration] {
         guard case .sequence(let items) = node else {
             problems.append(.init(keyPath: "destinations", source: source, reason: "must be a list of destinations"))
@@ -129,6 +137,19 @@ enum DestinationParser {
             return value
         }
 
+        /// A value parsed and range-checked by `parse`; its problem is reported at the value's key path.
+        mutating func ranged<T>(_ entries: [String: Node], _ name: String, in key: String?,
+                                _ parse: (String) -> Result<T, ConfigValues.Problem>) -> T? {
+            guard let text = scalar(entries, name, in: key) else { return nil }
+            switch parse(text) {
+            case .success(let value):
+                return value
+            case .failure(let failure):
+                problem(key.map { "\($0).\(name)" } ?? name, failure.reason)
+                return nil
+            }
+        }
+
         mutating func headers(_ entries: [String: Node], in key: String) -> [String: String] {
             guard let node = entries["headers"] else { return [:] }
             guard case .mapping(let mapping) = node else {
@@ -168,14 +189,17 @@ enum DestinationParser {
         var queueMaxBytes = 1 << 30
         var queueFsync = FsyncPolicy.batch
         if let queueNode = entries["queue"], let queue = context.mapping(queueNode, key: "queue", allowed: ["max_bytes", "fsync"]) {
-            queueMaxBytes = context.parsed(queue, "max_bytes", in: "queue", ConfigValues.size, expected: "a byte size") ?? queueMaxBytes
+            queueMaxBytes = context.ranged(queue, "max_bytes", in: "queue") { ConfigValues.size($0, within: Limits.queueBytes) } ?? queueMaxBytes
             queueFsync = context.parsed(queue, "fsync", in: "queue", { FsyncPolicy(rawValue: $0.lowercased()) }, expected: "batch or never") ?? queueFsync
-            if queueMaxBytes < 1 << 20 { context.problem("queue.max_bytes", "must be at least 1MiB") }
         }
         var retry = RetryPolicy()
         if let retryNode = entries["retry"], let settings = context.mapping(retryNode, key: "retry", allowed: ["initial_interval", "max_interval"]) {
-            retry.initialInterval = context.parsed(settings, "initial_interval", in: "retry", ConfigValues.duration, expected: "a duration") ?? retry.initialInterval
-            retry.maxInterval = context.parsed(settings, "max_interval", in: "retry", ConfigValues.duration, expected: "a duration") ?? retry.maxInterval
+            retry.initialInterval = context.ranged(settings, "initial_interval", in: "retry") {
+                ConfigValues.duration($0, within: Limits.retryInterval)
+            } ?? retry.initialInterval
+            retry.maxInterval = context.ranged(settings, "max_interval", in: "retry") {
+                ConfigValues.duration($0, within: Limits.retryInterval)
+            } ?? retry.maxInterval
             for problem in retry.problems() { context.problem("retry", problem) }
         }
 
@@ -193,8 +217,10 @@ enum DestinationParser {
             var settings = OTLPHTTPDestinationConfiguration(endpoint: endpoint ?? "", headers: context.headers(otlp, in: "otlp"))
             settings.compression = context.parsed(otlp, "compression", in: "otlp", { HTTPCompression(rawValue: $0.lowercased()) },
                                                   expected: "gzip or none") ?? settings.compression
-            settings.timeout = context.parsed(otlp, "timeout", in: "otlp", ConfigValues.duration, expected: "a duration") ?? settings.timeout
-            settings.maxRequestBytes = context.parsed(otlp, "max_request_bytes", in: "otlp", ConfigValues.size, expected: "a byte size") ?? settings.maxRequestBytes
+            settings.timeout = context.ranged(otlp, "timeout", in: "otlp") { ConfigValues.duration($0, within: Limits.timeout) } ?? settings.timeout
+            settings.maxRequestBytes = context.ranged(otlp, "max_request_bytes", in: "otlp") {
+                ConfigValues.size($0, within: Limits.requestBytes)
+            } ?? settings.maxRequestBytes
             guard endpoint != nil else {
                 context.problem("otlp.endpoint", "is required (e.g. http://127.0.0.1:4318/v1/traces)")
                 return nil
@@ -211,7 +237,7 @@ enum DestinationParser {
             var settings = MLflowDestinationConfiguration(trackingURI: uri, experimentID: experiment, headers: context.headers(mlflow, in: "mlflow"))
             // A configured experiment is used as is, unless told to prefer the trace's own.
             settings.experimentFromTrace = context.parsed(mlflow, "experiment_from_trace", in: "mlflow", bool, expected: "true or false") ?? (experiment == nil)
-            settings.timeout = context.parsed(mlflow, "timeout", in: "mlflow", ConfigValues.duration, expected: "a duration") ?? settings.timeout
+            settings.timeout = context.ranged(mlflow, "timeout", in: "mlflow") { ConfigValues.duration($0, within: Limits.timeout) } ?? settings.timeout
             settings.compression = context.parsed(mlflow, "compression", in: "mlflow", { HTTPCompression(rawValue: $0.lowercased()) },
                                                   expected: "gzip or none") ?? settings.compression
             settings.setTraceTags = context.parsed(mlflow, "set_trace_tags", in: "mlflow", bool, expected: "true or false") ?? settings.setTraceTags

@@ -16,11 +16,36 @@ struct RunningDestination: Sendable {
     let persistent: PersistentQueue?
     /// The embedded store, for `store` destinations.
     let store: SQLiteTraceStore?
+    /// The forwarding destination's client (OTLP/HTTP or MLflow), for `otlp` and `mlflow` destinations.
+    let delivery: (any TraceDestination)?
     /// Writer first, then (for forwarding destinations) the sender.
     let services: [any Service]
 
     /// Full when it cannot take more now: its hand-off or its disk queue is at its limit.
     var isFull: Bool { handoff.isFull || (persistent?.isFull ?? false) }
+
+    /// What the hand-off still holds, for a shutdown that ran out of time (nil when empty).
+    var pendingInMemory: String? {
+        let (traces, bytes) = handoff.occupancy
+        return traces == 0 ? nil : "\(traces) traces (\(bytes) bytes) not yet written"
+    }
+
+    /// What the disk queue still holds (it stays on disk and is sent after the next start).
+    var pendingOnDisk: String? {
+        guard let queued = persistent?.stats.queuedTraces, queued > 0 else { return nil }
+        return "\(queued) traces on disk not yet delivered"
+    }
+
+    /// Closes what `make` opened: the store's connections, the disk queue, the HTTP client.
+    func close() async {
+        if let store {
+            do { try await store.close() } catch {
+                Logger(label: "stitch").warning("store did not close cleanly", metadata: ["destination": "\(configuration.name)", "error": "\(error)"])
+            }
+        }
+        persistent?.close()
+        await delivery?.shutdown()
+    }
 
     static func make(_ configuration: DestinationConfiguration, stitch: StitchConfiguration,
                      logger: Logger, metrics: any MetricsFactory) throws -> RunningDestination {
@@ -34,7 +59,7 @@ struct RunningDestination: Sendable {
             let writer = SinkWriterService(name: configuration.name, queue: handoff, sink: store, batchSize: stitch.storeBatchMaxTraces,
                                            concurrentWrites: 2, logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: nil, store: store,
-                                      services: [writer])
+                                      delivery: nil, services: [writer])
         case .otlp, .mlflow:
             let directory = URL(fileURLWithPath: stitch.queueDirectory).appendingPathComponent(configuration.name)
             let queue = try PersistentQueue(
@@ -61,7 +86,7 @@ struct RunningDestination: Sendable {
                                            configuration: DestinationSenderConfiguration(retryPolicy: configuration.retry),
                                            logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: queue, store: nil,
-                                      services: [spool, ForwardingService(sender: sender, queue: queue, destination: destination)])
+                                      delivery: destination, services: [spool, ForwardingService(sender: sender)])
         }
     }
 }
@@ -78,17 +103,13 @@ struct PersistentQueueSink: TraceSink {
 }
 
 /// Delivers from the on-disk queue until graceful shutdown; what is not yet delivered stays on disk
-/// and is sent after the next start.
+/// and is sent after the next start. (The queue and the client are closed by the application.)
 struct ForwardingService: Service {
     let sender: DestinationSender<ContinuousClock>
-    let queue: PersistentQueue
-    let destination: any TraceDestination
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await sender.run()
         }
-        queue.close()
-        await destination.shutdown()
     }
 }

@@ -27,21 +27,60 @@ public struct StitchApplication: Sendable {
         self.registry = registry
     }
 
-    /// Runs until SIGTERM/SIGINT, then shuts down gracefully.
-    /// `onListening` is called with the bound address once the receiver accepts connections.
-    public func run(onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) async throws {
-        try await makeServiceGroup(signals: [.sigterm, .sigint], onListening: onListening).run()
+    /// Runs until one of `signals` (default SIGTERM, SIGINT), then shuts down gracefully.
+    ///
+    /// Every resource is opened here and closed before this returns, whatever happens: the
+    /// destinations (store connections, disk queues, HTTP clients) are opened one after another
+    /// before anything listens; when one cannot open, those opened before it are closed and
+    /// `DestinationStartupError` names it. After the services stop, every destination is closed.
+    ///
+    /// - Parameters:
+    ///   - onListening: called with the bound address once the receiver accepts connections.
+    ///   - onGroup: called with the running service group (`triggerGracefulShutdown()` on it stops it
+    ///     like SIGTERM).
+    ///   - onShutdownTimeout: called when graceful shutdown outlives `shutdown_timeout`, before the
+    ///     group is cancelled and `run` throws; `stitch serve` exits with status 3 there.
+    public func run(
+        signals: [UnixSignal] = [.sigterm, .sigint],
+        onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in },
+        onGroup: @Sendable (ServiceGroup) -> Void = { _ in },
+        onShutdownTimeout: @escaping @Sendable (any Error) -> Void = { _ in }
+    ) async throws {
+        let factory = PrometheusMetricsFactory(registry: registry)
+        let destinations = try await Self.open(configuration.effectiveDestinations, stitch: configuration, logger: logger, metrics: factory)
+        do {
+            let progress = ShutdownDeadline.Progress()
+            let group = makeServiceGroup(destinations: destinations, metrics: factory, progress: progress,
+                                         signals: signals, onListening: onListening)
+            onGroup(group)
+            try await ShutdownDeadline(timeout: configuration.shutdownTimeout, progress: progress)
+                .run(group, logger: logger, onTimeout: onShutdownTimeout)
+        } catch {
+            for destination in destinations.reversed() { await destination.close() }
+            throw error
+        }
+        for destination in destinations.reversed() { await destination.close() }
     }
 
-    /// The pipeline's services as a group; `triggerGracefulShutdown()` on it stops it like SIGTERM.
-    public func makeServiceGroup(
-        signals: [UnixSignal],
-        onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
-    ) throws -> ServiceGroup {
-        let factory = PrometheusMetricsFactory(registry: registry)
-        let destinations = try configuration.effectiveDestinations.map {
-            try RunningDestination.make($0, stitch: configuration, logger: logger, metrics: factory)
+    /// Opens each destination in order; on the first failure closes what was opened and throws.
+    static func open(_ configurations: [DestinationConfiguration], stitch: StitchConfiguration,
+                     logger: Logger, metrics: any MetricsFactory) async throws -> [RunningDestination] {
+        var opened: [RunningDestination] = []
+        for configuration in configurations {
+            do {
+                opened.append(try RunningDestination.make(configuration, stitch: stitch, logger: logger, metrics: metrics))
+            } catch {
+                for destination in opened.reversed() { await destination.close() }
+                throw DestinationStartupError(destination: configuration.name, target: describe(configuration.kind), reason: "\(error)")
+            }
         }
+        return opened
+    }
+
+    /// The pipeline's services as a group over open destinations.
+    func makeServiceGroup(destinations: [RunningDestination], metrics factory: PrometheusMetricsFactory,
+                          progress: ShutdownDeadline.Progress, signals: [UnixSignal],
+                          onListening: @escaping @Sendable (SocketAddress) -> Void) -> ServiceGroup {
         let assembler = TraceAssembler(
             configuration: configuration.assembler, clock: ContinuousClock(),
             logger: logger, metrics: factory, release: { traces in Self.fanOut(traces, to: destinations) })
@@ -62,14 +101,23 @@ public struct StitchApplication: Sendable {
 
         // Senders first, writers next, then the assembler, the receiver last: graceful shutdown runs
         // in reverse, so the receiver stops first and the senders last.
-        let senders = destinations.flatMap { $0.services.dropFirst() }
-        let writers = destinations.compactMap(\.services.first)
-        let services: [any Service] = senders + writers + [
-            AssemblerService(assembler: assembler, queues: destinations.map(\.handoff)),
-            ReceiverService(server: server, onStarted: onListening),
-            IdleMemoryService(assembler: assembler, queues: destinations.map(\.handoff),
-                              stores: destinations.compactMap(\.store), clock: ContinuousClock(), logger: logger, metrics: factory),
+        let senders = destinations.flatMap { destination in
+            destination.services.dropFirst().map { (ShutdownDeadline.Entry(name: "sender '\(destination.configuration.name)'",
+                                                                            pending: { destination.pendingOnDisk }), $0) }
+        }
+        let writers = destinations.compactMap { destination in
+            destination.services.first.map { (ShutdownDeadline.Entry(name: "writer '\(destination.configuration.name)'",
+                                                                      pending: { destination.pendingInMemory }), $0) }
+        }
+        let pipeline: [(ShutdownDeadline.Entry, any Service)] = [
+            (ShutdownDeadline.Entry(name: "assembler", pending: { nil }),
+             AssemblerService(assembler: assembler, queues: destinations.map(\.handoff))),
+            (ShutdownDeadline.Entry(name: "receiver", pending: { nil }), ReceiverService(server: server, onStarted: onListening)),
+            (ShutdownDeadline.Entry(name: "idle memory", pending: { nil }),
+             IdleMemoryService(assembler: assembler, queues: destinations.map(\.handoff),
+                               stores: destinations.compactMap(\.store), clock: ContinuousClock(), logger: logger, metrics: factory)),
         ]
+        let services = ShutdownDeadline.services(senders + writers + pipeline, progress: progress)
         return ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: signals,
@@ -95,4 +143,12 @@ public struct StitchApplication: Sendable {
         case .mlflow(let settings): settings.description
         }
     }
+}
+
+/// A destination could not be opened at start-up (Stitch exits with status 2).
+public struct DestinationStartupError: Error, Sendable, CustomStringConvertible {
+    public var destination: String
+    public var target: String
+    public var reason: String
+    public var description: String { "destination '\(destination)' (\(target)) cannot start: \(reason)" }
 }

@@ -29,6 +29,9 @@ public struct StitchConfiguration: Sendable, Equatable {
     public var storeBatchMaxTraces = 1000
     /// `retry_after`: the delay announced in `Retry-After` when refusing under pressure.
     public var retryAfter: Duration = .seconds(1)
+    /// `shutdown_timeout`: how long graceful shutdown (receiver stopped, assembler flushed, writers
+    /// drained) may take; past it Stitch says what it could not finish and exits with status 3.
+    public var shutdownTimeout: Duration = .seconds(30)
     /// `log_level`: trace, debug, info, notice, warning, error, critical.
     public var logLevel = Logger.Level.info
     /// `queue_dir`: where each forwarding destination keeps its on-disk queue and dead letters.
@@ -105,17 +108,24 @@ extension StitchConfiguration {
             config.defaultExperimentID = value
             return nil
         },
-        duration("idle_timeout", "release a closed trace after it has been quiet this long", \.assembler.idleTimeout),
-        duration("max_trace_age", "release any trace this long after its first span", \.assembler.maxTraceAge),
-        count("max_spans_per_trace", "release a trace in parts above this many spans", \.assembler.maxSpansPerTrace),
-        count("max_traces", "buffered traces at most; the oldest are released early", \.assembler.maxTraces),
-        size("max_buffered_bytes", "buffered span bytes at most; the oldest traces are released early", \.assembler.maxBufferedBytes),
-        duration("late_window", "how long released trace ids are remembered for late spans", \.assembler.lateWindow),
-        size("max_body_size", "request body limit, compressed and decompressed (413 over it)", \.maxBodySize),
-        count("max_connections", "open connections at most", \.maxConnections),
-        size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 503", \.storeQueueMaxBytes),
-        count("store_batch_max_traces", "traces per store transaction at most", \.storeBatchMaxTraces),
-        duration("retry_after", "delay announced in Retry-After when refusing under pressure", \.retryAfter),
+        duration("idle_timeout", "release a closed trace after it has been quiet this long", \.assembler.idleTimeout,
+                 .milliseconds(1) ... .seconds(86400)),
+        duration("max_trace_age", "release any trace this long after its first span", \.assembler.maxTraceAge,
+                 .milliseconds(1) ... .seconds(86400)),
+        count("max_spans_per_trace", "release a trace in parts above this many spans", \.assembler.maxSpansPerTrace, 1 ... 10_000_000),
+        count("max_traces", "buffered traces at most; the oldest are released early", \.assembler.maxTraces, 1 ... 10_000_000),
+        size("max_buffered_bytes", "buffered span bytes at most; the oldest traces are released early", \.assembler.maxBufferedBytes,
+             1 << 10 ... 1 << 40),
+        duration("late_window", "how long released trace ids are remembered for late spans", \.assembler.lateWindow,
+                 .zero ... .seconds(7 * 86400)),
+        size("max_body_size", "request body limit, compressed and decompressed (413 over it)", \.maxBodySize, 1 << 10 ... 1 << 30),
+        count("max_connections", "open connections at most", \.maxConnections, 1 ... 1_000_000),
+        size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 503", \.storeQueueMaxBytes,
+             1 << 10 ... 1 << 40),
+        count("store_batch_max_traces", "traces per store transaction at most", \.storeBatchMaxTraces, 1 ... 1_000_000),
+        duration("retry_after", "delay announced in Retry-After when refusing under pressure", \.retryAfter, .seconds(1) ... .seconds(3600)),
+        duration("shutdown_timeout", "graceful shutdown longer than this ends the process with exit status 3", \.shutdownTimeout,
+                 .milliseconds(100) ... .seconds(86400)),
         string("queue_dir", "directory of the forwarding destinations' on-disk queues", { $0.queueDirectory }) { config, value in
             guard !value.isEmpty else { return "must not be empty" }
             config.queueDirectory = value
@@ -135,29 +145,38 @@ extension StitchConfiguration {
         ConfigurationOption(key: key, help: help, defaultValue: current, apply: apply)
     }
 
-    private static func duration(_ key: String, _ help: String, _ path: WritableKeyPath<StitchConfiguration, Duration> & Sendable) -> ConfigurationOption {
-        ConfigurationOption(key: key, help: help, defaultValue: { ConfigValues.format($0[keyPath: path]) }) { config, value in
-            guard let duration = ConfigValues.duration(value) else { return "'\(value)' is not a duration (e.g. 500ms, 2s, 10m)" }
-            config[keyPath: path] = duration
-            return nil
+    private static func duration(_ key: String, _ help: String, _ path: WritableKeyPath<StitchConfiguration, Duration> & Sendable,
+                                 _ range: ClosedRange<Duration>) -> ConfigurationOption {
+        ranged(key, help, path, range: ConfigValues.format(range.lowerBound) + "–" + ConfigValues.format(range.upperBound),
+               format: ConfigValues.format) { ConfigValues.duration($0, within: range) }
+    }
+
+    private static func size(_ key: String, _ help: String, _ path: WritableKeyPath<StitchConfiguration, Int> & Sendable,
+                             _ range: ClosedRange<Int>) -> ConfigurationOption {
+        ranged(key, help, path, range: ConfigValues.format(size: range.lowerBound) + "–" + ConfigValues.format(size: range.upperBound),
+               format: { ConfigValues.format(size: $0) }) { ConfigValues.size($0, within: range) }
+    }
+
+    private static func count(_ key: String, _ help: String, _ path: WritableKeyPath<StitchConfiguration, Int> & Sendable,
+                              _ range: ClosedRange<Int>) -> ConfigurationOption {
+        ranged(key, help, path, range: "\(range.lowerBound)–\(range.upperBound)", format: { String($0) }) {
+            ConfigValues.count($0, within: range)
         }
     }
 
-    private static func size(_ key: String, _ help: String, _ path: WritableKeyPath<StitchConfiguration, Int> & Sendable) -> ConfigurationOption {
-        ConfigurationOption(key: key, help: help, defaultValue: { ConfigValues.format(size: $0[keyPath: path]) }) { config, value in
-            guard let size = ConfigValues.size(value) else { return "'\(value)' is not a byte size (e.g. 1048576, 512KiB, 64MiB, 1GiB)" }
-            config[keyPath: path] = size
-            return nil
-        }
-    }
-
-    private static func count(_ key: String, _ help: String, _ path: WritableKeyPath<StitchConfiguration, Int> & Sendable) -> ConfigurationOption {
-        ConfigurationOption(key: key, help: help, defaultValue: { String($0[keyPath: path]) }) { config, value in
-            guard let number = Int(value.replacingOccurrences(of: "_", with: "")), number >= 0 else {
-                return "'\(value)' is not a non-negative whole number"
+    /// An option whose value is parsed and range-checked by `parse`; its accepted range is part of its help.
+    private static func ranged<Value: Sendable>(
+        _ key: String, _ help: String, _ path: WritableKeyPath<StitchConfiguration, Value> & Sendable, range: String,
+        format: @escaping @Sendable (Value) -> String, parse: @escaping @Sendable (String) -> Result<Value, ConfigValues.Problem>
+    ) -> ConfigurationOption {
+        ConfigurationOption(key: key, help: "\(help) (\(range))", defaultValue: { format($0[keyPath: path]) }) { config, value in
+            switch parse(value) {
+            case .success(let parsed):
+                config[keyPath: path] = parsed
+                return nil
+            case .failure(let problem):
+                return problem.reason
             }
-            config[keyPath: path] = number
-            return nil
         }
     }
 
@@ -211,9 +230,29 @@ extension StitchConfiguration {
                 problems.append(.init(keyPath: key, source: "flag \(option.flag)", reason: reason))
             }
         }
+        // `db` names the embedded store used when no destinations are listed; with a list, the stores
+        // are the list's `store` entries, and a `db` given as well would be silently unused.
+        let dbSource = flags["db"] != nil ? "flag --db" : environment["STITCH_DB"] != nil ? "env STITCH_DB"
+            : (file.flatMap { try? fileValues($0.contents).values["db"] } != nil ? file?.path : nil)
+        if !config.destinations.isEmpty, let dbSource {
+            problems.append(.init(keyPath: "db", source: dbSource, reason:
+                "is not used when the configuration lists destinations:; list the store there (e.g. "
+                + "`- name: local` with `store: { path: \(config.db) }`), or remove destinations: to use db"))
+        }
+        config.applyDefaultExperiment()
         problems += config.validate()
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         return config
+    }
+
+    /// `default_experiment_id` is the experiment of every trace whose requests named none, in every
+    /// destination: the store's own default, and each `mlflow` destination without an `experiment_id`.
+    mutating func applyDefaultExperiment() {
+        for index in destinations.indices {
+            guard case .mlflow(var settings) = destinations[index].kind, settings.experimentID == nil else { continue }
+            settings.experimentID = defaultExperimentID
+            destinations[index].kind = .mlflow(settings)
+        }
     }
 
     /// Cross-field and range checks (after every source is applied).
@@ -224,13 +263,12 @@ extension StitchConfiguration {
             problems.append(.init(keyPath: key, source: "validation", reason: reason))
         }
         for issue in assembler.problems { problem(issue.key, issue.reason) }
-        if assembler.maxBufferedBytes < 1024 { problem("max_buffered_bytes", "must be at least 1KiB") }
-        if maxBodySize < 1024 { problem("max_body_size", "must be at least 1KiB") }
-        if maxBodySize > 1 << 30 { problem("max_body_size", "must not exceed 1GiB") }
-        if maxConnections < 1 { problem("max_connections", "must be at least 1") }
-        if storeQueueMaxBytes < 1024 { problem("store_queue_max_bytes", "must be at least 1KiB") }
-        if storeBatchMaxTraces < 1 { problem("store_batch_max_traces", "must be at least 1") }
-        if retryAfter < .seconds(1) { problem("retry_after", "must be at least 1s (Retry-After is in whole seconds)") }
+        // Each value within its option's range (a configuration built in code never went through parsing):
+        // the option reads back its own formatted value.
+        for option in Self.options {
+            var copy = self
+            if let reason = option.apply(&copy, option.defaultValue(self)) { problem(option.key, reason) }
+        }
         var names = Set<String>()
         for (index, destination) in effectiveDestinations.enumerated() where !names.insert(destination.name).inserted {
             problem("destinations[\(index)].name", "'\(destination.name)' is used by another destination")

@@ -179,6 +179,17 @@ public final class SQLiteTraceStore: TraceSink {
         }
     }
 
+    /// Closes the store's connections once the writes queued before this call are done. Nothing may
+    /// use the store afterwards.
+    public func close() async throws {
+        // Every write is queued on the writer's serial queue: once this block runs, they are done.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            pool.asyncWriteWithoutTransaction { _ in continuation.resume() }
+        }
+        checkpointer?.waitIdle()
+        try pool.close()
+    }
+
     /// Frees the connections' page caches (the writer's holds up to `writerCacheKiB` after a burst);
     /// reader connections close and reopen on the next query. Returns once the writer's is freed.
     public func releaseMemory() async {

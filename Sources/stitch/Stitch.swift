@@ -13,8 +13,10 @@ struct Stitch: AsyncParsableCommand {
         defaultSubcommand: Serve.self)
 }
 
-/// Exit code for an invalid configuration.
+/// Exit status for an invalid configuration, or a destination that cannot start.
 let configurationExitCode: Int32 = 2
+/// Exit status when graceful shutdown outlives `shutdown_timeout`.
+let shutdownTimeoutExitCode: Int32 = 3
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,6 +41,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Bytes of finished traces waiting for the store before 503 (default 256MiB).") var storeQueueMaxBytes: String?
     @Option(help: "Traces per store transaction at most (default 1000).") var storeBatchMaxTraces: String?
     @Option(help: "Retry-After announced under pressure (default 1s).") var retryAfter: String?
+    @Option(help: "Graceful shutdown longer than this exits with status 3 (default 30s).") var shutdownTimeout: String?
     @Option(help: "trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
     @Option(help: "Directory of the forwarding destinations' on-disk queues (default ./stitch-data/queues).") var queueDir: String?
     @Option(name: .customLong("forward"), help: "Also forward finished traces to this OTLP/HTTP endpoint (repeatable).")
@@ -51,7 +54,7 @@ struct Serve: AsyncParsableCommand {
             ("max_traces", maxTraces), ("max_buffered_bytes", maxBufferedBytes), ("late_window", lateWindow),
             ("max_body_size", maxBodySize), ("max_connections", maxConnections),
             ("store_queue_max_bytes", storeQueueMaxBytes), ("store_batch_max_traces", storeBatchMaxTraces),
-            ("retry_after", retryAfter), ("log_level", logLevel), ("queue_dir", queueDir),
+            ("retry_after", retryAfter), ("shutdown_timeout", shutdownTimeout), ("log_level", logLevel), ("queue_dir", queueDir),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }
@@ -74,13 +77,21 @@ struct Serve: AsyncParsableCommand {
         let started = ContinuousClock.now
         HeapArenas.limitCount()
         let application = StitchApplication(configuration: configuration, logger: logger)
-        try await application.run { address in
-            logger.info("stitch is ready", metadata: [
-                "listen": "\(address)", "db": "\(configuration.db)",
-                "startup.ms": "\((ContinuousClock.now - started) / .milliseconds(1))",
-            ])
-            let released = CodePages.release()
-            logger.debug("start-up code pages unmapped", metadata: ["bytes": "\(released)"])
+        do {
+            try await application.run(onListening: { address in
+                logger.info("stitch is ready", metadata: [
+                    "listen": "\(address)", "startup.ms": "\((ContinuousClock.now - started) / .milliseconds(1))",
+                ])
+                let released = CodePages.release()
+                logger.debug("start-up code pages unmapped", metadata: ["bytes": "\(released)"])
+            }, onShutdownTimeout: { error in
+                // Services that do not end even when cancelled must not keep the process alive.
+                FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
+                Foundation.exit(shutdownTimeoutExitCode)
+            })
+        } catch let error as DestinationStartupError {
+            FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
+            throw ExitCode(configurationExitCode)
         }
         logger.info("stitch stopped")
     }
@@ -96,17 +107,20 @@ struct Traces: AsyncParsableCommand {
         @Option(help: "YAML configuration file to take the db path from.") var config: String?
 
         func open() throws -> SQLiteTraceStore {
-            var flags: [String: String] = [:]
-            if let db { flags["db"] = db }
-            let configuration: StitchConfiguration
-            do {
-                configuration = try StitchConfiguration.load(configPath: config, flags: flags)
-            } catch {
-                FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
-                throw ExitCode(configurationExitCode)
+            // `--db` names the store to read; otherwise the configuration's query store.
+            let path: String
+            if let db {
+                path = db
+            } else {
+                do {
+                    path = try StitchConfiguration.load(configPath: config, flags: [:]).queryStorePath
+                } catch {
+                    FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
+                    throw ExitCode(configurationExitCode)
+                }
             }
             do {
-                return try SQLiteTraceStore(path: db ?? configuration.queryStorePath, readOnly: true)
+                return try SQLiteTraceStore(path: path, readOnly: true)
             } catch {
                 FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
                 throw ExitCode.failure

@@ -6,7 +6,7 @@ import Testing
 @Suite struct FixtureFolderTests {
     @Test func theRepositoryHoldsEveryCapturedFixture() throws {
         #expect(StitchTestSupport.Fixtures.problem(in: StitchTestSupport.Fixtures.directory) == nil)
-        #expect(StitchTestSupport.Fixtures.bodyNames.count >= 13)
+        #expect(StitchTestSupport.Fixtures.bodyNames.count >= 11)
         #expect(StitchTestSupport.Fixtures.directory.path.hasSuffix("Tests/Fixtures/mlflow-otlp"))
     }
 

@@ -73,4 +73,49 @@ struct DestinationConfigurationTests {
         #expect(!DestinationConfiguration.Selection.incomplete.wants(true, isLate: false))
         #expect(DestinationConfiguration.Selection.complete.wants(false, isLate: true))
     }
+
+    @Test("db beside a destinations list is refused, from every source, naming the source")
+    func dbBesideDestinations() {
+        let yaml = "destinations:\n  - name: local\n    store: { path: /tmp/a.db }\n"
+        for (file, environment, flags, source) in [
+            (yaml + "db: /tmp/b.db\n", [String: String](), [String: String](), "f.yaml"),
+            (yaml, ["STITCH_DB": "/tmp/b.db"], [:], "env STITCH_DB"),
+            (yaml, [:], ["db": "/tmp/b.db"], "flag --db"),
+        ] {
+            do {
+                _ = try StitchConfiguration.load(file: ("f.yaml", file), environment: environment, flags: flags)
+                Issue.record("accepted db from \(source)")
+            } catch {
+                #expect(error.problems.contains { $0.keyPath == "db" && $0.source == source }, "\(error.problems)")
+            }
+        }
+        // Without a list, db is the store; with a list and no db, the list's store is queried.
+        #expect((try? StitchConfiguration.load(file: nil, environment: [:], flags: ["db": "/tmp/b.db"]))?.queryStorePath == "/tmp/b.db")
+        #expect((try? StitchConfiguration.load(file: ("f.yaml", yaml), environment: [:], flags: [:]))?.queryStorePath == "/tmp/a.db")
+    }
+
+    @Test("default_experiment_id is the experiment of an mlflow destination without experiment_id")
+    func defaultExperiment() throws {
+        let yaml = """
+        default_experiment_id: "7"
+        destinations:
+          - name: own
+            mlflow: { tracking_uri: "http://127.0.0.1:5000" }
+          - name: fixed
+            mlflow: { tracking_uri: "http://127.0.0.1:5000", experiment_id: "3" }
+        """
+        for flags in [[String: String](), ["default_experiment_id": "9"]] {
+            let config = try StitchConfiguration.load(file: ("f.yaml", yaml), environment: [:], flags: flags)
+            let expected = flags["default_experiment_id"] ?? "7"
+            guard case .mlflow(let own) = config.effectiveDestinations[0].kind,
+                  case .mlflow(let fixed) = config.effectiveDestinations[1].kind else {
+                Issue.record("not mlflow destinations")
+                return
+            }
+            // A trace naming its own experiment keeps it; one naming none gets the default.
+            #expect(own.experiment(forTraceExperiment: nil) == expected)
+            #expect(own.experiment(forTraceExperiment: "5") == "5")
+            #expect(fixed.experiment(forTraceExperiment: nil) == "3")
+        }
+    }
 }

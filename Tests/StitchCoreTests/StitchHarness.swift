@@ -19,27 +19,41 @@ enum StitchHarness {
                            _ body: (Running) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stitch-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        var all = ["listen": "127.0.0.1:0", "db": directory.appendingPathComponent("stitch.db").path,
-                   "queue_dir": directory.appendingPathComponent("queues").path,
+        var all = ["listen": "127.0.0.1:0", "queue_dir": directory.appendingPathComponent("queues").path,
                    "idle_timeout": "200ms", "max_trace_age": "20s"]
+        // A file that lists destinations names its stores itself (a `db` beside them is refused).
+        if !(file?.contains("destinations:") ?? false) { all["db"] = directory.appendingPathComponent("stitch.db").path }
         all.merge(flags) { $1 }
         let configuration = try StitchConfiguration.load(file: file.map { ("test.yaml", $0) }, environment: [:], flags: all)
-        let portBox = Mutex<Int?>(nil)
-        let group = try StitchApplication(configuration: configuration, logger: Logger(label: "test"))
-            .makeServiceGroup(signals: []) { address in portBox.withLock { $0 = address.port } }
+        let portBox = Box<Int>()
+        let groupBox = Box<ServiceGroup>()
+        let application = StitchApplication(configuration: configuration, logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                try await application.run(signals: [], onListening: { address in if let port = address.port { portBox.set(port) } },
+                                          onGroup: { group in groupBox.set(group) })
+            }
             do {
-                let port = try await poll("listening") { portBox.withLock { $0 } }
+                let port = try await poll("listening") { portBox.value }
+                let group = try await poll("the service group") { groupBox.value }
                 try await body(Running(port: port, db: configuration.queryStorePath, group: group))
             } catch {
-                await group.triggerGracefulShutdown()
+                let group = groupBox.value
+                await group?.triggerGracefulShutdown()
                 try? await tasks.waitForAll()
                 throw error
             }
-            await group.triggerGracefulShutdown()
+            let group = groupBox.value
+            await group?.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
+    }
+
+    /// A value set once from another task.
+    final class Box<T: Sendable>: Sendable {
+        private let state = Mutex<T?>(nil)
+        func set(_ value: T) { state.withLock { $0 = value } }
+        var value: T? { state.withLock { $0 } }
     }
 
     /// Polls every 20 ms, up to `seconds`, until `probe` yields a value.

@@ -145,7 +145,10 @@ class StitchServer:
         failures = []
         for _ in range(1 if self.fixed_port else 3):
             self.port = self.fixed_port or free_port()
-            args = [str(self.binary), *self.subcommand, "--listen", f"127.0.0.1:{self.port}", "--db", str(self.db), *self.options]
+            # With a configuration that lists destinations the stores are named there (Stitch refuses a
+            # --db beside them): the harness's own store flag is left out then.
+            store = [] if self._config_lists_destinations() else ["--db", str(self.db)]
+            args = [str(self.binary), *self.subcommand, "--listen", f"127.0.0.1:{self.port}", *store, *self.options]
             with open(self.log_path, "ab") as log:
                 log.write(f"$ {' '.join(args)}\n".encode())
                 log.flush()
@@ -164,6 +167,13 @@ class StitchServer:
             if status == 0:
                 break
         pytest.fail(f"stitch did not become ready ({', '.join(failures)}); log:\n{tail(self.log_path)}", pytrace=False)
+
+    def _config_lists_destinations(self) -> bool:
+        options = list(self.options)
+        if "--config" not in options:
+            return False
+        config = Path(options[options.index("--config") + 1])
+        return any(line.startswith("destinations:") for line in config.read_text().splitlines())
 
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
