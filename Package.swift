@@ -1,11 +1,12 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.3
 import PackageDescription
 
 // One module per pipeline stage; dependencies point one way:
 // OTLPWire ← TraceAssembler ← TraceStore / Receiver ← StitchCore ← stitch
 let package = Package(
     name: "stitch",
-    platforms: [.macOS(.v14)],
+    // Linux only (Debian 12, Swift 6.3), as the README says; the glibc- and /proc-specific memory release
+    // (malloc_trim, madvise of code pages) is behind #if os(Linux).
     products: [
         .executable(name: "stitch", targets: ["stitch"]),
     ],

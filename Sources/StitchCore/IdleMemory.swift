@@ -1,4 +1,6 @@
+#if os(Linux)
 import CMalloc
+#endif
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -60,7 +62,7 @@ public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration 
                 guard state.observe(counts: [received] + queues.map(\.enqueued),
                                     drained: buffered == 0 && queues.allSatisfy(\.drained)) else { continue }
                 for store in stores { await store.releaseMemory() }
-                let trimmed = malloc_trim(0) != 0
+                let trimmed = HeapArenas.trim()
                 let unmapped = CodePages.release()
                 releases.increment()
                 logger.debug("idle: store caches freed, heap trimmed, code pages unmapped", metadata: [
@@ -79,9 +81,24 @@ public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration 
 public enum HeapArenas {
     public static let limit: Int32 = 2
 
-    /// Caps the number of arenas; call before the server's threads start. False when glibc refuses.
+    /// Caps the number of arenas; call before the server's threads start. False when glibc refuses,
+    /// and where there is no glibc.
     @discardableResult
     public static func limitCount() -> Bool {
+        #if os(Linux)
         mallopt(M_ARENA_MAX, limit) == 1
+        #else
+        false
+        #endif
+    }
+
+    /// Hands the heap's free pages back to the system (glibc's `malloc_trim`); false when nothing
+    /// was returned, and where there is no glibc.
+    static func trim() -> Bool {
+        #if os(Linux)
+        malloc_trim(0) != 0
+        #else
+        false
+        #endif
     }
 }
