@@ -31,6 +31,9 @@ let package = Package(
         // glibc's malloc_trim, to hand freed heap back to the system when the pipeline is idle.
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
+        // The one zlib binding: gzip / zlib / raw deflate, compress whole, inflate with a hard limit.
+        .target(name: "Deflate", dependencies: ["CZlib"]),
+
         // Zero-copy protobuf reader/writer, OTLP/JSON, span records. No I/O.
         .target(name: "OTLPWire"),
 
@@ -69,7 +72,7 @@ let package = Package(
         .target(
             name: "Exporters",
             dependencies: [
-                "OTLPWire", "TraceAssembler", "CZlib",
+                "OTLPWire", "TraceAssembler", "Deflate", "CZlib",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -83,7 +86,7 @@ let package = Package(
             name: "Receiver",
             dependencies: [
                 "OTLPWire",
-                "CZlib",
+                "Deflate",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -125,7 +128,7 @@ let package = Package(
         ),
 
         // Benchmarks: the load generator (stitch-load) and the decode micro-benchmark (stitch-bench-decode).
-        .target(name: "StitchLoadKit", dependencies: ["OTLPWire", "StitchTestSupport"], path: "Benchmarks/StitchLoadKit"),
+        .target(name: "StitchLoadKit", dependencies: ["OTLPWire", "Deflate", "StitchTestSupport"], path: "Benchmarks/StitchLoadKit"),
         .executableTarget(
             name: "stitch-load",
             dependencies: [
@@ -157,11 +160,12 @@ let package = Package(
 
         // Fixture loading, a raw HTTP client and compression helpers shared by the test targets.
         .target(name: "StitchTestSupport", dependencies: [
-            "CZlib", "OTLPWire",
+            "OTLPWire",
             .product(name: "Metrics", package: "swift-metrics"),
         ], path: "Tests/StitchTestSupport"),
 
-        .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel", "StitchTestSupport"]),
+        .testTarget(name: "DeflateTests", dependencies: ["Deflate"]),
+        .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel", "Deflate", "StitchTestSupport"]),
         .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore", "TraceAssembler", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "ExportersTests", dependencies: [
@@ -171,7 +175,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .testTarget(name: "ReceiverTests", dependencies: [
-            "Receiver", "OTLPWire", "StitchTestSupport",
+            "Receiver", "OTLPWire", "Deflate", "StitchTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

@@ -1,3 +1,4 @@
+import Deflate
 import OTLPWire
 import StitchTestSupport
 
@@ -110,7 +111,7 @@ public struct TrafficPlan: Sendable {
         case .protobuf: encoded = protobuf
         case .json: encoded = try OTLPJSON.jsonFromProtobuf(protobuf)
         }
-        let body = shape.gzip ? TestCompression.compress(encoded, format: .gzip) : encoded
+        let body = shape.gzip ? Deflate.compress(encoded, format: .gzip) : encoded
         return PlannedRequest(body: body, spans: spans.count, encodedBytes: encoded.count, isDuplicate: false)
     }
 }

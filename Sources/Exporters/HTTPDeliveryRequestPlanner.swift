@@ -1,3 +1,4 @@
+import Deflate
 import OTLPWire
 
 /// One `ExportTraceServiceRequest` body, ready to send.
@@ -67,7 +68,7 @@ struct RequestPlanner: Sendable {
         }
         let spans = Array(part.joined())
         let encoded = OTLPTraceEncoder.encodeRequest(spans)
-        let body = compression == .gzip ? Gzip.compress(encoded) : encoded
+        let body = compression == .gzip ? Deflate.compress(encoded, format: .gzip) : encoded
         if body.count <= maxRequestBytes || (!splittable && body.count <= spanRequestLimit) {
             requests.append(PlannedRequest(body: body, spanCount: spans.count, encodedBytes: encoded.count))
             return

@@ -1,3 +1,4 @@
+import Deflate
 import Foundation
 import OTLPWire
 import Receiver
@@ -32,9 +33,9 @@ struct OTLPExportEndpointTests {
     @Test("gzip, deflate (zlib and raw) bodies are inflated")
     func compressedBodies() async throws {
         let raw = try Fixtures.bytes("05")
-        for (encoding, format) in [("gzip", TestCompression.Format.gzip), ("deflate", .zlib), ("deflate", .rawDeflate)] {
+        for (encoding, format) in [("gzip", Deflate.Format.gzip), ("deflate", .zlib), ("deflate", .raw)] {
             let ingest = RecordingIngest()
-            let body = TestCompression.compress(raw, format: format)
+            let body = Deflate.compress(raw, format: format, level: 6)
             let response = await makeEndpoint(ingest: ingest).handle(headers: protobufHeaders + [("Content-Encoding", encoding)], body: body)
             #expect(response.status == 200, "\(encoding) \(format)")
             #expect(ingest.spanCount == 2)
@@ -79,7 +80,7 @@ struct OTLPExportEndpointTests {
         let endpoint = makeEndpoint(ingest: ingest, maxBodySize: 64 * 1024)
         #expect(endpoint.precheck(method: "POST", path: "/v1/traces", headers: protobufHeaders, contentLength: 64 * 1024 + 1)?.httpStatus == 413)
         // 16 MiB of zeros compresses to ~16 KiB: under the limit compressed, far over it inflated.
-        let bomb = TestCompression.compress([UInt8](repeating: 0, count: 16 << 20), format: .gzip)
+        let bomb = Deflate.compress([UInt8](repeating: 0, count: 16 << 20), format: .gzip, level: 6)
         #expect(bomb.count < 64 * 1024)
         let response = await endpoint.handle(headers: protobufHeaders + [("Content-Encoding", "gzip")], body: bomb)
         #expect(response.status == 413)

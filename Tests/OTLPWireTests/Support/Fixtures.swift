@@ -1,3 +1,4 @@
+import Deflate
 import Foundation
 import OTLPWire
 import StitchTestSupport
@@ -24,18 +25,7 @@ enum Fixtures {
     }
 
     private static func gunzip(_ url: URL) throws -> [UInt8] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["gzip", "-dc", url.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw WireError("gzip -dc \(url.path) exited with \(process.terminationStatus)")
-        }
-        return Array(data)
+        try Deflate.inflate(Array(Data(contentsOf: url)), format: .gzip, limit: 64 << 20)
     }
 }
 
