@@ -2,7 +2,7 @@
 import PackageDescription
 
 // One module per pipeline stage; dependencies point one way:
-// OTLPWire ← TraceAssembler ← TraceStore / Receiver ← StitchCore ← stitch
+// OTLPWire ← TraceAssembler ← { TraceModel ← SQLiteStore, Exporters, Receiver } ← StitchCore ← stitch
 let package = Package(
     name: "stitch",
     // Linux only (Debian 12, Swift 6.3), as the README says; the glibc- and /proc-specific memory release
@@ -54,12 +54,20 @@ let package = Package(
             ]
         ),
 
-        // MLflow-layout trace store (SQLite through GRDB), MLflow JSON, filter parser.
+        // MLflow's trace model: the rows of a trace (info, tags, metadata, span JSON, derived fields),
+        // MLflow's JSON, the filter language. No database: the backends below write and read it.
         .target(
-            name: "TraceStore",
+            name: "TraceModel",
+            dependencies: ["OTLPWire", "TraceAssembler"]
+        ),
+
+        // The embedded store: the trace model in SQLite (through GRDB), WAL with checkpoints beside the writer.
+        .target(
+            name: "SQLiteStore",
             dependencies: [
                 "OTLPWire",
                 "TraceAssembler",
+                "TraceModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,7 +108,7 @@ let package = Package(
         .target(
             name: "StitchCore",
             dependencies: [
-                "OTLPWire", "TraceAssembler", "TraceStore", "Receiver", "Exporters", "CMalloc",
+                "OTLPWire", "TraceAssembler", "TraceModel", "SQLiteStore", "Receiver", "Exporters", "CMalloc",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -152,7 +160,7 @@ let package = Package(
         .executableTarget(
             name: "stitch-bench-store",
             dependencies: [
-                "StitchLoadKit", "OTLPWire", "TraceAssembler", "TraceStore",
+                "StitchLoadKit", "OTLPWire", "TraceAssembler", "TraceModel", "SQLiteStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/StoreBench"
@@ -167,7 +175,7 @@ let package = Package(
         .testTarget(name: "DeflateTests", dependencies: ["Deflate"]),
         .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel", "Deflate", "StitchTestSupport"]),
         .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "OTLPWire", "StitchTestSupport"]),
-        .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore", "TraceAssembler", "OTLPWire", "StitchTestSupport"]),
+        .testTarget(name: "TraceStoreTests", dependencies: ["TraceModel", "SQLiteStore", "TraceAssembler", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "ExportersTests", dependencies: [
             "Exporters", "OTLPWire", "TraceAssembler", "StitchTestSupport", "Receiver",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -180,7 +188,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "StitchCoreTests", dependencies: [
-            "StitchCore", "TraceStore", "TraceAssembler", "OTLPWire", "StitchTestSupport",
+            "StitchCore", "TraceModel", "SQLiteStore", "TraceAssembler", "OTLPWire", "StitchTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Metrics", package: "swift-metrics"),

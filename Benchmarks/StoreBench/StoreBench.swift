@@ -3,7 +3,8 @@ import Foundation
 import OTLPWire
 import StitchLoadKit
 import TraceAssembler
-import TraceStore
+import SQLiteStore
+import TraceModel
 
 /// The store's share of the end-to-end path, alone: the generated traffic decoded and grouped into
 /// finished traces up front, then written into a fresh SQLite store in batches, as the sink writer

@@ -5,7 +5,8 @@ import Metrics
 import NIOPosix
 import ServiceLifecycle
 import TraceAssembler
-import TraceStore
+import SQLiteStore
+import TraceModel
 
 /// A destination as the pipeline runs it: the in-memory hand-off from the assembler, and for
 /// forwarding destinations the on-disk queue behind it.

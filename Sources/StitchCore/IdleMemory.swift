@@ -5,7 +5,8 @@ import Logging
 import Metrics
 import ServiceLifecycle
 import TraceAssembler
-import TraceStore
+import SQLiteStore
+import TraceModel
 
 /// Decides when to hand memory back: once nothing has arrived for a whole interval (the activity
 /// counts unchanged), nothing is buffered and every queue is written, and only once per quiet spell.

@@ -2,7 +2,8 @@ import Foundation
 import NIOPosix
 import Prometheus
 import Receiver
-import TraceStore
+import SQLiteStore
+import TraceModel
 
 /// The non-OTLP routes on the receiver's port: health, Prometheus metrics and the query API.
 ///

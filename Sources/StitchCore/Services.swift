@@ -5,7 +5,8 @@ import OTLPWire
 import Receiver
 import ServiceLifecycle
 import TraceAssembler
-import TraceStore
+import SQLiteStore
+import TraceModel
 
 /// Writes finished traces from the queue into a sink, many per call. Runs until the queue is finished
 /// and drained, so that on shutdown everything released is written before the process exits.

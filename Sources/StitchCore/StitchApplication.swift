@@ -8,7 +8,8 @@ import Receiver
 import ServiceLifecycle
 import UnixSignals
 import TraceAssembler
-import TraceStore
+import SQLiteStore
+import TraceModel
 
 /// The whole pipeline wired from a configuration:
 /// receiver → assembler → write queue → store, run as one `ServiceGroup` (with a service that hands

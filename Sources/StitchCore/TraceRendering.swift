@@ -1,5 +1,6 @@
 import Foundation
-import TraceStore
+import SQLiteStore
+import TraceModel
 
 /// Text views of stored traces for the command line.
 public enum TraceRendering {

@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import StitchCore
-import TraceStore
+import SQLiteStore
+import TraceModel
 
 @main
 struct Stitch: AsyncParsableCommand {

@@ -3,7 +3,8 @@ import OTLPWire
 import StitchCore
 import StitchTestSupport
 import Testing
-import TraceStore
+import SQLiteStore
+import TraceModel
 
 /// Stitch in front of Stitch: A forwards finished traces over OTLP/HTTP to B, which stores them.
 @Suite("Forwarding to an OTLP destination", .serialized)

@@ -9,7 +9,8 @@ import StitchTestSupport
 import Synchronization
 import Testing
 import TraceAssembler
-import TraceStore
+import SQLiteStore
+import TraceModel
 
 /// The whole pipeline in-process: receiver on an ephemeral port → assembler → queue → SQLite.
 @Suite("Pipeline end to end")

@@ -2,7 +2,8 @@ import OTLPWire
 import StitchTestSupport
 import Testing
 import TraceAssembler
-@testable import TraceStore
+@testable import SQLiteStore
+@testable import TraceModel
 
 /// The direct conversion (straight from the span's bytes) against the general one (decode, then
 /// MLflow's rules on strings): every row, every fact and the derived trace must be equal, for

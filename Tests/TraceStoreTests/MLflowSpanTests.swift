@@ -1,7 +1,8 @@
 import Foundation
 import OTLPWire
 import Testing
-@testable import TraceStore
+@testable import SQLiteStore
+@testable import TraceModel
 
 // The expected span JSON below was produced by MLflow 3.17.2 itself, from the same spans built as
 // OTLP protobufs: `translate_span_when_storing(Span.from_otel_proto(span, resource=…))` dumped with

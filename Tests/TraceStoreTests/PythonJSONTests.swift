@@ -1,7 +1,8 @@
 import Foundation
 import StitchTestSupport
 import Testing
-@testable import TraceStore
+@testable import SQLiteStore
+@testable import TraceModel
 
 // Expected texts were printed by CPython 3.11's `json.dumps` / `repr` (the values MLflow writes).
 @Suite struct PythonJSONTests {

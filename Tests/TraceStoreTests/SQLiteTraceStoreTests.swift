@@ -5,7 +5,8 @@ import Metrics
 import OTLPWire
 import Testing
 import TraceAssembler
-@testable import TraceStore
+@testable import SQLiteStore
+@testable import TraceModel
 
 @Suite struct SQLiteTraceStoreTests {
     static let fixtureRequestID = "tr-3bb6c5d66706eddb63619b9d8070258a"

@@ -1,6 +1,7 @@
 import OTLPWire
 import Testing
-@testable import TraceStore
+@testable import SQLiteStore
+@testable import TraceModel
 
 @Suite struct TraceDerivationTests {
     static let resourceA = StoredResource(detail: Build.resource([

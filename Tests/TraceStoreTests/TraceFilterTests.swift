@@ -1,5 +1,6 @@
 import Testing
-@testable import TraceStore
+@testable import SQLiteStore
+@testable import TraceModel
 
 @Suite struct TraceFilterTests {
     static let tagClause = "EXISTS (SELECT 1 FROM trace_tags k WHERE k.request_id = ti.request_id AND k.key = ? AND k.value = ?)"

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
-@testable import TraceStore
+@testable import SQLiteStore
+@testable import TraceModel
 
 /// The raw rows MLflow wrote for fixture 03 (`13-…sql-rows.json`), and the same rows read from a
 /// Stitch store, in one comparable shape.

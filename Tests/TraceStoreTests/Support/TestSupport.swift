@@ -4,7 +4,8 @@ import OTLPWire
 import StitchTestSupport
 import Synchronization
 import TraceAssembler
-@testable import TraceStore
+@testable import SQLiteStore
+@testable import TraceModel
 
 /// The captured MLflow/OTel requests (`Tests/Fixtures/mlflow-otlp`, located and checked by
 /// StitchTestSupport).

@@ -3,32 +3,32 @@ import OTLPWire
 /// What the trace-level derivation needs from one stored span. Built from a freshly converted
 /// `MLflowSpan` or from a `spans` row's content, so that a merge recomputes a trace from
 /// everything stored with the same rules as a first write.
-struct SpanFacts: Sendable, Equatable {
-    var spanID: SpanID
+package struct SpanFacts: Sendable, Equatable {
+    package var spanID: SpanID
     /// `SpanID.none` for a root span.
-    var parentSpanID: SpanID
-    var startTimeUnixNano: Int64
-    var endTimeUnixNano: Int64
+    package var parentSpanID: SpanID
+    package var startTimeUnixNano: Int64
+    package var endTimeUnixNano: Int64
     /// `UNSET`, `OK` or `ERROR`.
-    var status: String
+    package var status: String
     /// The span's resource in `stitch_resources` (nil when unknown).
-    var resourceID: Int64?
+    package var resourceID: Int64?
     /// `mlflow.spanInputs` / `mlflow.spanOutputs` as stored; kept for the root only (the trace's
     /// previews are the root's).
-    var inputs: String?
-    var outputs: String?
-    var sessionID: String?
-    var userID: String?
+    package var inputs: String?
+    package var outputs: String?
+    package var sessionID: String?
+    package var userID: String?
     /// `mlflow.chat.tokenUsage` when it is a JSON object.
-    var tokenUsage: PyObject?
+    package var tokenUsage: PyObject?
     /// `mlflow.llm.cost` when it is a JSON object.
-    var cost: PyObject?
+    package var cost: PyObject?
     /// Validated `mlflow.traceTag.<key>` attributes (only used for the root), in attribute order.
-    var traceTags: [(key: String, value: String)]
+    package var traceTags: [(key: String, value: String)]
 
-    var isRoot: Bool { parentSpanID.isZero }
+    package var isRoot: Bool { parentSpanID.isZero }
 
-    static func == (lhs: SpanFacts, rhs: SpanFacts) -> Bool {
+    package static func == (lhs: SpanFacts, rhs: SpanFacts) -> Bool {
         lhs.spanID == rhs.spanID && lhs.parentSpanID == rhs.parentSpanID
             && lhs.startTimeUnixNano == rhs.startTimeUnixNano && lhs.endTimeUnixNano == rhs.endTimeUnixNano
             && lhs.status == rhs.status && lhs.resourceID == rhs.resourceID && lhs.inputs == rhs.inputs
@@ -39,7 +39,7 @@ struct SpanFacts: Sendable, Equatable {
 
     /// Reads the facts from a span's final (stored) attributes, as `_log_spans_once`
     /// (mlflow/store/tracking/sqlalchemy_store.py) reads them.
-    init(spanID: SpanID, parentSpanID: SpanID, startTimeUnixNano: Int64, endTimeUnixNano: Int64,
+    package init(spanID: SpanID, parentSpanID: SpanID, startTimeUnixNano: Int64, endTimeUnixNano: Int64,
          status: String, resourceID: Int64?, attributes: PyObject) {
         self.spanID = spanID
         self.parentSpanID = parentSpanID
@@ -77,7 +77,7 @@ struct SpanFacts: Sendable, Equatable {
         traceTags = tags
     }
 
-    init(span: MLflowSpan, resourceID: Int64?) {
+    package init(span: MLflowSpan, resourceID: Int64?) {
         self.init(spanID: span.spanID, parentSpanID: span.parentSpanID,
                   startTimeUnixNano: Int64(clamping: span.startTimeUnixNano),
                   endTimeUnixNano: Int64(clamping: span.endTimeUnixNano),
@@ -86,20 +86,20 @@ struct SpanFacts: Sendable, Equatable {
 }
 
 /// A resource as the store keeps it: its attributes rendered as tag strings, in order.
-struct StoredResource: Sendable, Equatable {
+package struct StoredResource: Sendable, Equatable {
     /// Every attribute (including `telemetry.sdk.*`), value as MLflow would render it as a tag.
-    let attributes: [ResourceAttribute]
+    package let attributes: [ResourceAttribute]
     /// The trace tags MLflow derives from the resource: everything but `telemetry.sdk.*` and
     /// `mlflow.*`, validated like any trace tag. Kept, not computed per trace: a batch's traces
     /// share a few resources (checking the keys was ~2 % of preparing 10-span traces).
-    let traceTags: [(key: String, value: String)]
+    package let traceTags: [(key: String, value: String)]
 
-    struct ResourceAttribute: Sendable, Equatable, Hashable {
-        var key: String
-        var value: String
+    package struct ResourceAttribute: Sendable, Equatable, Hashable {
+        package var key: String
+        package var value: String
     }
 
-    init(attributes: [ResourceAttribute]) {
+    package init(attributes: [ResourceAttribute]) {
         self.attributes = attributes
         traceTags = attributes.compactMap { attribute in
             if attribute.key.hasPrefix("telemetry.sdk.") || attribute.key.hasPrefix("mlflow.") { return nil }
@@ -108,9 +108,9 @@ struct StoredResource: Sendable, Equatable {
     }
 
     /// Equal when the attributes are (the trace tags follow from them).
-    static func == (lhs: StoredResource, rhs: StoredResource) -> Bool { lhs.attributes == rhs.attributes }
+    package static func == (lhs: StoredResource, rhs: StoredResource) -> Bool { lhs.attributes == rhs.attributes }
 
-    init(detail: ResourceDetail) {
+    package init(detail: ResourceDetail) {
         var seen: [String: Int] = [:]
         var rendered: [ResourceAttribute] = []
         for attribute in detail.attributes {
@@ -125,14 +125,14 @@ struct StoredResource: Sendable, Equatable {
         self.init(attributes: rendered)
     }
 
-    var serviceName: String? { attributes.first { $0.key == "service.name" }?.value }
+    package var serviceName: String? { attributes.first { $0.key == "service.name" }?.value }
 
     /// Canonical text, the resource's identity in `stitch_resources`.
-    var canonicalJSON: String {
+    package var canonicalJSON: String {
         PyJSONWriter.dump(.object(PyObject(attributes.map { ($0.key, PyJSON.string($0.value)) })), ensureASCII: false)
     }
 
-    init?(canonicalJSON: String) {
+    package init?(canonicalJSON: String) {
         guard case .object(let object)? = PyJSONParser.parse(canonicalJSON) else { return nil }
         self.init(attributes: object.pairs.compactMap { pair in
             pair.value.stringValue.map { ResourceAttribute(key: pair.key, value: $0) }
@@ -141,39 +141,39 @@ struct StoredResource: Sendable, Equatable {
 }
 
 /// Token usage keys (mlflow/tracing/constant.py `TokenUsageKey`), in MLflow's column order.
-enum TokenUsage {
-    static let inputKey = "input_tokens"
-    static let outputKey = "output_tokens"
-    static let totalKey = "total_tokens"
-    static let requiredKeys = [inputKey, outputKey, totalKey]
-    static let cacheKeys = ["cache_read_input_tokens", "cache_creation_input_tokens", "cache_creation_input_tokens_above_1hr"]
-    static let allKeys = requiredKeys + cacheKeys
+package enum TokenUsage {
+    package static let inputKey = "input_tokens"
+    package static let outputKey = "output_tokens"
+    package static let totalKey = "total_tokens"
+    package static let requiredKeys = [inputKey, outputKey, totalKey]
+    package static let cacheKeys = ["cache_read_input_tokens", "cache_creation_input_tokens", "cache_creation_input_tokens_above_1hr"]
+    package static let allKeys = requiredKeys + cacheKeys
 }
 
 /// Cost keys (`CostKey`).
-enum TraceCost {
-    static let keys = ["input_cost", "output_cost", "total_cost"]
+package enum TraceCost {
+    package static let keys = ["input_cost", "output_cost", "total_cost"]
 }
 
 /// Everything `trace_info`, `trace_tags` and `trace_request_metadata` hold for one trace.
-struct DerivedTrace: Sendable, Equatable {
-    var timestampMs: Int64
-    var executionTimeMs: Int64?
+package struct DerivedTrace: Sendable, Equatable {
+    package var timestampMs: Int64
+    package var executionTimeMs: Int64?
     /// `OK`, `ERROR` or `IN_PROGRESS`.
-    var status: String
-    var requestPreview: String?
-    var responsePreview: String?
-    var sessionID: String?
-    var userID: String?
-    var traceName: String?
+    package var status: String
+    package var requestPreview: String?
+    package var responsePreview: String?
+    package var sessionID: String?
+    package var userID: String?
+    package var traceName: String?
     /// Keys of `TokenUsage.allKeys` that are known.
-    var tokenUsage: [String: Int64]
+    package var tokenUsage: [String: Int64]
     /// Keys of `TraceCost.keys` that are known.
-    var cost: [String: Double]
+    package var cost: [String: Double]
     /// In write order; a later key overrides an earlier one.
-    var tags: [(key: String, value: String)]
+    package var tags: [(key: String, value: String)]
 
-    static func == (lhs: DerivedTrace, rhs: DerivedTrace) -> Bool {
+    package static func == (lhs: DerivedTrace, rhs: DerivedTrace) -> Bool {
         lhs.timestampMs == rhs.timestampMs && lhs.executionTimeMs == rhs.executionTimeMs && lhs.status == rhs.status
             && lhs.requestPreview == rhs.requestPreview && lhs.responsePreview == rhs.responsePreview
             && lhs.sessionID == rhs.sessionID && lhs.userID == rhs.userID && lhs.traceName == rhs.traceName
@@ -182,7 +182,7 @@ struct DerivedTrace: Sendable, Equatable {
     }
 
     /// Tags with later writes applied over earlier ones.
-    var tagDictionary: [String: String] {
+    package var tagDictionary: [String: String] {
         var result: [String: String] = [:]
         for tag in tags { result[tag.key] = tag.value }
         return result
@@ -192,18 +192,18 @@ struct DerivedTrace: Sendable, Equatable {
 /// Derives a trace's stored fields from all of its spans (mlflow.md, "How MLflow derives a stored
 /// trace from OTLP spans"; `_log_spans_once` in mlflow/store/tracking/sqlalchemy_store.py), plus
 /// Stitch's own `stitch.*` tags.
-enum TraceDerivation {
-    static let previewMaximumLength = 1000
-    static let maximumSessionIDLength = 250
-    static let completenessTag = "stitch.completeness"
-    static let servicesTag = "stitch.services"
-    static let spansLocationTag = "mlflow.trace.spansLocation"
+package enum TraceDerivation {
+    package static let previewMaximumLength = 1000
+    package static let maximumSessionIDLength = 250
+    package static let completenessTag = "stitch.completeness"
+    package static let servicesTag = "stitch.services"
+    package static let spansLocationTag = "mlflow.trace.spansLocation"
 
     /// - Parameters:
     ///   - spans: every span of the trace (any order).
     ///   - resources: the resources the spans name by `resourceID`.
     ///   - completeness: the `stitch.completeness` value to record.
-    static func derive(spans: [SpanFacts], resources: [Int64: StoredResource], completeness: String) -> DerivedTrace {
+    package static func derive(spans: [SpanFacts], resources: [Int64: StoredResource], completeness: String) -> DerivedTrace {
         precondition(!spans.isEmpty, "a trace has at least one span")
         // Earliest first; the span id breaks ties so that the result does not depend on arrival order.
         // (Sorted by index: the facts are large values, costly to move.)
@@ -258,7 +258,7 @@ enum TraceDerivation {
     }
 
     /// Python's `//` for the non-negative and negative cases alike.
-    static func floorDiv(_ value: Int64, _ divisor: Int64) -> Int64 {
+    package static func floorDiv(_ value: Int64, _ divisor: Int64) -> Int64 {
         let quotient = value / divisor
         return (value % divisor != 0 && (value < 0) != (divisor < 0)) ? quotient - 1 : quotient
     }
@@ -268,7 +268,7 @@ enum TraceDerivation {
     /// `_get_truncated_preview` (mlflow/tracing/utils/truncation.py): for chat-shaped JSON, the
     /// text of the last message of `role`; otherwise the value itself; at most 1,000 characters
     /// (longer ones end in `...`). nil where MLflow's extraction raises (non-text content).
-    static func preview(_ value: String, role: String) -> String? {
+    package static func preview(_ value: String, role: String) -> String? {
         var content: PyJSON?
         if case .object(let object)? = PyJSONParser.parse(value),
            let messages = extractMessages(object), !messages.isEmpty {
@@ -341,7 +341,7 @@ enum TraceDerivation {
     /// `_aggregate_from_nodes` (mlflow/tracing/utils/__init__.py): sums each span's data unless an
     /// ancestor already carried data (roll-up integrations put cumulative usage on parents).
     /// `keys` are always present in the result; `optionalKeys` when some counted span had them.
-    static func aggregate(_ spans: [SpanFacts], keys: [String], optionalKeys: [String],
+    package static func aggregate(_ spans: [SpanFacts], keys: [String], optionalKeys: [String],
                          data: (SpanFacts) -> PyObject?) -> [String: Double]? {
         // Most traces carry no token usage or cost at all: nothing to walk then.
         guard spans.contains(where: { data($0) != nil }) else { return nil }
@@ -387,10 +387,10 @@ enum TraceDerivation {
     }
 
     /// `token_count_or_none`: integral, finite and within BIGINT.
-    static func tokenCount(_ value: Double) -> Int64? {
+    package static func tokenCount(_ value: Double) -> Int64? {
         guard value.isFinite, value == value.rounded(), abs(value) < 9.2e18 else { return nil }
         return Int64(value)
     }
 
-    static func finiteDouble(_ value: Double) -> Double? { value.isFinite ? value : nil }
+    package static func finiteDouble(_ value: Double) -> Double? { value.isFinite ? value : nil }
 }

@@ -1,3 +1,4 @@
+import TraceModel
 import GRDB
 
 /// The store's tables: MLflow's trace tables (schema revision `f4a9b2c7d1e6`, mlflow.md "MLflow's

@@ -3,25 +3,25 @@ import TraceAssembler
 
 /// One `spans` row, computed before the write transaction (the CPU-heavy part of a write: decoding
 /// and MLflow's JSON) so that the writer only binds values.
-struct SpanRow: Sendable, Equatable {
-    var spanID: String
-    var parentSpanID: String?
-    var name: String
-    var type: String?
-    var status: String
-    var startTimeUnixNano: Int64
-    var endTimeUnixNano: Int64
+package struct SpanRow: Sendable, Equatable {
+    package var spanID: String
+    package var parentSpanID: String?
+    package var name: String
+    package var type: String?
+    package var status: String
+    package var startTimeUnixNano: Int64
+    package var endTimeUnixNano: Int64
     /// `spans.content`, UTF-8 (bound as text without another copy).
-    var content: [UInt8]
-    var inputCost: Double?
-    var outputCost: Double?
-    var totalCost: Double?
-    var modelName: String?
-    var modelProvider: String?
+    package var content: [UInt8]
+    package var inputCost: Double?
+    package var outputCost: Double?
+    package var totalCost: Double?
+    package var modelName: String?
+    package var modelProvider: String?
 
-    static let modelDimensionMaximumLength = 500
+    package static let modelDimensionMaximumLength = 500
 
-    init(span: MLflowSpan) {
+    package init(span: MLflowSpan) {
         self.init(spanID: span.spanID, parentSpanID: span.parentSpanID, name: span.name, statusCode: span.statusCode,
                   startTimeUnixNano: span.startTimeUnixNano, endTimeUnixNano: span.endTimeUnixNano,
                   content: span.contentBytes, attribute: span.attribute)
@@ -30,7 +30,7 @@ struct SpanRow: Sendable, Equatable {
     /// - Parameters:
     ///   - statusCode: normalized (0 unset, 1 ok, 2 error).
     ///   - attribute: the span's stored (sanitized, translated) attribute text by key.
-    init(spanID: SpanID, parentSpanID: SpanID, name: String, statusCode: Int32, startTimeUnixNano: UInt64,
+    package init(spanID: SpanID, parentSpanID: SpanID, name: String, statusCode: Int32, startTimeUnixNano: UInt64,
          endTimeUnixNano: UInt64, content: [UInt8], attribute: (String) -> String?) {
         self.spanID = spanID.hex
         self.parentSpanID = parentSpanID.isZero ? nil : parentSpanID.hex
@@ -73,39 +73,39 @@ struct SpanRow: Sendable, Equatable {
 
 /// A span ready to be written: its row, its facts for the trace derivation, and which of the
 /// trace's resources it came from.
-struct PreparedSpan: Sendable {
-    var row: SpanRow
+package struct PreparedSpan: Sendable {
+    package var row: SpanRow
     /// `facts.resourceID` is nil here: the writer knows the stored ids of the trace's resources.
-    var facts: SpanFacts
+    package var facts: SpanFacts
     /// Index into `PreparedTrace.resources`, nil when the span's resource is unknown.
-    var resourceIndex: Int?
+    package var resourceIndex: Int?
 }
 
 /// A finished trace converted to MLflow's shape, before it touches the database.
-struct PreparedTrace: Sendable {
-    var requestID: String
+package struct PreparedTrace: Sendable {
+    package var requestID: String
     /// Parsed from `FinishedTrace.experimentID`; nil means the store's default.
-    var experimentID: Int64?
-    var reason: ReleaseReason
-    var spans: [PreparedSpan]
+    package var experimentID: Int64?
+    package var reason: ReleaseReason
+    package var spans: [PreparedSpan]
     /// Distinct resources of the spans.
-    var resources: [StoredResource]
+    package var resources: [StoredResource]
     /// `canonicalJSON` of each of `resources` (their identity in `stitch_resources`).
-    var resourceKeys: [String]
+    package var resourceKeys: [String]
     /// The trace's derived fields if nothing of it is stored yet (the usual case), computed here,
     /// off the writer's thread; a trace that merges into a stored one is derived by the writer.
-    var derivedAsNew: DerivedTrace
+    package var derivedAsNew: DerivedTrace
 
     /// A span on its way into a `PreparedTrace`: decoded, or already converted by
     /// `DirectSpanConverter`.
-    enum SpanInput {
+    package enum SpanInput {
         case detail(SpanDetail)
         case converted(row: SpanRow, facts: SpanFacts)
     }
 
     /// Builds the trace from decoded spans; `resourceIndex` points into `resources` (the decoded
     /// resources of the spans' requests, possibly with repeats).
-    init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
+    package init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
          spans details: [(span: SpanDetail, resourceIndex: Int?)], resources resourceDetails: [ResourceDetail]) {
         let requestID = MLflowSpan.requestID(for: traceID)
         self.init(requestID: requestID, storedRequestID: PyJSONWriter.dumpString(requestID), experimentID: experimentID,
@@ -164,7 +164,7 @@ struct PreparedTrace: Sendable {
     }
 
     /// Builds the trace from decoded spans each paired with its resource (tests build these by hand).
-    init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
+    package init(traceID: TraceID, experimentID: Int64?, reason: ReleaseReason,
          spans details: [(span: SpanDetail, resource: ResourceDetail?)]) {
         var resources: [ResourceDetail] = []
         let indexed = details.map { pair -> (span: SpanDetail, resourceIndex: Int?) in
@@ -180,14 +180,14 @@ struct PreparedTrace: Sendable {
     /// `DirectSpanConverter` can, else decoded first. Spans whose bytes do not decode are left out
     /// and reported in `failures` (the receiver has already validated them, so this means a bug).
     /// `direct: false` decodes every span (the tests compare both ways).
-    static func prepare(_ trace: FinishedTrace, experimentID: Int64?,
+    package static func prepare(_ trace: FinishedTrace, experimentID: Int64?,
                         direct: Bool = true) -> (trace: PreparedTrace?, failures: [String]) {
         var context = PreparationContext()
         return prepare(trace, experimentID: experimentID, direct: direct, context: &context)
     }
 
     /// As above, sharing `context` with the other traces of a batch.
-    static func prepare(_ trace: FinishedTrace, experimentID: Int64?, direct: Bool = true,
+    package static func prepare(_ trace: FinishedTrace, experimentID: Int64?, direct: Bool = true,
                         context: inout PreparationContext) -> (trace: PreparedTrace?, failures: [String]) {
         var failures: [String] = []
         var inputs: [(span: SpanInput, resourceIndex: Int?)] = []
@@ -231,11 +231,11 @@ struct PreparedTrace: Sendable {
     /// What the traces of one store batch share: their spans come from the same requests (a
     /// service's request carries spans of many traces), so each request's resources are decoded
     /// once per batch rather than once per trace; and the converter's scratch buffers.
-    struct PreparationContext {
-        var converter = DirectSpanConverter()
+    package struct PreparationContext {
+        package var converter = DirectSpanConverter()
         private var resources: [ResourceKey: Result<PreparedResource, WireError>] = [:]
 
-        init() {}
+        package init() {}
 
         fileprivate mutating func resource(of record: SpanRecord, key: ResourceKey) -> Result<PreparedResource, WireError> {
             if let known = resources[key] { return known }
@@ -248,13 +248,13 @@ struct PreparedTrace: Sendable {
     }
 
     /// A decoded resource with what the store needs of it.
-    struct PreparedResource {
-        var stored: StoredResource
+    package struct PreparedResource {
+        package var stored: StoredResource
         /// `stored.canonicalJSON`: its identity in `stitch_resources`.
-        var key: String
-        var serviceNameForRoot: String?
+        package var key: String
+        package var serviceNameForRoot: String?
 
-        init(_ detail: ResourceDetail) {
+        package init(_ detail: ResourceDetail) {
             stored = StoredResource(detail: detail)
             key = stored.canonicalJSON
             serviceNameForRoot = MLflowSpan.serviceNameForRoot(detail)
@@ -269,8 +269,8 @@ struct PreparedTrace: Sendable {
 
 /// How good a release reason is as the trace's `stitch.completeness`: when a stored trace is
 /// merged with a later release, the better one is kept (a later `closed` beats `timeout`).
-enum Completeness {
-    static func rank(_ reason: String) -> Int {
+package enum Completeness {
+    package static func rank(_ reason: String) -> Int {
         switch reason {
         case ReleaseReason.closed.rawValue: return 5
         case ReleaseReason.tooLarge.rawValue: return 4
@@ -282,7 +282,7 @@ enum Completeness {
     }
 
     /// The value to keep when `incoming` merges into a trace tagged `existing`.
-    static func merge(existing: String?, incoming: ReleaseReason) -> String {
+    package static func merge(existing: String?, incoming: ReleaseReason) -> String {
         guard let existing else { return incoming.rawValue }
         return rank(incoming.rawValue) > rank(existing) ? incoming.rawValue : existing
     }

@@ -1,3 +1,4 @@
+import TraceModel
 import Dispatch
 import GRDBSQLite
 import Synchronization

@@ -1,15 +1,15 @@
 /// A search filter compiled to SQL conditions over `trace_info AS ti`, with every value bound as a
 /// parameter (values never appear in the SQL text).
-struct TraceFilter: Sendable, Equatable {
-    enum Argument: Sendable, Equatable {
+package struct TraceFilter: Sendable, Equatable {
+    package enum Argument: Sendable, Equatable {
         case string(String)
         case integer(Int64)
     }
 
     /// Joined with AND.
-    var clauses: [String] = []
+    package var clauses: [String] = []
     /// One per `?` in `clauses`, in order.
-    var arguments: [Argument] = []
+    package var arguments: [Argument] = []
 
     /// Parses MLflow's trace search syntax, the parts that apply to Stitch's store:
     /// - `tag.<key> = '<v>'` / `!=` (also `tags.`; keys may be backquoted: ``tag.`service.name` ``)
@@ -21,7 +21,7 @@ struct TraceFilter: Sendable, Equatable {
     /// - `span.name = '<v>'`, `span.type = '<v>'`, `span.status = '<v>'` / `!=`: some span matches
     /// - comparisons joined by `AND` (any case); strings in single or double quotes, a quote inside
     ///   doubled (`'it''s'`) or backslash-escaped.
-    static func parse(_ text: String) throws(FilterError) -> TraceFilter {
+    package static func parse(_ text: String) throws(FilterError) -> TraceFilter {
         var parser = FilterParser(text: text)
         return try parser.parse()
     }

@@ -10,7 +10,7 @@ import OTLPWire
 ///
 /// Not `indirect`: arrays and objects already keep their elements in heap storage, and an indirect
 /// enum would box every value (a span's dozen attribute strings were a dozen allocations).
-enum PyJSON: Sendable, Equatable {
+package enum PyJSON: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -21,23 +21,23 @@ enum PyJSON: Sendable, Equatable {
     case array([PyJSON])
     case object(PyObject)
 
-    var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil
     }
 
-    var objectValue: PyObject? {
+    package var objectValue: PyObject? {
         if case .object(let value) = self { return value }
         return nil
     }
 
-    var arrayValue: [PyJSON]? {
+    package var arrayValue: [PyJSON]? {
         if case .array(let value) = self { return value }
         return nil
     }
 
     /// Python truthiness (`if value:`): empty strings, containers, zero, `None` and `False` are false.
-    var isTruthy: Bool {
+    package var isTruthy: Bool {
         switch self {
         case .null: return false
         case .bool(let value): return value
@@ -55,25 +55,25 @@ enum PyJSON: Sendable, Equatable {
 ///
 /// Span attribute sets are small, so lookups scan the pairs; an index is built only for large
 /// objects (a big kvlist value), keeping lookups O(1) there.
-struct PyObject: Sendable, Equatable {
+package struct PyObject: Sendable, Equatable {
     private(set) var pairs: [(key: String, value: PyJSON)] = []
     private var index: [String: Int]?
     private static let indexThreshold = 16
 
-    init() {}
+    package init() {}
 
     /// An empty object with room for `capacity` pairs.
-    init(capacity: Int) {
+    package init(capacity: Int) {
         pairs.reserveCapacity(capacity)
     }
 
-    init(_ pairs: [(String, PyJSON)]) {
+    package init(_ pairs: [(String, PyJSON)]) {
         for (key, value) in pairs { self[key] = value }
     }
 
-    var isEmpty: Bool { pairs.isEmpty }
-    var count: Int { pairs.count }
-    var keys: [String] { pairs.map(\.key) }
+    package var isEmpty: Bool { pairs.isEmpty }
+    package var count: Int { pairs.count }
+    package var keys: [String] { pairs.map(\.key) }
 
     private func position(of key: String) -> Int? {
         if let index { return index[key] }
@@ -84,7 +84,7 @@ struct PyObject: Sendable, Equatable {
     }
 
     /// Assignment keeps an existing key's position (as `dict[key] = value` does).
-    subscript(key: String) -> PyJSON? {
+    package subscript(key: String) -> PyJSON? {
         get { position(of: key).map { pairs[$0].value } }
         set {
             if let newValue {
@@ -107,7 +107,7 @@ struct PyObject: Sendable, Equatable {
         }
     }
 
-    static func == (lhs: PyObject, rhs: PyObject) -> Bool {
+    package static func == (lhs: PyObject, rhs: PyObject) -> Bool {
         lhs.pairs.elementsEqual(rhs.pairs) { $0.key == $1.key && $0.value == $1.value }
     }
 }
@@ -116,10 +116,10 @@ struct PyObject: Sendable, Equatable {
 
 /// Serializes like Python's `json.dumps(value)` with its default separators (`", "`, `": "`),
 /// `allow_nan=True` and float `repr`.
-enum PyJSONWriter {
+package enum PyJSONWriter {
     /// `json.dumps(text, ensure_ascii=False)`, one allocation when nothing needs escaping (the
     /// usual case for attribute values).
-    static func dumpString(_ text: String) -> String {
+    package static func dumpString(_ text: String) -> String {
         var text = text
         return text.withUTF8 { bytes -> String in
             guard !bytes.contains(where: needsEscape) else {
@@ -134,18 +134,18 @@ enum PyJSONWriter {
         }
     }
 
-    static func dump(_ value: PyJSON, ensureASCII: Bool) -> String {
+    package static func dump(_ value: PyJSON, ensureASCII: Bool) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(256)
         write(value, ensureASCII: ensureASCII, into: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func write(_ value: PyJSON, ensureASCII: Bool, into out: inout String) {
+    package static func write(_ value: PyJSON, ensureASCII: Bool, into out: inout String) {
         out += dump(value, ensureASCII: ensureASCII)
     }
 
-    static func write(_ value: PyJSON, ensureASCII: Bool, into out: inout [UInt8]) {
+    package static func write(_ value: PyJSON, ensureASCII: Bool, into out: inout [UInt8]) {
         switch value {
         case .null: append("null", to: &out)
         case .bool(let flag): append(flag ? "true" : "false", to: &out)
@@ -179,18 +179,18 @@ enum PyJSONWriter {
     /// Appends fixed text (keys, separators) with one copy; `+= "…".utf8` goes through the
     /// generic sequence path, byte by byte.
     @inline(__always)
-    static func append(_ text: StaticString, to out: inout [UInt8]) {
+    package static func append(_ text: StaticString, to out: inout [UInt8]) {
         text.withUTF8Buffer { out.append(contentsOf: $0) }
     }
 
     /// Appends a string's UTF-8 with one copy.
-    static func appendUTF8(_ text: String, to out: inout [UInt8]) {
+    package static func appendUTF8(_ text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { out.append(contentsOf: $0) }
     }
 
     /// The decimal digits of `number` (as `str(int)`), without an intermediate string.
-    static func appendInt(_ number: Int64, into out: inout [UInt8]) {
+    package static func appendInt(_ number: Int64, into out: inout [UInt8]) {
         if number < 0 { out.append(UInt8(ascii: "-")) }
         var magnitude = number.magnitude
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
@@ -207,7 +207,7 @@ enum PyJSONWriter {
     /// Python's string escaping: `ensure_ascii=False` escapes only `"`, `\` and C0 controls;
     /// `ensure_ascii=True` also escapes everything outside printable ASCII as `\uXXXX`
     /// (astral characters as a surrogate pair).
-    static func writeString(_ text: String, ensureASCII: Bool, into out: inout [UInt8]) {
+    package static func writeString(_ text: String, ensureASCII: Bool, into out: inout [UInt8]) {
         guard ensureASCII else {
             var text = text
             text.withUTF8 { writeString(utf8: $0, into: &out) }
@@ -230,7 +230,7 @@ enum PyJSONWriter {
     }
 
     /// `json.dumps(text, ensure_ascii=False)` of text given as UTF-8 bytes (which must be valid).
-    static func writeString(utf8 bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+    package static func writeString(utf8 bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         appendEscaped(bytes, into: &out)
         out.append(UInt8(ascii: "\""))
@@ -240,7 +240,7 @@ enum PyJSONWriter {
     /// and controls, which are escaped. Runs without escapes are found eight bytes at a time; the
     /// output goes through a small block on the stack, so that text full of quotes (JSON inside a
     /// string) costs one array append per block rather than two per quote.
-    static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+    package static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         guard let base = bytes.baseAddress else { return }
         var index = firstEscape(bytes, from: 0)
         guard index < bytes.count else {
@@ -280,7 +280,7 @@ enum PyJSONWriter {
     /// The index of the first byte at or after `start` that needs escaping, or `bytes.count`
     /// (eight bytes at a time; the parser finds the end of a string with it too).
     @inline(__always)
-    static func firstEscape(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+    package static func firstEscape(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
         var index = start
         while index + 8 <= bytes.count,
               !anyNeedsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
@@ -318,13 +318,13 @@ enum PyJSONWriter {
 
     /// Whether `json.dumps(ensure_ascii=False)` escapes this byte: a control character, `"` or `\\`.
     @inline(__always)
-    static func needsEscape(_ byte: UInt8) -> Bool {
+    package static func needsEscape(_ byte: UInt8) -> Bool {
         byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
     }
 
     /// Whether any of eight bytes is a control character, `"` or `\\` (bytes ≥ 0x80 never are).
     @inline(__always)
-    static func anyNeedsEscape(_ word: UInt64) -> Bool {
+    package static func anyNeedsEscape(_ word: UInt64) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         func hasZeroByte(_ value: UInt64) -> Bool { (value &- ones) & ~value & highs != 0 }
@@ -357,7 +357,7 @@ enum PyJSONWriter {
     /// Python's `repr(float)`: the shortest round-tripping digits, in positional notation when the
     /// decimal exponent is in -4...15 (with at least one fractional digit), else `d.ddde±XX`.
     /// `json.dumps` writes NaN and infinities as `NaN`, `Infinity`, `-Infinity`.
-    static func pythonFloatRepr(_ value: Double) -> String {
+    package static func pythonFloatRepr(_ value: Double) -> String {
         if value.isNaN { return "NaN" }
         if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
         // Swift's description yields the same shortest round-trip digits as Python's repr; only
@@ -406,10 +406,10 @@ enum PyJSONWriter {
 // MARK: - Reading (json.loads)
 
 /// What kind of value a JSON text holds (`PyJSONParser.kind(utf8:)`).
-enum PyJSONKind: Sendable, Equatable {
+package enum PyJSONKind: Sendable, Equatable {
     case null, bool, number, string, array, object
 
-    init(_ value: PyJSON) {
+    package init(_ value: PyJSON) {
         switch value {
         case .null: self = .null
         case .bool: self = .bool
@@ -424,7 +424,7 @@ enum PyJSONKind: Sendable, Equatable {
 /// Parses like Python's `json.loads` (strict mode): surrounding whitespace allowed, `NaN` and
 /// `±Infinity` accepted, control characters inside strings rejected, trailing data rejected.
 /// Returns nil where Python would raise `JSONDecodeError`.
-struct PyJSONParser {
+package struct PyJSONParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     /// False to only check the text: strings, containers and numbers are walked but not built.
     private let building: Bool
@@ -432,14 +432,14 @@ struct PyJSONParser {
     /// Nesting bound: Python raises RecursionError near 1,000 levels; deeper input is rejected.
     private static let maximumDepth = 512
 
-    static func parse(_ text: String) -> PyJSON? {
+    package static func parse(_ text: String) -> PyJSON? {
         run(text, building: true)
     }
 
     /// The kind of value `json.loads(text)` gives for text given as (valid) UTF-8, nil when it
     /// raises; allocates nothing (the store asks this of every attribute value, most of them never
     /// needed as a tree).
-    static func kind(utf8 bytes: UnsafeBufferPointer<UInt8>) -> PyJSONKind? {
+    package static func kind(utf8 bytes: UnsafeBufferPointer<UInt8>) -> PyJSONKind? {
         run(bytes, building: false).map(PyJSONKind.init)
     }
 

@@ -15,7 +15,7 @@ import OTLPWire
 /// repeated or not ASCII; a root span from one of MLflow's known clients (its service name becomes
 /// an attribute). Both ways give equal rows and facts: `DirectSpanConversionTests` compares them on
 /// generated and captured spans.
-struct DirectSpanConverter {
+package struct DirectSpanConverter {
     private var layout = SpanLayout()
     /// The stored text of the current span's attributes, back to back.
     private var stored: [UInt8] = []
@@ -37,7 +37,7 @@ struct DirectSpanConverter {
     /// - Parameters:
     ///   - serviceNameForRoot: `MLflowSpan.serviceNameForRoot` of the span's resource.
     ///   - storedRequestID: the stored `mlflow.traceRequestId` text of the span's trace.
-    mutating func convert(_ record: SpanRecord, serviceNameForRoot: String?,
+    package mutating func convert(_ record: SpanRecord, serviceNameForRoot: String?,
                           storedRequestID: String) -> (row: SpanRow, facts: SpanFacts)? {
         guard (try? record.layout(into: &layout)) == true, !layout.hasEvents, !layout.hasLinks else { return nil }
         if record.isRoot, let service = serviceNameForRoot, MLflowSpan.knownServiceNames.contains(service) { return nil }
@@ -171,7 +171,7 @@ struct DirectSpanConverter {
     }
 
     /// Whether every byte is below 0x80, eight at a time.
-    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    package static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         var index = 0
         var high: UInt64 = 0

@@ -9,47 +9,47 @@ import OTLPWire
 /// A span in the shape MLflow stores it: what `translate_span_when_storing(Span.from_otel_proto(…))`
 /// produces on MLflow's `/v1/traces` path (mlflow/server/otel_api.py → mlflow/entities/span.py →
 /// mlflow/tracing/otel/translation/__init__.py), and its JSON for the `spans.content` column.
-struct MLflowSpan: Sendable, Equatable {
-    var traceID: TraceID
-    var spanID: SpanID
+package struct MLflowSpan: Sendable, Equatable {
+    package var traceID: TraceID
+    package var spanID: SpanID
     /// `SpanID.none` for a root span.
-    var parentSpanID: SpanID
-    var name: String
+    package var parentSpanID: SpanID
+    package var name: String
     /// OTLP `Span.kind` raw value.
-    var kind: Int32
-    var startTimeUnixNano: UInt64
-    var endTimeUnixNano: UInt64
+    package var kind: Int32
+    package var startTimeUnixNano: UInt64
+    package var endTimeUnixNano: UInt64
     /// Normalized to MLflow's three codes (0 unset, 1 ok, 2 error).
-    var statusCode: Int32
+    package var statusCode: Int32
     /// Kept only for ERROR, as OpenTelemetry's `Status` does.
-    var statusMessage: String
+    package var statusMessage: String
     /// Insertion-ordered; every value is a `.string` holding the stored (JSON) text.
-    var attributes: PyObject
+    package var attributes: PyObject
     /// `{"name", "time_unix_nano", "attributes"}` objects.
-    var events: [PyJSON]
+    package var events: [PyJSON]
     /// `{"trace_id", "span_id", "attributes"}` objects.
-    var links: [PyJSON]
+    package var links: [PyJSON]
 
-    var isRoot: Bool { parentSpanID.isZero }
+    package var isRoot: Bool { parentSpanID.isZero }
 
-    func attribute(_ key: String) -> String? { attributes[key]?.stringValue }
+    package func attribute(_ key: String) -> String? { attributes[key]?.stringValue }
 
     /// `"tr-" + 32 lowercase hex`: MLflow's request id for an OTLP trace id.
-    static func requestID(for traceID: TraceID) -> String { "tr-" + traceID.hex }
+    package static func requestID(for traceID: TraceID) -> String { "tr-" + traceID.hex }
 
     /// Service names MLflow copies onto root spans as a `service.name` attribute
     /// (`_KNOWN_SERVICE_NAMES` in mlflow/server/otel_api.py).
-    static let knownServiceNames: Set<String> = ["claude-code", "codex_cli_rs", "codex_vscode", "gemini-cli", "qwen-code"]
+    package static let knownServiceNames: Set<String> = ["claude-code", "codex_cli_rs", "codex_vscode", "gemini-cli", "qwen-code"]
 
     // MARK: Conversion
 
     /// Converts a decoded OTLP span the way MLflow's OTLP endpoint does before storing it.
-    init(detail: SpanDetail, resource: ResourceDetail?) {
+    package init(detail: SpanDetail, resource: ResourceDetail?) {
         self.init(detail: detail, resourceServiceName: resource.flatMap(Self.serviceNameForRoot))
     }
 
     /// `str(service.name)` of a resource, as otel_api compares it with the known clients.
-    static func serviceNameForRoot(_ resource: ResourceDetail) -> String? {
+    package static func serviceNameForRoot(_ resource: ResourceDetail) -> String? {
         resource.attributes.first(where: { $0.key == "service.name" }).flatMap { pythonStr($0.value) }
     }
 
@@ -57,7 +57,7 @@ struct MLflowSpan: Sendable, Equatable {
     ///   - resourceServiceName: `serviceNameForRoot` of the span's resource.
     ///   - storedRequestID: the stored `mlflow.traceRequestId` value (`json.dumps` of the request id),
     ///     when the caller has it already (the same for every span of a trace).
-    init(detail: SpanDetail, resourceServiceName: String?, storedRequestID: String? = nil) {
+    package init(detail: SpanDetail, resourceServiceName: String?, storedRequestID: String? = nil) {
         traceID = detail.traceID
         spanID = detail.spanID
         parentSpanID = detail.parentSpanID
@@ -128,7 +128,7 @@ struct MLflowSpan: Sendable, Equatable {
     }
 
     /// `f"{int.from_bytes(raw, 'big'):0{width}x}"`: hex of the big-endian integer, zero-padded.
-    static func intHex(_ raw: [UInt8], width: Int) -> String {
+    package static func intHex(_ raw: [UInt8], width: Int) -> String {
         var hex = Substring(HexCoding.hex(raw))
         while hex.count > 1, hex.first == "0" { hex.removeFirst() }
         if hex.isEmpty { hex = "0" }
@@ -138,13 +138,13 @@ struct MLflowSpan: Sendable, Equatable {
     // MARK: Stored form
 
     /// `SpanStatusCode` as MLflow stores it in `spans.status`.
-    var statusName: String { Self.statusName(statusCode) }
+    package var statusName: String { Self.statusName(statusCode) }
 
     /// An OTLP status code as MLflow keeps it: 1 ok, 2 error, anything else 0 (unset).
-    static func normalizedStatusCode(_ code: Int32) -> Int32 { code == 1 || code == 2 ? code : 0 }
+    package static func normalizedStatusCode(_ code: Int32) -> Int32 { code == 1 || code == 2 ? code : 0 }
 
     /// The name of a normalized status code (0 unset, 1 ok, 2 error).
-    static func statusName(_ code: Int32) -> String { statusLiteral(code).description }
+    package static func statusName(_ code: Int32) -> String { statusLiteral(code).description }
 
     /// The OTLP enum name MLflow writes in the span JSON. MLflow reads spans through the
     /// OpenTelemetry SDK, whose `SpanKind` has no UNSPECIFIED; the OTLP spec lets a receiver treat
@@ -169,10 +169,10 @@ struct MLflowSpan: Sendable, Equatable {
 
     /// The span's JSON exactly as MLflow writes `spans.content` (`json.dumps(span_dict,
     /// ensure_ascii=False)`; key order as in fixture 13).
-    var contentJSON: String { String(decoding: contentBytes, as: UTF8.self) }
+    package var contentJSON: String { String(decoding: contentBytes, as: UTF8.self) }
 
     /// `contentJSON` as UTF-8.
-    var contentBytes: [UInt8] {
+    package var contentBytes: [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(320 + name.utf8.count + attributes.pairs.reduce(0) {
             $0 + $1.key.utf8.count + ($1.value.stringValue?.utf8.count ?? 16) * 9 / 8 + 8
@@ -190,7 +190,7 @@ struct MLflowSpan: Sendable, Equatable {
     /// Writes a span's `spans.content` JSON into `out`: the one place its layout lives. This runs for
     /// every stored span, so ids, numbers and fixed keys go in without intermediate strings; the
     /// closures write the events array, the attributes object and the links array.
-    static func writeContent(
+    package static func writeContent(
         traceID: TraceID, spanID: SpanID, parentSpanID: SpanID, name: String, kind: Int32,
         startTimeUnixNano: UInt64, endTimeUnixNano: UInt64, statusCode: Int32, statusMessage: String,
         into out: inout [UInt8], events: (inout [UInt8]) -> Void, attributes: (inout [UInt8]) -> Void,
@@ -229,21 +229,21 @@ struct MLflowSpan: Sendable, Equatable {
 }
 
 /// Attribute keys MLflow reads (mlflow/tracing/constant.py `SpanAttributeKey`).
-enum MLflowKeys {
-    static let requestID = "mlflow.traceRequestId"
-    static let inputs = "mlflow.spanInputs"
-    static let outputs = "mlflow.spanOutputs"
-    static let spanType = "mlflow.spanType"
-    static let tokenUsage = "mlflow.chat.tokenUsage"
-    static let chatTools = "mlflow.chat.tools"
-    static let cost = "mlflow.llm.cost"
-    static let model = "mlflow.llm.model"
-    static let modelProvider = "mlflow.llm.provider"
-    static let traceTagPrefix = "mlflow.traceTag."
-    static let sessionID = "session.id"
-    static let conversationID = "gen_ai.conversation.id"
-    static let userID = "user.id"
-    static let traceName = "mlflow.traceName"
+package enum MLflowKeys {
+    package static let requestID = "mlflow.traceRequestId"
+    package static let inputs = "mlflow.spanInputs"
+    package static let outputs = "mlflow.spanOutputs"
+    package static let spanType = "mlflow.spanType"
+    package static let tokenUsage = "mlflow.chat.tokenUsage"
+    package static let chatTools = "mlflow.chat.tools"
+    package static let cost = "mlflow.llm.cost"
+    package static let model = "mlflow.llm.model"
+    package static let modelProvider = "mlflow.llm.provider"
+    package static let traceTagPrefix = "mlflow.traceTag."
+    package static let sessionID = "session.id"
+    package static let conversationID = "gen_ai.conversation.id"
+    package static let userID = "user.id"
+    package static let traceName = "mlflow.traceName"
 }
 
 /// The OpenTelemetry GenAI semantic conventions part of MLflow's storing-time translation

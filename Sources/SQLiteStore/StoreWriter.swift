@@ -1,3 +1,4 @@
+import TraceModel
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -295,16 +296,6 @@ struct StoreWriter {
                 """).execute(arguments: [TraceMetadataKeys.user, user, requestID])
         }
     }
-}
-
-/// Trace metadata keys (mlflow/tracing/constant.py `TraceMetadataKey`).
-enum TraceMetadataKeys {
-    static let user = "mlflow.trace.user"
-    static let session = "mlflow.trace.session"
-    static let tokenUsage = "mlflow.trace.tokenUsage"
-    static let cost = "mlflow.trace.cost"
-    /// Kept in `trace_info` columns and presented as metadata on read, as MLflow does.
-    static let promoted: Set<String> = [session, tokenUsage, cost]
 }
 
 /// Binds one row's values to a prepared statement, column after column, with SQLite's C API, and

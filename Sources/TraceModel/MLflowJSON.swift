@@ -11,7 +11,7 @@ extension TraceInfoRecord {
         Data(PyJSONWriter.dump(jsonValue, ensureASCII: false).utf8)
     }
 
-    var jsonValue: PyJSON {
+    package var jsonValue: PyJSON {
         var object = PyObject()
         object["trace_id"] = .string(requestID)
         object["trace_location"] = .object(PyObject([
@@ -68,8 +68,8 @@ extension TraceSearchPage {
 
 /// protobuf's JSON form of a `google.protobuf.Timestamp` (RFC 3339, UTC, `Z`), which MLflow emits
 /// for `request_time`: fractional seconds only when non-zero, in groups of 3 digits.
-enum MLflowTimestamp {
-    static func json(milliseconds: Int64) -> String {
+package enum MLflowTimestamp {
+    package static func json(milliseconds: Int64) -> String {
         let seconds = TraceDerivation.floorDiv(milliseconds, 1000)
         let millis = Int(milliseconds - seconds * 1000)
         let days = TraceDerivation.floorDiv(seconds, 86_400)
@@ -87,7 +87,7 @@ enum MLflowTimestamp {
     }
 
     /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`).
-    static func civilDate(daysSinceEpoch: Int64) -> (year: Int64, month: Int, day: Int) {
+    package static func civilDate(daysSinceEpoch: Int64) -> (year: Int64, month: Int, day: Int) {
         let z = daysSinceEpoch + 719_468
         let era = TraceDerivation.floorDiv(z, 146_097)
         let dayOfEra = z - era * 146_097

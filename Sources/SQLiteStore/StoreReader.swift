@@ -1,3 +1,4 @@
+import TraceModel
 import Foundation
 import GRDB
 
