@@ -41,11 +41,11 @@ extension RequestPayload {
 }
 
 /// A decoded span together with its ids exactly as received (which may have the wrong length).
-struct RawSpanDetail {
-    var detail: SpanDetail
-    var traceID: [UInt8]
-    var spanID: [UInt8]
-    var parentSpanID: [UInt8]
+package struct RawSpanDetail {
+    package var detail: SpanDetail
+    package var traceID: [UInt8]
+    package var spanID: [UInt8]
+    package var parentSpanID: [UInt8]
 }
 
 /// Full decoders of the trace messages. Proto3 rules: the last occurrence of a scalar wins, repeated
@@ -247,17 +247,17 @@ extension WireReader {
 }
 
 /// A decoded `ScopeSpans` whose spans keep their ids as received.
-struct RawScopeSpans {
-    var scope: ScopeDetail?
-    var spans: [RawSpanDetail] = []
-    var schemaURL = ""
+package struct RawScopeSpans {
+    package var scope: ScopeDetail?
+    package var spans: [RawSpanDetail] = []
+    package var schemaURL = ""
 }
 
 /// A decoded `ResourceSpans` whose spans keep their ids as received.
-struct RawResourceSpans {
-    var resource: ResourceDetail?
-    var scopeSpans: [RawScopeSpans] = []
-    var schemaURL = ""
+package struct RawResourceSpans {
+    package var resource: ResourceDetail?
+    package var scopeSpans: [RawScopeSpans] = []
+    package var schemaURL = ""
 }
 
 extension OTLPTraceDecoder {
@@ -278,7 +278,7 @@ extension OTLPTraceDecoder {
 
     /// The request in the detail model, span ids as received. A repeated `resource` / `scope` field
     /// replaces the earlier one, as in `decode(_:experimentID:)`.
-    static func rawDetail(_ bytes: [UInt8]) throws(WireError) -> [RawResourceSpans] {
+    package static func rawDetail(_ bytes: [UInt8]) throws(WireError) -> [RawResourceSpans] {
         try bytes.withUnsafeBufferPointer { buffer throws(WireError) in
             var result: [RawResourceSpans] = []
             var request = WireReader(buffer, 0..<buffer.count)

@@ -1,6 +1,8 @@
 /// Appends compact JSON to a byte array; inserts commas itself.
-struct JSONWriter {
-    var bytes: [UInt8] = []
+package struct JSONWriter {
+    package init() {}
+
+    package var bytes: [UInt8] = []
     /// True after a value or a closed container: the next key or value needs a comma first.
     private var needsComma = false
 
@@ -8,44 +10,44 @@ struct JSONWriter {
         if needsComma { bytes.append(UInt8(ascii: ",")) }
     }
 
-    mutating func beginObject() {
+    package mutating func beginObject() {
         separate()
         bytes.append(UInt8(ascii: "{"))
         needsComma = false
     }
 
-    mutating func endObject() {
+    package mutating func endObject() {
         bytes.append(UInt8(ascii: "}"))
         needsComma = true
     }
 
-    mutating func beginArray() {
+    package mutating func beginArray() {
         separate()
         bytes.append(UInt8(ascii: "["))
         needsComma = false
     }
 
-    mutating func endArray() {
+    package mutating func endArray() {
         bytes.append(UInt8(ascii: "]"))
         needsComma = true
     }
 
     /// An object key; the value written next belongs to it.
-    mutating func key(_ name: String) {
+    package mutating func key(_ name: String) {
         separate()
         appendQuoted(name)
         bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
-    mutating func string(_ value: String) {
+    package mutating func string(_ value: String) {
         separate()
         appendQuoted(value)
         needsComma = true
     }
 
     /// A number, `true`, `false` or `null`, written as given.
-    mutating func raw(_ literal: String) {
+    package mutating func raw(_ literal: String) {
         separate()
         bytes.append(contentsOf: literal.utf8)
         needsComma = true

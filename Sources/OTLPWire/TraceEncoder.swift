@@ -43,28 +43,6 @@ public enum OTLPTraceEncoder {
         }
         return writer.bytes
     }
-
-    /// The encoded `Span` message of `span` (proto3: default values are not written; a zero parent
-    /// span id is left out).
-    public static func encodeSpan(_ span: SpanDetail) -> [UInt8] {
-        var writer = WireWriter()
-        writer.writeSpan(span)
-        return writer.bytes
-    }
-
-    /// The encoded `Resource` message.
-    public static func encodeResource(_ resource: ResourceDetail) -> [UInt8] {
-        var writer = WireWriter()
-        writer.writeResource(resource)
-        return writer.bytes
-    }
-
-    /// The encoded `InstrumentationScope` message.
-    public static func encodeScope(_ scope: ScopeDetail) -> [UInt8] {
-        var writer = WireWriter()
-        writer.writeScope(scope)
-        return writer.bytes
-    }
 }
 
 /// The spans of one (payload, resource) pair, split by scope, in first-appearance order.

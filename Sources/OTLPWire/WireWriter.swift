@@ -52,10 +52,6 @@ struct WireWriter {
         varintField(field, UInt64(bitPattern: value))
     }
 
-    mutating func boolField(_ field: UInt32, _ value: Bool) {
-        varintField(field, value ? 1 : 0)
-    }
-
     mutating func fixed64Field(_ field: UInt32, _ value: UInt64) {
         guard value != 0 else { return }
         tag(field, .fixed64)

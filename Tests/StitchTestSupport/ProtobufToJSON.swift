@@ -1,3 +1,7 @@
+import OTLPWire
+
+// The product reads OTLP/JSON (JSONToProtobuf) but never writes it: the writer of protobuf → JSON is
+// test support, the oracle of the round-trip tests and the load generator's JSON traffic.
 extension OTLPJSON {
     /// Converts a protobuf `ExportTraceServiceRequest` to OTLP/JSON: lowerCamelCase keys, ids as lowercase
     /// hex (as received, whatever their length), enums as integers, 64-bit integers as decimal strings,
