@@ -61,7 +61,7 @@ public struct DestinationSender<C: Clock>: Sendable where C.Duration == Duration
             guard let last = batch.last else { continue }
             guard await settle(batch.map(\.trace), logs: &logs) else { return }
             do {
-                try queue.acknowledge(through: last.sequence)
+                try await queue.acknowledge(through: last.sequence)
             } catch {
                 // The batch is done; it will be sent again after a restart (at-least-once).
                 logger.error("destination queue acknowledgement failed", metadata: [
@@ -129,7 +129,7 @@ public struct DestinationSender<C: Clock>: Sendable where C.Duration == Duration
         var attempt = 0
         while true {
             do {
-                try deadLetters.append(traces, reason: reason, response: response)
+                try await deadLetters.append(traces, reason: reason, response: response)
                 return true
             } catch {
                 attempt += 1

@@ -2,7 +2,6 @@ import Exporters
 import Foundation
 import Logging
 import Metrics
-import NIOPosix
 import ServiceLifecycle
 import TraceAssembler
 import TraceStore
@@ -19,7 +18,8 @@ struct RunningDestination: Sendable {
     /// Writer first, then (for forwarding destinations) the sender.
     let services: [any Service]
 
-    /// Full when it cannot take more now: its hand-off or its disk queue is at its limit.
+    /// Full when it cannot take more now: its hand-off or its disk queue is at its limit (lock-free
+    /// for the disk queue, whose flag its I/O thread publishes).
     var isFull: Bool { handoff.isFull || (persistent?.isFull ?? false) }
 
     static func make(_ configuration: DestinationConfiguration, stitch: StitchConfiguration,
@@ -61,34 +61,38 @@ struct RunningDestination: Sendable {
                                            configuration: DestinationSenderConfiguration(retryPolicy: configuration.retry),
                                            logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: queue, store: nil,
-                                      services: [spool, ForwardingService(sender: sender, queue: queue, destination: destination)])
+                                      services: [spool, ForwardingService(sender: sender, queue: queue, deadLetters: deadLetters,
+                                                                          destination: destination)])
         }
     }
 }
 
-/// Appends finished traces to a destination's on-disk queue, on a thread pool thread (the appends
-/// write and fsync files). Traces the full queue refuses are counted by the queue.
+/// Appends finished traces to a destination's on-disk queue (written and fsynced on the queue's own
+/// I/O thread). Traces the full queue refuses are counted by the queue.
 struct PersistentQueueSink: TraceSink {
     let queue: PersistentQueue
 
     func consume(_ traces: [FinishedTrace]) async throws {
-        let queue = self.queue
-        _ = try await NIOThreadPool.singleton.runIfActive { try queue.append(traces) }
+        try await queue.append(traces)
     }
 }
 
 /// Delivers from the on-disk queue until graceful shutdown; what is not yet delivered stays on disk
-/// and is sent after the next start.
+/// and is sent after the next start. Owns the I/O threads of the queue and the dead-letter store:
+/// they stop when `run()` returns (the spool writer, which appends, stops before: services stop in
+/// reverse order).
 struct ForwardingService: Service {
     let sender: DestinationSender<ContinuousClock>
     let queue: PersistentQueue
+    let deadLetters: DeadLetterStore
     let destination: any TraceDestination
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await sender.run()
         }
-        queue.close()
+        await queue.shutdown()
+        await deadLetters.shutdown()
         await destination.shutdown()
     }
 }
