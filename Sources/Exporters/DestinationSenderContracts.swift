@@ -56,6 +56,9 @@ public protocol DeliveryQueue: Sendable {
     func next(maxTraces: Int, maxBytes: Int) async -> [QueuedTrace]?
     /// Everything up to and including `sequence` is done.
     func acknowledge(through sequence: UInt64) async throws
+    /// Sets the queue's gauges to the present (the oldest record's age grows while nothing moves);
+    /// must not wait for the disk. The sender calls it every `gaugeInterval`.
+    func refreshMetrics()
 }
 
 extension PersistentQueue: DeliveryQueue {}

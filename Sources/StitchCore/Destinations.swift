@@ -6,6 +6,16 @@ import ServiceLifecycle
 import TraceAssembler
 import TraceStore
 
+/// How much a destination can take now, as the receiver sees it.
+enum DestinationPressure: Sendable, Equatable {
+    /// It takes more.
+    case accepting
+    /// Its in-memory hand-off is at its bound, but drains: into the store, or into a disk queue with room.
+    case behind
+    /// Its disk queue is at its bound: the destination is down, or far behind.
+    case full
+}
+
 /// A destination as the pipeline runs it: the in-memory hand-off from the assembler, and for
 /// forwarding destinations the on-disk queue behind it.
 struct RunningDestination: Sendable {
@@ -18,9 +28,12 @@ struct RunningDestination: Sendable {
     /// Writer first, then (for forwarding destinations) the sender.
     let services: [any Service]
 
-    /// Full when it cannot take more now: its hand-off or its disk queue is at its limit (lock-free
-    /// for the disk queue, whose flag its I/O thread publishes).
-    var isFull: Bool { handoff.isFull || (persistent?.isFull ?? false) }
+    /// Whether it can take more now (see `PipelineIngest` for the answers that follow); lock-free
+    /// for the disk queue, whose flag its I/O thread publishes.
+    var pressure: DestinationPressure {
+        if persistent?.isFull == true { return .full }
+        return handoff.isFull ? .behind : .accepting
+    }
 
     static func make(_ configuration: DestinationConfiguration, stitch: StitchConfiguration,
                      logger: Logger, metrics: any MetricsFactory) throws -> RunningDestination {

@@ -53,7 +53,8 @@ struct SenderHarness {
         self.deadLetters = deadLetters
         sender = DestinationSender(
             destination: destination, queue: queue, deadLetters: deadLetters,
-            configuration: DestinationSenderConfiguration(retryPolicy: Self.policy),
+            // No gauge refresh: its sleeps would interleave with the back-off sleeps the tests read.
+            configuration: DestinationSenderConfiguration(retryPolicy: Self.policy, gaugeInterval: nil),
             clock: clock, logger: logs.logger(), metrics: metrics)
     }
 

@@ -47,6 +47,44 @@ struct PersistentQueueIOTests {
         await queue.close()
     }
 
+    @Test(.timeLimit(.minutes(1)))
+    func oldestAgeGaugeGrowsDuringAnOutageWithNoTraffic() async throws {
+        let directory = try QueueTestDirectory()
+        defer { directory.remove() }
+        let wall = QueueTestClock(1_000)
+        let metrics = RecordingMetrics()
+        let queue = try PersistentQueue.forTest(directory, clock: wall, metrics: metrics)
+        try await queue.append(QueueTestTraces.numbered(1))
+        let gauge = "stitch_queue_oldest_age_seconds{destination=test}"
+        #expect(metrics[gauge] == 0)
+
+        // The destination is down: every attempt is retried, nothing is appended, read or acknowledged.
+        let clock = ManualClock()
+        let down = ScriptedDestination([.retryable(reason: "connection refused", after: nil)])
+        let sender = DestinationSender(
+            destination: down, queue: queue, deadLetters: RecordingDeadLetters(),
+            configuration: DestinationSenderConfiguration(retryPolicy: RetryPolicy(randomizationFactor: 0),
+                                                          gaugeInterval: .seconds(1)),
+            clock: clock, logger: ExportTestLogs().logger(), metrics: RecordingMetrics())
+        let run = Task { await sender.run() }
+        await clock.waitForSleepers(2)  // the back-off and the gauge refresh
+
+        for (wallMs, age) in [(31_000 as Int64, 30.0), (91_000, 90.0)] {
+            wall.ms = wallMs
+            clock.advance(by: .seconds(1))
+            var yields = 0
+            while metrics[gauge] != age, yields < 100_000 {
+                await Task.yield()
+                yields += 1
+            }
+            #expect(metrics[gauge] == age)
+        }
+        #expect(queue.stats.queuedTraces == 1, "still queued: nothing was acknowledged")
+        run.cancel()
+        await run.value
+        await queue.close()
+    }
+
     @Test func shutdownLetsSubmittedWorkFinishThenRefusesMore() async throws {
         let thread = FileIOThread(name: "test thread")
         #expect(try await thread.run { 41 + 1 } == 42)
