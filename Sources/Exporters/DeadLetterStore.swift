@@ -215,7 +215,7 @@ public final class DeadLetterStore: Sendable {
         }
     }
 
-    /// Bytes of the stored entries (both files of each).
+    /// Bytes of the stored entries (both files of each). Waits for an append under way: not for hot paths.
     public var storedBytes: Int { state.withLock { $0.bytes } }
 
     // MARK: Private

@@ -199,7 +199,8 @@ public final class PersistentQueue: Sendable {
         }
     }
 
-    /// Queued traces and bytes and the oldest append time; lock-free, like `isFull`.
+    /// Queued traces and bytes and the oldest append time; lock-free, like `isFull` (each field is
+    /// current; read while an operation finishes, the fields may straddle it).
     public var stats: QueueStats {
         let oldest = oldestEnqueuedAtMs.load(ordering: .acquiring)
         return QueueStats(queuedTraces: queuedTraces.load(ordering: .acquiring),
