@@ -23,7 +23,8 @@ public struct StitchConfiguration: Sendable, Equatable {
     public var maxBodySize = 64 * 1024 * 1024
     /// `max_connections`: open connections beyond this are closed at once.
     public var maxConnections = 4096
-    /// `store_queue_max_bytes`: finished traces waiting for the store; over it the receiver answers 503.
+    /// `store_queue_max_bytes`: finished traces waiting for the store; while every destination is over it
+    /// the receiver answers 429 (503 when a disk queue is full; see `PipelineIngest`).
     public var storeQueueMaxBytes = 256 * 1024 * 1024
     /// `store_batch_max_traces`: traces written per store transaction at most.
     public var storeBatchMaxTraces = 1000
@@ -113,7 +114,7 @@ extension StitchConfiguration {
         duration("late_window", "how long released trace ids are remembered for late spans", \.assembler.lateWindow),
         size("max_body_size", "request body limit, compressed and decompressed (413 over it)", \.maxBodySize),
         count("max_connections", "open connections at most", \.maxConnections),
-        size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 503", \.storeQueueMaxBytes),
+        size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 429", \.storeQueueMaxBytes),
         count("store_batch_max_traces", "traces per store transaction at most", \.storeBatchMaxTraces),
         duration("retry_after", "delay announced in Retry-After when refusing under pressure", \.retryAfter),
         string("queue_dir", "directory of the forwarding destinations' on-disk queues", { $0.queueDirectory }) { config, value in
