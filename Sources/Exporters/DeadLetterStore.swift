@@ -59,11 +59,14 @@ public struct DeadLetterEntry: Sendable, Equatable, Codable {
 /// its `.json` file does (a `.pb` without one, left by a crash, is removed at the next start).
 /// Bounded in bytes: the oldest entries are removed to make room, and counted
 /// (`stitch_dead_letters_dropped_total{reason="rotated"}`); an entry bigger than the whole bound is not
-/// kept (`reason="too_large"`). File I/O is synchronous: call off event loops.
+/// kept (`reason="too_large"`). File I/O runs on the store's own thread (`FileIOThread`), never on the
+/// caller's; opening recovers on the calling thread, once, before the pipeline runs. `shutdown()` stops it.
 public final class DeadLetterStore: Sendable {
     public let destination: String
     public let configuration: DeadLetterConfiguration
+    /// Locked only by work on `io`, so never awaited by others.
     private let state: Mutex<State>
+    private let io: FileIOThread
     private let logger: Logger
     private let metrics: StoreMetrics
     private let now: @Sendable () -> Int64
@@ -121,20 +124,36 @@ public final class DeadLetterStore: Sendable {
         Self.rotate(&state, toFit: 0, configuration: configuration, metrics: self.metrics)
         self.metrics.report(state)
         self.state = Mutex(state)
+        io = FileIOThread(name: "dead letters of \(destination)")
+    }
+
+    /// Stops the I/O thread once the work already submitted is done; appends after it fail.
+    public func shutdown() async {
+        await io.shutdown()
     }
 
     /// Sets a batch aside. Returns the stored entry, or nil when the batch alone exceeds `maxBytes`
     /// (logged and counted, not kept).
     @discardableResult
-    public func append(traces: [FinishedTrace], reason: String, response: String) throws -> DeadLetterEntry? {
+    public func append(traces: [FinishedTrace], reason: String, response: String) async throws -> DeadLetterEntry? {
         let request = OTLPTraceEncoder.encodeRequest(traces.flatMap(\.spans))
         let (kept, truncated) = Self.truncate(response, toUTF8Bytes: configuration.maxResponseBytes)
         let timeMs = now()
-        return try state.withLock { state throws(QueueError) -> DeadLetterEntry? in
+        return try await io.run { [self] () throws(QueueError) -> DeadLetterEntry? in
+            try store(request, of: traces, reason: reason, response: (kept, truncated), timeMs: timeMs)
+        }
+    }
+
+    /// Writes one entry (on `io`), rotating out the oldest to make room.
+    private func store(
+        _ request: [UInt8], of traces: [FinishedTrace], reason: String, response: (kept: String, truncated: Bool),
+        timeMs: Int64
+    ) throws(QueueError) -> DeadLetterEntry? {
+        try state.withLock { state throws(QueueError) -> DeadLetterEntry? in
             let name = FileSystem.sortableName(state.nextID)
             let entry = DeadLetterEntry(
                 id: state.nextID, timeMs: timeMs, time: Self.iso8601(timeMs), destination: destination,
-                reason: reason, response: kept, responseTruncated: truncated,
+                reason: reason, response: response.kept, responseTruncated: response.truncated,
                 traceIDs: traces.map(\.traceID.hex), spanCount: traces.reduce(0) { $0 + $1.spans.count },
                 requestFile: name + ".pb", requestBytes: request.count)
             let metadata = try Self.encode(entry)
@@ -167,7 +186,11 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// The stored entries, oldest first.
-    public func entries() throws -> [DeadLetterEntry] {
+    public func entries() async throws -> [DeadLetterEntry] {
+        try await io.run { [self] () throws(QueueError) in try readEntries() }
+    }
+
+    private func readEntries() throws(QueueError) -> [DeadLetterEntry] {
         let ids = state.withLock { $0.entries.map(\.id) }
         var entries: [DeadLetterEntry] = []
         for id in ids {
@@ -183,14 +206,16 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// The OTLP `ExportTraceServiceRequest` bytes of `entry`.
-    public func request(of entry: DeadLetterEntry) throws -> [UInt8] {
-        guard let bytes = try FileSystem.contents(of: path(entry.requestFile)) else {
-            throw QueueError("dead letter \(entry.id) of \(destination): \(entry.requestFile) is gone")
+    public func request(of entry: DeadLetterEntry) async throws -> [UInt8] {
+        let path = path(entry.requestFile)
+        let gone = "dead letter \(entry.id) of \(destination): \(entry.requestFile) is gone"
+        return try await io.run { () throws(QueueError) in
+            guard let bytes = try FileSystem.contents(of: path) else { throw QueueError(gone) }
+            return bytes
         }
-        return bytes
     }
 
-    /// Bytes of the stored entries (both files of each).
+    /// Bytes of the stored entries (both files of each). Waits for an append under way: not for hot paths.
     public var storedBytes: Int { state.withLock { $0.bytes } }
 
     // MARK: Private

@@ -8,10 +8,16 @@ public struct DestinationSenderConfiguration: Sendable, Equatable {
     /// A kind of failure (permanent, retrying, partial success) is logged at most once per this
     /// interval, with the counts since the last line. Default 30 s.
     public var logInterval: Duration
+    /// The queue's gauges are refreshed this often (on the sender's clock) while the sender runs, so
+    /// that `stitch_queue_oldest_age_seconds` keeps growing during an outage with no traffic. Default
+    /// 1 s; nil: only when the queue changes.
+    public var gaugeInterval: Duration?
 
-    public init(retryPolicy: RetryPolicy = RetryPolicy(), logInterval: Duration = .seconds(30)) {
+    public init(retryPolicy: RetryPolicy = RetryPolicy(), logInterval: Duration = .seconds(30),
+                gaugeInterval: Duration? = .seconds(1)) {
         self.retryPolicy = retryPolicy
         self.logInterval = logInterval
+        self.gaugeInterval = gaugeInterval
     }
 }
 
@@ -52,8 +58,25 @@ public struct DestinationSender<C: Clock>: Sendable where C.Duration == Duration
     }
 
     /// Runs until the task is cancelled or the queue is closed; whatever is not acknowledged then
-    /// stays in the queue for the next start.
+    /// stays in the queue for the next start. Meanwhile refreshes the queue's gauges every
+    /// `gaugeInterval` on the sender's clock.
     public func run() async {
+        guard let interval = configuration.gaugeInterval else { return await deliverUntilStopped() }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await refreshGauges(every: interval) }
+            await deliverUntilStopped()
+            group.cancelAll()
+        }
+    }
+
+    private func refreshGauges(every interval: Duration) async {
+        while true {
+            do { try await clock.sleep(for: interval) } catch { return }
+            queue.refreshMetrics()
+        }
+    }
+
+    private func deliverUntilStopped() async {
         var logs = SenderLogState<C.Instant>(interval: configuration.logInterval)
         let limits = destination.batchLimits
         while !Task.isCancelled {
@@ -61,7 +84,7 @@ public struct DestinationSender<C: Clock>: Sendable where C.Duration == Duration
             guard let last = batch.last else { continue }
             guard await settle(batch.map(\.trace), logs: &logs) else { return }
             do {
-                try queue.acknowledge(through: last.sequence)
+                try await queue.acknowledge(through: last.sequence)
             } catch {
                 // The batch is done; it will be sent again after a restart (at-least-once).
                 logger.error("destination queue acknowledgement failed", metadata: [
@@ -129,7 +152,7 @@ public struct DestinationSender<C: Clock>: Sendable where C.Duration == Duration
         var attempt = 0
         while true {
             do {
-                try deadLetters.append(traces, reason: reason, response: response)
+                try await deadLetters.append(traces, reason: reason, response: response)
                 return true
             } catch {
                 attempt += 1

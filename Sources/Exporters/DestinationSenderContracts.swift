@@ -47,7 +47,7 @@ extension TraceDestination {
 /// dead-letter store conforms.
 public protocol DeadLetterSink: Sendable {
     /// Stores `traces`; throws when it could not (the sender then keeps the batch and tries again).
-    func append(_ traces: [FinishedTrace], reason: String, response: String) throws
+    func append(_ traces: [FinishedTrace], reason: String, response: String) async throws
 }
 
 /// The part of `PersistentQueue` a `DestinationSender` reads from (so tests can use an in-memory queue).
@@ -55,7 +55,10 @@ public protocol DeliveryQueue: Sendable {
     /// Waits for records after those already handed out; nil once the queue is closed.
     func next(maxTraces: Int, maxBytes: Int) async -> [QueuedTrace]?
     /// Everything up to and including `sequence` is done.
-    func acknowledge(through sequence: UInt64) throws
+    func acknowledge(through sequence: UInt64) async throws
+    /// Sets the queue's gauges to the present (the oldest record's age grows while nothing moves);
+    /// must not wait for the disk. The sender calls it every `gaugeInterval`.
+    func refreshMetrics()
 }
 
 extension PersistentQueue: DeliveryQueue {}
@@ -63,7 +66,7 @@ extension PersistentQueue: DeliveryQueue {}
 extension DeadLetterStore: DeadLetterSink {
     /// `append(traces:reason:response:)`; a batch too large for the store is logged and counted
     /// there, and not kept.
-    public func append(_ traces: [FinishedTrace], reason: String, response: String) throws {
-        try append(traces: traces, reason: reason, response: response)
+    public func append(_ traces: [FinishedTrace], reason: String, response: String) async throws {
+        try await append(traces: traces, reason: reason, response: response)
     }
 }

@@ -1,7 +1,7 @@
 import Logging
 
-/// The mutable side of a `PersistentQueue`: the ledger plus the open files and waiting readers. Lives
-/// inside the queue's mutex; every method runs with the lock held and does its file I/O synchronously.
+/// The mutable side of a `PersistentQueue`: the ledger plus the open files. Lives inside the queue's
+/// mutex, which only the queue's I/O thread takes; every method does its file I/O synchronously.
 struct QueueCore {
     let directory: String
     let fsync: FsyncPolicy
@@ -18,10 +18,6 @@ struct QueueCore {
     /// The handed-out mark last written.
     var handedOutMark: UInt64
     var closed = false
-    /// Counts appends, so that a reader that found nothing waits only until the next one.
-    var appends: UInt64 = 0
-    var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
-    var nextWaiterID: UInt64 = 0
 
     // MARK: File names
 
@@ -43,11 +39,6 @@ struct QueueCore {
     func path(_ name: String) -> String { directory + "/" + name }
 
     var syncs: Bool { fsync == .batch }
-
-    /// Sets the gauges from the ledger (under the lock, so that they never go back to an older state).
-    func reportMetrics(nowMs: Int64) {
-        metrics.report(ledger.stats, nowMs: nowMs)
-    }
 
     // MARK: Appending
 
@@ -87,7 +78,6 @@ struct QueueCore {
             throw error
         }
         _ = ledger.appended(sizes, enqueuedAtMs: nowMs)
-        appends += 1
         return refused
     }
 
@@ -276,18 +266,12 @@ struct QueueCore {
 
     // MARK: Closing
 
-    /// Closes the files and returns the readers to wake.
-    mutating func close() -> [CheckedContinuation<Void, Never>] {
+    /// Closes the files; later appends fail.
+    mutating func close() {
         closed = true
         writer?.close()
         writer = nil
         reader?.file.close()
         reader = nil
-        return takeWaiters()
-    }
-
-    mutating func takeWaiters() -> [CheckedContinuation<Void, Never>] {
-        defer { waiters = [:] }
-        return Array(waiters.values)
     }
 }

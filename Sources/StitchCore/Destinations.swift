@@ -2,11 +2,20 @@ import Exporters
 import Foundation
 import Logging
 import Metrics
-import NIOPosix
 import ServiceLifecycle
 import TraceAssembler
 import SQLiteStore
 import TraceModel
+
+/// How much a destination can take now, as the receiver sees it.
+enum DestinationPressure: Sendable, Equatable {
+    /// It takes more.
+    case accepting
+    /// Its in-memory hand-off is at its bound, but drains: into the store, or into a disk queue with room.
+    case behind
+    /// Its disk queue is at its bound: the destination is down, or far behind.
+    case full
+}
 
 /// A destination as the pipeline runs it: the in-memory hand-off from the assembler, and for
 /// forwarding destinations the on-disk queue behind it.
@@ -19,11 +28,17 @@ struct RunningDestination: Sendable {
     let store: SQLiteTraceStore?
     /// The forwarding destination's client (OTLP/HTTP or MLflow), for `otlp` and `mlflow` destinations.
     let delivery: (any TraceDestination)?
+    /// Where a forwarding destination keeps what it refused for good.
+    let deadLetters: DeadLetterStore?
     /// Writer first, then (for forwarding destinations) the sender.
     let services: [any Service]
 
-    /// Full when it cannot take more now: its hand-off or its disk queue is at its limit.
-    var isFull: Bool { handoff.isFull || (persistent?.isFull ?? false) }
+    /// Whether it can take more now (see `PipelineIngest` for the answers that follow); lock-free
+    /// for the disk queue, whose flag its I/O thread publishes.
+    var pressure: DestinationPressure {
+        if persistent?.isFull == true { return .full }
+        return handoff.isFull ? .behind : .accepting
+    }
 
     /// What the hand-off still holds, for a shutdown that ran out of time (nil when empty).
     var pendingInMemory: String? {
@@ -37,14 +52,17 @@ struct RunningDestination: Sendable {
         return "\(queued) traces on disk not yet delivered"
     }
 
-    /// Closes what `make` opened: the store's connections, the disk queue, the HTTP client.
+    /// Closes what `make` opened: the store's connections, the disk queue and the dead letters (and
+    /// their I/O threads), the HTTP client.
     func close() async {
         if let store {
             do { try await store.close() } catch {
                 Logger(label: "stitch").warning("store did not close cleanly", metadata: ["destination": "\(configuration.name)", "error": "\(error)"])
             }
         }
-        persistent?.close()
+        // Each stops its I/O thread once the work already submitted to it is done.
+        await persistent?.shutdown()
+        await deadLetters?.shutdown()
         await delivery?.shutdown()
     }
 
@@ -60,7 +78,7 @@ struct RunningDestination: Sendable {
             let writer = SinkWriterService(name: configuration.name, queue: handoff, sink: store, batchSize: stitch.storeBatchMaxTraces,
                                            concurrentWrites: 2, logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: nil, store: store,
-                                      delivery: nil, services: [writer])
+                                      delivery: nil, deadLetters: nil, services: [writer])
         case .otlp, .mlflow:
             let directory = URL(fileURLWithPath: stitch.queueDirectory).appendingPathComponent(configuration.name)
             let queue = try PersistentQueue(
@@ -87,19 +105,18 @@ struct RunningDestination: Sendable {
                                            configuration: DestinationSenderConfiguration(retryPolicy: configuration.retry),
                                            logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: queue, store: nil,
-                                      delivery: destination, services: [spool, ForwardingService(sender: sender)])
+                                      delivery: destination, deadLetters: deadLetters, services: [spool, ForwardingService(sender: sender)])
         }
     }
 }
 
-/// Appends finished traces to a destination's on-disk queue, on a thread pool thread (the appends
-/// write and fsync files). Traces the full queue refuses are counted by the queue.
+/// Appends finished traces to a destination's on-disk queue (written and fsynced on the queue's own
+/// I/O thread). Traces the full queue refuses are counted by the queue.
 struct PersistentQueueSink: TraceSink {
     let queue: PersistentQueue
 
     func consume(_ traces: [FinishedTrace]) async throws {
-        let queue = self.queue
-        _ = try await NIOThreadPool.singleton.runIfActive { try queue.append(traces) }
+        try await queue.append(traces)
     }
 }
 

@@ -148,20 +148,43 @@ public struct ReceiverService: Service {
 
 /// The receiver's edge into the pipeline: refuses under pressure, otherwise hands spans to the assembler.
 ///
-/// Refuses (503 + Retry-After) only when every destination is full: one slow destination must not
-/// stop the others (its own queue counts what it has to refuse).
+/// The rule (OTLP/HTTP spec, "Failures": both answers carry `Retry-After` and are retried by clients):
+/// - some destination can take more → accepted: one slow destination must not stop the others (its
+///   own queue counts what it has to refuse);
+/// - every destination is behind only in memory (its hand-off at `store_queue_max_bytes`, still
+///   draining into the store or into a disk queue with room) → **429 Too Many Requests**: the client
+///   sends faster than Stitch writes, while the destinations are healthy;
+/// - every destination is behind and at least one disk queue is at its `max_bytes` (the destination
+///   is down, or far behind) → **503 Service Unavailable**.
+///
+/// Each refusal is counted by the receiver in `stitch_requests_refused_total{reason="throttled"}` (429)
+/// or `{reason="unavailable"}` (503). The check reads the destinations' state without waiting for a
+/// disk: the disk queue's flag is an atomic its I/O thread keeps current.
 struct PipelineIngest<C: Clock>: SpanIngest where C.Duration == Duration {
     let assembler: TraceAssembler<C>
     let destinations: [RunningDestination]
     let retryAfterSeconds: Int
 
     func ingest(_ batch: DecodedBatch) async -> IngestDecision {
-        if !destinations.isEmpty, destinations.allSatisfy(\.isFull) {
-            let names = destinations.map(\.configuration.name).joined(separator: ", ")
-            return .refused(.unavailable(
-                "every destination is behind (\(names)); retry later", retryAfterSeconds: retryAfterSeconds))
+        if let refusal = Self.refusal(destinations.map { ($0.configuration.name, $0.pressure) },
+                                      retryAfterSeconds: retryAfterSeconds) {
+            return .refused(refusal)
         }
         _ = await assembler.ingest(batch.spans)
         return .accepted
+    }
+
+    /// The answer for destinations in these states (by name); nil to accept.
+    static func refusal(_ destinations: [(name: String, pressure: DestinationPressure)],
+                        retryAfterSeconds: Int) -> ReceiverError? {
+        guard !destinations.isEmpty, !destinations.contains(where: { $0.pressure == .accepting }) else { return nil }
+        let full = destinations.filter { $0.pressure == .full }.map(\.name)
+        if !full.isEmpty {
+            return .unavailable("every destination is behind, and the disk queue of \(full.joined(separator: ", ")) is full; retry later",
+                                retryAfterSeconds: retryAfterSeconds)
+        }
+        let names = destinations.map(\.name).joined(separator: ", ")
+        return .throttled("sending faster than the destinations are written (\(names)); retry later",
+                          retryAfterSeconds: retryAfterSeconds)
     }
 }

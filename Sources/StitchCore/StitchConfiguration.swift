@@ -23,7 +23,8 @@ public struct StitchConfiguration: Sendable, Equatable {
     public var maxBodySize = 64 * 1024 * 1024
     /// `max_connections`: open connections beyond this are closed at once.
     public var maxConnections = 4096
-    /// `store_queue_max_bytes`: finished traces waiting for the store; over it the receiver answers 503.
+    /// `store_queue_max_bytes`: finished traces waiting for the store; while every destination is over it
+    /// the receiver answers 429 (503 when a disk queue is full; see `PipelineIngest`).
     public var storeQueueMaxBytes = 256 * 1024 * 1024
     /// `store_batch_max_traces`: traces written per store transaction at most.
     public var storeBatchMaxTraces = 1000
@@ -120,7 +121,7 @@ extension StitchConfiguration {
                  .zero ... .seconds(7 * 86400)),
         size("max_body_size", "request body limit, compressed and decompressed (413 over it)", \.maxBodySize, 1 << 10 ... 1 << 30),
         count("max_connections", "open connections at most", \.maxConnections, 1 ... 1_000_000),
-        size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 503", \.storeQueueMaxBytes,
+        size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 429", \.storeQueueMaxBytes,
              1 << 10 ... 1 << 40),
         count("store_batch_max_traces", "traces per store transaction at most", \.storeBatchMaxTraces, 1 ... 1_000_000),
         duration("retry_after", "delay announced in Retry-After when refusing under pressure", \.retryAfter, .seconds(1) ... .seconds(3600)),

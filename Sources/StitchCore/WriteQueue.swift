@@ -5,7 +5,7 @@ import TraceAssembler
 /// Finished traces on their way to one destination: bounded in bytes, never blocking the producer.
 ///
 /// The assembler hands releases over synchronously (it must not wait on a disk); the bound is enforced
-/// upstream: while `isFull`, the receiver refuses new requests with 503 + Retry-After, so the queue
+/// upstream: while `isFull`, the receiver refuses new requests (429/503 + Retry-After), so the queue
 /// overshoots its limit by at most what the assembler already buffered.
 public final class WriteQueue: Sendable {
     private struct State {

@@ -18,16 +18,16 @@ struct DeadLetterStoreTests {
             logger: QueueTestTraces.logger, metrics: metrics, now: clock.now)
     }
 
-    @Test func entriesReadBackAndTheirRequestDecodesToTheSameSpans() throws {
+    @Test func entriesReadBackAndTheirRequestDecodesToTheSameSpans() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let store = try makeStore(directory)
         let stitched = try QueueTestTraces.stitched()
         let mlflow = try QueueTestTraces.mlflow()
         let response = #"{"code":3,"message":"invalid span"}"#
-        let stored = try #require(try store.append(traces: [stitched, mlflow], reason: "HTTP 400 Bad Request", response: response))
+        let stored = try #require(try await store.append(traces: [stitched, mlflow], reason: "HTTP 400 Bad Request", response: response))
 
-        let entries = try store.entries()
+        let entries = try await store.entries()
         #expect(entries == [stored])
         let entry = try #require(entries.first)
         #expect(entry.destination == "jaeger")
@@ -39,7 +39,7 @@ struct DeadLetterStoreTests {
         #expect(entry.traceIDs == [stitched.traceID.hex, mlflow.traceID.hex])
         #expect(entry.spanCount == 6)
 
-        let request = try store.request(of: entry)
+        let request = try await store.request(of: entry)
         #expect(request.count == entry.requestBytes)
         let decoded = try OTLPTraceDecoder.decode(request, experimentID: nil)
         let original = stitched.spans + mlflow.spans
@@ -50,7 +50,7 @@ struct DeadLetterStoreTests {
         #expect(try directory.files("dead-letters") == ["00000000000000000001.json", "00000000000000000001.pb"])
     }
 
-    @Test func storeIsBoundedOldestEntriesRotateOutAndAreCounted() throws {
+    @Test func storeIsBoundedOldestEntriesRotateOutAndAreCounted() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let metrics = RecordingMetrics()
@@ -59,13 +59,13 @@ struct DeadLetterStoreTests {
         let probeDirectory = try QueueTestDirectory()
         defer { probeDirectory.remove() }
         let probe = try makeStore(probeDirectory)
-        _ = try probe.append(traces: traces, reason: "HTTP 400", response: "no")
+        _ = try await probe.append(traces: traces, reason: "HTTP 400", response: "no")
         let entrySize = probe.storedBytes
         let store = try makeStore(directory, maxBytes: entrySize * 5 / 2, metrics: metrics)
         for index in 0..<4 {
-            try store.append(traces: traces, reason: "HTTP 400", response: "no \(index)")
+            try await store.append(traces: traces, reason: "HTTP 400", response: "no \(index)")
         }
-        let entries = try store.entries()
+        let entries = try await store.entries()
         #expect(entries.map(\.response) == ["no 2", "no 3"])
         #expect(entries.map(\.id) == [3, 4])
         #expect(store.storedBytes <= entrySize * 5 / 2)
@@ -74,41 +74,41 @@ struct DeadLetterStoreTests {
         #expect(try directory.files("dead-letters").count == 4)
     }
 
-    @Test func entryLargerThanTheWholeStoreIsNotKeptAndIsCounted() throws {
+    @Test func entryLargerThanTheWholeStoreIsNotKeptAndIsCounted() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let metrics = RecordingMetrics()
         let store = try makeStore(directory, maxBytes: 100, metrics: metrics)
-        #expect(try store.append(traces: QueueTestTraces.numbered(1), reason: "HTTP 413", response: "") == nil)
-        #expect(try store.entries().isEmpty)
+        #expect(try await store.append(traces: QueueTestTraces.numbered(1), reason: "HTTP 413", response: "") == nil)
+        #expect(try await store.entries().isEmpty)
         #expect(metrics["stitch_dead_letters_dropped_total{destination=jaeger,reason=too_large}"] == 1)
     }
 
-    @Test func responseIsCutOnACharacterBoundary() throws {
+    @Test func responseIsCutOnACharacterBoundary() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let store = try makeStore(directory, maxResponseBytes: 6)
         // "ab" + "é" (2 bytes) + "€" (3 bytes): 7 bytes; 6 would cut the euro sign.
-        let entry = try #require(try store.append(traces: QueueTestTraces.numbered(1), reason: "HTTP 400", response: "abé€"))
+        let entry = try #require(try await store.append(traces: QueueTestTraces.numbered(1), reason: "HTTP 400", response: "abé€"))
         #expect(entry.response == "abé")
         #expect(entry.responseTruncated)
-        #expect(try store.entries().first?.response == "abé")
+        #expect(try await store.entries().first?.response == "abé")
     }
 
-    @Test func reopeningFindsEntriesContinuesIdsAndRemovesOrphans() throws {
+    @Test func reopeningFindsEntriesContinuesIdsAndRemovesOrphans() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let traces = try QueueTestTraces.numbered(1)
         do {
             let store = try makeStore(directory)
-            try store.append(traces: traces, reason: "HTTP 400", response: "first")
+            try await store.append(traces: traces, reason: "HTTP 400", response: "first")
         }
         // A crash after the request file of entry 2, before its metadata.
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: directory.path + "/dead-letters/00000000000000000002.pb"))
         let reopened = try makeStore(directory)
         #expect(try directory.files("dead-letters") == ["00000000000000000001.json", "00000000000000000001.pb"])
-        let second = try #require(try reopened.append(traces: traces, reason: "HTTP 404", response: "second"))
+        let second = try #require(try await reopened.append(traces: traces, reason: "HTTP 404", response: "second"))
         #expect(second.id == 2)
-        #expect(try reopened.entries().map(\.response) == ["first", "second"])
+        #expect(try await reopened.entries().map(\.response) == ["first", "second"])
     }
 }

@@ -98,6 +98,8 @@ final class InMemoryDeliveryQueue: DeliveryQueue {
             state.acknowledged = sequence
         }
     }
+
+    func refreshMetrics() {}
 }
 
 /// A `DeadLetterSink` that remembers what it got, and can fail its first `failures` appends.

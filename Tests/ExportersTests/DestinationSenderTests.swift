@@ -53,7 +53,8 @@ struct SenderHarness {
         self.deadLetters = deadLetters
         sender = DestinationSender(
             destination: destination, queue: queue, deadLetters: deadLetters,
-            configuration: DestinationSenderConfiguration(retryPolicy: Self.policy),
+            // No gauge refresh: its sleeps would interleave with the back-off sleeps the tests read.
+            configuration: DestinationSenderConfiguration(retryPolicy: Self.policy, gaugeInterval: nil),
             clock: clock, logger: logs.logger(), metrics: metrics)
     }
 
@@ -284,7 +285,7 @@ struct DestinationSenderTests {
             logger: logs.logger(), metrics: RecordingMetrics())
         // ~3 KB of spans each: with 4 KiB requests every batch holds one trace.
         let traces = try (1...3).map { try ExportTestTraces.synthetic(trace: $0, spanCount: 2, payloadBytes: 1500) }
-        try queue.append(traces)
+        try await queue.append(traces)
         let server = ScriptedHTTPServer { request, _ in
             let spans = (try? OTLPTraceDecoder.decode(ExportTestTraces.inflate(request), experimentID: nil).spans) ?? []
             return spans.contains { $0.traceID == traces[1].traceID }
@@ -302,7 +303,7 @@ struct DestinationSenderTests {
         let run = Task { await sender.run() }
         // Wait (yielding, never sleeping) until everything is acknowledged, then stop the queue.
         while queue.stats.queuedTraces > 0 { await Task.yield() }
-        queue.close()
+        await queue.close()
         await run.value
         await destination.shutdown()
         await server.shutdown()
@@ -310,12 +311,12 @@ struct DestinationSenderTests {
         #expect(server.requests.count == 3)
         #expect(metrics["stitch_destination_sent_traces_total{destination=otlp}"] == 2)
         #expect(metrics["stitch_destination_dead_lettered_traces_total{destination=otlp}"] == 1)
-        let entries = try deadLetters.entries()
+        let entries = try await deadLetters.entries()
         let entry = try #require(entries.first)
         #expect(entries.count == 1)
         #expect(entry.traceIDs == [traces[1].traceID.hex])
         #expect(entry.response.contains("HTTP 400") && entry.response.contains("span too old"))
-        let stored = try OTLPTraceDecoder.decode(deadLetters.request(of: entry), experimentID: nil)
+        let stored = try OTLPTraceDecoder.decode(await deadLetters.request(of: entry), experimentID: nil)
         #expect(stored.spans.map(\.spanID) == traces[1].spans.map(\.spanID))
     }
 

@@ -12,8 +12,8 @@ struct PersistentQueueCorruptionTests {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let queue = try PersistentQueue.forTest(directory)
-        for trace in try QueueTestTraces.numbered(3) { try queue.append([trace]) }
-        queue.close()
+        for trace in try QueueTestTraces.numbered(3) { try await queue.append([trace]) }
+        await queue.close()
         let segment = try #require(try directory.segmentFiles().first)
         let fullSize = try directory.size(segment)
         let recordSize = QueueRecord.Prepared(try QueueTestTraces.numbered(1)[0]).recordSize
@@ -26,17 +26,17 @@ struct PersistentQueueCorruptionTests {
         #expect(metrics["stitch_queue_corrupt_records_total{destination=test}"] == 1)
         #expect(try directory.size(segment) == fullSize - recordSize, "cut back to the last whole record")
         #expect(try await reopened.take().map(\.trace.traceID.low) == [1, 2])
-        try reopened.append(QueueTestTraces.numbered(1, from: 9))
+        try await reopened.append(QueueTestTraces.numbered(1, from: 9))
         #expect(try await reopened.take().map(\.trace.traceID.low) == [9])
-        reopened.close()
+        await reopened.close()
     }
 
     @Test func flippedByteInLastRecordIsDetected() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let queue = try PersistentQueue.forTest(directory)
-        for trace in try QueueTestTraces.numbered(3) { try queue.append([trace]) }
-        queue.close()
+        for trace in try QueueTestTraces.numbered(3) { try await queue.append([trace]) }
+        await queue.close()
         let path = directory.path + "/" + (try #require(try directory.segmentFiles().first))
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[bytes.count - 20] ^= 0x01
@@ -46,7 +46,7 @@ struct PersistentQueueCorruptionTests {
         let reopened = try PersistentQueue.forTest(directory, metrics: metrics)
         #expect(metrics["stitch_queue_corrupt_records_total{destination=test}"] == 1)
         #expect(try await reopened.take().map(\.trace.traceID.low) == [1, 2])
-        reopened.close()
+        await reopened.close()
     }
 
     @Test func corruptRecordFoundWhileReadingDropsRestOfSegment() async throws {
@@ -55,7 +55,7 @@ struct PersistentQueueCorruptionTests {
         let metrics = RecordingMetrics()
         let recordSize = QueueRecord.Prepared(try QueueTestTraces.numbered(1)[0]).recordSize
         let queue = try PersistentQueue.forTest(directory, segmentBytes: 8 + 3 * recordSize, metrics: metrics)
-        for trace in try QueueTestTraces.numbered(4) { try queue.append([trace]) }
+        for trace in try QueueTestTraces.numbered(4) { try await queue.append([trace]) }
         // Damage record 2 after the append: only reading it can notice (start-up checks are past).
         let path = directory.path + "/segment-00000000000000000001.stq"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -66,17 +66,17 @@ struct PersistentQueueCorruptionTests {
         #expect(metrics["stitch_queue_corrupt_records_total{destination=test}"] == 1)
         #expect(metrics["stitch_queue_lost_traces_total{destination=test}"] == 2)
         #expect(queue.stats.queuedTraces == 2)
-        try queue.acknowledge(through: 4)
+        try await queue.acknowledge(through: 4)
         #expect(queue.stats == QueueStats())
-        queue.close()
+        await queue.close()
     }
 
     @Test func undecodableRecordIsSkippedAndAcknowledgedWithItsNeighbours() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let queue = try PersistentQueue.forTest(directory)
-        try queue.append(QueueTestTraces.numbered(1))
-        queue.close()
+        try await queue.append(QueueTestTraces.numbered(1))
+        await queue.close()
         // Record 2 checks out (its checksum matches) but holds no decodable OTLP request; record 3 is fine.
         try appendRaw(to: directory, [try undecodable(sequence: 2), try valid(sequence: 3, low: 3)])
 
@@ -85,29 +85,29 @@ struct PersistentQueueCorruptionTests {
         #expect(reopened.stats.queuedTraces == 3)
         #expect(try await reopened.take().map(\.sequence) == [1, 3])
         #expect(metrics["stitch_queue_lost_traces_total{destination=test}"] == 1)
-        try reopened.acknowledge(through: 3)
+        try await reopened.acknowledge(through: 3)
         #expect(reopened.stats == QueueStats())
-        reopened.close()
+        await reopened.close()
     }
 
     @Test func undecodableLastRecordIsSettledWhenItsPredecessorIsAcknowledged() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let queue = try PersistentQueue.forTest(directory)
-        try queue.append(QueueTestTraces.numbered(1))
-        queue.close()
+        try await queue.append(QueueTestTraces.numbered(1))
+        await queue.close()
         try appendRaw(to: directory, [try undecodable(sequence: 2)])
 
         let reopened = try PersistentQueue.forTest(directory)
         #expect(try await reopened.take().map(\.sequence) == [1])
-        try reopened.acknowledge(through: 1)
+        try await reopened.acknowledge(through: 1)
         #expect(reopened.stats == QueueStats())
-        reopened.close()
+        await reopened.close()
         // Nothing is read again after a restart.
         #expect(try PersistentQueue.forTest(directory).stats == QueueStats())
     }
 
-    @Test func fileThatIsNotASegmentIsSetAside() throws {
+    @Test func fileThatIsNotASegmentIsSetAside() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         try Data("not a queue segment".utf8).write(
@@ -117,22 +117,22 @@ struct PersistentQueueCorruptionTests {
         #expect(queue.stats == QueueStats())
         #expect(metrics["stitch_queue_corrupt_records_total{destination=test}"] == 1)
         #expect(try directory.files().contains("segment-00000000000000000001.stq.corrupt"))
-        queue.close()
+        await queue.close()
     }
 
     @Test func damagedAcknowledgementMarkMeansEverythingIsSentAgain() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let queue = try PersistentQueue.forTest(directory)
-        try queue.append(QueueTestTraces.numbered(3))
+        try await queue.append(QueueTestTraces.numbered(3))
         _ = try await queue.take()
-        try queue.acknowledge(through: 2)
-        queue.close()
+        try await queue.acknowledge(through: 2)
+        await queue.close()
         try Data("garbage".utf8).write(to: URL(fileURLWithPath: directory.path + "/acknowledged.mark"))
         // At-least-once: with the watermark unreadable, every record still on disk is delivered again.
         let reopened = try PersistentQueue.forTest(directory)
         #expect(try await reopened.take().map(\.sequence) == [1, 2, 3])
-        reopened.close()
+        await reopened.close()
     }
 
     // MARK: Helpers

@@ -12,7 +12,7 @@ struct PersistentQueueMeasurementTests {
         defer { directory.remove() }
         let queue = try PersistentQueue.forTest(directory)
         let trace = try QueueTestTraces.stitched()
-        try queue.append([trace])
+        try await queue.append([trace])
         let record = try directory.size(try #require(try directory.segmentFiles().first)) - 8
         let request = OTLPTraceEncoder.encodeRequest(trace.spans).count
         // Format: frame 8 + fixed header 34 + reason (1 + "closed") + experiment (4 + "1").
@@ -21,7 +21,7 @@ struct PersistentQueueMeasurementTests {
             queue disk cost: fixture trace 01+02 (\(trace.spans.count) spans): record \(record) B, \
             OTLP request \(request) B, \(record / trace.spans.count) B/span, header overhead \(record - request) B/trace
             """)
-        queue.close()
+        await queue.close()
     }
 
     @Test(arguments: FsyncPolicy.allCases) func appendThroughput(_ policy: FsyncPolicy) async throws {
@@ -32,8 +32,8 @@ struct PersistentQueueMeasurementTests {
         let recordBytes = QueueRecord.Prepared(traces[0]).recordSize
         let batches = 100
         let clock = ContinuousClock()
-        let appending = clock.measure {
-            for _ in 0..<batches { try! queue.append(traces) }
+        let appending = await clock.measure {
+            for _ in 0..<batches { try! await queue.append(traces) }
         }
         let total = batches * traces.count
         #expect(queue.stats.queuedTraces == total)
@@ -42,7 +42,7 @@ struct PersistentQueueMeasurementTests {
             while read < total {
                 let batch = try await queue.take(512)
                 read += batch.count
-                try queue.acknowledge(through: batch.last!.sequence)
+                try await queue.acknowledge(through: batch.last!.sequence)
             }
         }
         #expect(queue.stats == QueueStats())
@@ -55,6 +55,6 @@ struct PersistentQueueMeasurementTests {
             queue throughput, fsync \(policy.rawValue): \(total) traces of \(recordBytes) B in batches of \(traces.count): \
             append \(rate(appending)); read+ack in batches of 512: \(rate(reading))
             """)
-        queue.close()
+        await queue.close()
     }
 }

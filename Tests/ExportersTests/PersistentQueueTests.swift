@@ -14,7 +14,7 @@ struct PersistentQueueTests {
         let queue = try PersistentQueue.forTest(directory, clock: clock)
         let stitched = try QueueTestTraces.stitched()
         let mlflow = try QueueTestTraces.mlflow()
-        #expect(try queue.append([stitched, mlflow]) == 0)
+        #expect(try await queue.append([stitched, mlflow]) == 0)
 
         let batch = try await queue.take()
         #expect(batch.map(\.sequence) == [1, 2])
@@ -32,7 +32,7 @@ struct PersistentQueueTests {
         }
         // The stitched trace keeps both services' resources.
         #expect(Set(batch[0].trace.spans.compactMap(\.serviceName)) == ["service-a", "service-b"])
-        queue.close()
+        await queue.close()
     }
 
     @Test func segmentsRollOverAndAreDeletedOnlyWhenFullyAcknowledged() async throws {
@@ -42,7 +42,7 @@ struct PersistentQueueTests {
         let recordSize = QueueRecord.Prepared(oneTrace[0]).recordSize
         // Two records fit in a segment; the third starts a new one.
         let queue = try PersistentQueue.forTest(directory, segmentBytes: 8 + 2 * recordSize)
-        for trace in try QueueTestTraces.numbered(5) { try queue.append([trace]) }
+        for trace in try QueueTestTraces.numbered(5) { try await queue.append([trace]) }
         #expect(try directory.segmentFiles() == [
             "segment-00000000000000000001.stq", "segment-00000000000000000003.stq", "segment-00000000000000000005.stq",
         ])
@@ -50,26 +50,26 @@ struct PersistentQueueTests {
         #expect(batch.map(\.sequence) == [1, 2, 3, 4, 5])
         #expect(batch.map(\.trace.traceID.low) == [1, 2, 3, 4, 5])
 
-        try queue.acknowledge(through: 1)
+        try await queue.acknowledge(through: 1)
         #expect(try directory.segmentFiles().count == 3, "segment 1 still holds record 2")
-        try queue.acknowledge(through: 3)
+        try await queue.acknowledge(through: 3)
         #expect(try directory.segmentFiles() == [
             "segment-00000000000000000003.stq", "segment-00000000000000000005.stq",
         ])
-        try queue.acknowledge(through: 5)
+        try await queue.acknowledge(through: 5)
         #expect(try directory.segmentFiles() == ["segment-00000000000000000005.stq"], "the open segment stays")
         #expect(queue.stats == QueueStats())
-        queue.close()
+        await queue.close()
     }
 
     @Test func restartResumesAfterLastAcknowledgedAndCountsRedeliveries() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let first = try PersistentQueue.forTest(directory)
-        try first.append(QueueTestTraces.numbered(5))
+        try await first.append(QueueTestTraces.numbered(5))
         #expect(try await first.take(4).map(\.sequence) == [1, 2, 3, 4])
-        try first.acknowledge(through: 2)
-        first.close()
+        try await first.acknowledge(through: 2)
+        await first.close()
 
         let metrics = RecordingMetrics()
         let second = try PersistentQueue.forTest(directory, metrics: metrics)
@@ -79,16 +79,16 @@ struct PersistentQueueTests {
         #expect(resumed.map(\.trace.traceID.low) == [3, 4, 5])
         // 3 and 4 had been handed out before the restart; 5 had not.
         #expect(metrics["stitch_queue_redelivered_traces_total{destination=test}"] == 2)
-        try second.append(QueueTestTraces.numbered(1, from: 6))
+        try await second.append(QueueTestTraces.numbered(1, from: 6))
         #expect(try await second.take().map(\.sequence) == [6])
-        try second.acknowledge(through: 6)
-        second.close()
+        try await second.acknowledge(through: 6)
+        await second.close()
 
         let third = try PersistentQueue.forTest(directory)
         #expect(third.stats == QueueStats())
-        try third.append(QueueTestTraces.numbered(1, from: 7))
+        try await third.append(QueueTestTraces.numbered(1, from: 7))
         #expect(try await third.take().map(\.sequence) == [7], "acknowledged sequences are never reused")
-        third.close()
+        await third.close()
     }
 
     @Test func fullQueueRefusesNewTracesAndKeepsTheOldest() async throws {
@@ -98,20 +98,20 @@ struct PersistentQueueTests {
         let traces = try QueueTestTraces.numbered(4)
         let recordSize = QueueRecord.Prepared(traces[0]).recordSize
         let queue = try PersistentQueue.forTest(directory, maxBytes: 2 * recordSize + recordSize / 2, metrics: metrics)
-        #expect(try queue.append(Array(traces[0..<3])) == 1)
+        #expect(try await queue.append(Array(traces[0..<3])) == 1)
         #expect(queue.isFull)
-        #expect(try queue.append([traces[3]]) == 1)
+        #expect(try await queue.append([traces[3]]) == 1)
         #expect(metrics["stitch_queue_refused_traces_total{destination=test}"] == 2)
         #expect(queue.stats.queuedBytes == 2 * recordSize)
 
         let batch = try await queue.take()
         #expect(batch.map(\.trace.traceID.low) == [1, 2])
         #expect(queue.isFull, "handed out is not yet freed")
-        try queue.acknowledge(through: batch[0].sequence)
+        try await queue.acknowledge(through: batch[0].sequence)
         #expect(!queue.isFull)
-        #expect(try queue.append([traces[3]]) == 0)
+        #expect(try await queue.append([traces[3]]) == 0)
         #expect(try await queue.take().map(\.trace.traceID.low) == [4])
-        queue.close()
+        await queue.close()
     }
 
     @Test func statsAndGaugesReportQueuedTracesBytesAndOldestAge() async throws {
@@ -121,9 +121,9 @@ struct PersistentQueueTests {
         let metrics = RecordingMetrics()
         let queue = try PersistentQueue.forTest(directory, clock: clock, metrics: metrics)
         #expect(queue.stats == QueueStats(queuedTraces: 0, queuedBytes: 0, oldestEnqueuedAtMs: nil))
-        try queue.append(QueueTestTraces.numbered(2))
+        try await queue.append(QueueTestTraces.numbered(2))
         clock.ms = 5_000
-        try queue.append(QueueTestTraces.numbered(1, from: 3))
+        try await queue.append(QueueTestTraces.numbered(1, from: 3))
         let segment = try #require(try directory.segmentFiles().first)
         let onDisk = try directory.size(segment) - 8  // minus the segment's magic
         #expect(queue.stats == QueueStats(queuedTraces: 3, queuedBytes: onDisk, oldestEnqueuedAtMs: 1_000))
@@ -135,14 +135,14 @@ struct PersistentQueueTests {
         #expect(metrics["stitch_queue_oldest_age_seconds{destination=test}"] == 10)
 
         let first = try await queue.take(2)
-        try queue.acknowledge(through: first[1].sequence)
+        try await queue.acknowledge(through: first[1].sequence)
         #expect(queue.stats.oldestEnqueuedAtMs == 5_000, "learned from the unread record's header")
         #expect(metrics["stitch_queue_oldest_age_seconds{destination=test}"] == 6)
         _ = try await queue.take()
-        try queue.acknowledge(through: 3)
+        try await queue.acknowledge(through: 3)
         #expect(metrics["stitch_queue_traces{destination=test}"] == 0)
         #expect(metrics["stitch_queue_oldest_age_seconds{destination=test}"] == 0)
-        queue.close()
+        await queue.close()
     }
 
     @Test func nextHonoursMaxTracesAndMaxBytesButReturnsAtLeastOne() async throws {
@@ -151,24 +151,24 @@ struct PersistentQueueTests {
         let queue = try PersistentQueue.forTest(directory)
         let traces = try QueueTestTraces.numbered(5)
         let recordSize = QueueRecord.Prepared(traces[0]).recordSize
-        try queue.append(traces)
+        try await queue.append(traces)
         #expect(try await queue.take(2).map(\.sequence) == [1, 2])
         #expect(try await queue.take(10, maxBytes: 2 * recordSize + 1).map(\.sequence) == [3, 4])
         #expect(try await queue.take(10, maxBytes: 1).map(\.sequence) == [5])
-        queue.close()
+        await queue.close()
     }
 
     @Test func acknowledgingBeyondWhatWasHandedOutThrows() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let queue = try PersistentQueue.forTest(directory)
-        try queue.append(QueueTestTraces.numbered(3))
+        try await queue.append(QueueTestTraces.numbered(3))
         _ = try await queue.take(1)
-        #expect(throws: QueueError.self) { try queue.acknowledge(through: 2) }
-        try queue.acknowledge(through: 1)
-        try queue.acknowledge(through: 1)  // again: nothing to do
+        await #expect(throws: QueueError.self) { try await queue.acknowledge(through: 2) }
+        try await queue.acknowledge(through: 1)
+        try await queue.acknowledge(through: 1)  // again: nothing to do
         #expect(queue.stats.queuedTraces == 2)
-        queue.close()
+        await queue.close()
     }
 
     @Test(.timeLimit(.minutes(1))) func closeWakesAWaitingReader() async throws {
@@ -177,9 +177,9 @@ struct PersistentQueueTests {
         let queue = try PersistentQueue.forTest(directory)
         async let waiting = queue.next(maxTraces: 10, maxBytes: 1 << 20)
         await queue.untilAReaderWaits()
-        queue.close()
+        await queue.close()
         #expect(await waiting == nil)
-        #expect(throws: QueueError.self) { try queue.append(QueueTestTraces.numbered(1)) }
+        await #expect(throws: QueueError.self) { try await queue.append(QueueTestTraces.numbered(1)) }
     }
 
     @Test(.timeLimit(.minutes(1))) func appendWakesAWaitingReader() async throws {
@@ -188,9 +188,9 @@ struct PersistentQueueTests {
         let queue = try PersistentQueue.forTest(directory)
         async let waiting = queue.next(maxTraces: 10, maxBytes: 1 << 20)
         await queue.untilAReaderWaits()
-        try queue.append(QueueTestTraces.numbered(2))
+        try await queue.append(QueueTestTraces.numbered(2))
         #expect(await waiting?.map(\.sequence) == [1, 2])
-        queue.close()
+        await queue.close()
     }
 
     @Test(.timeLimit(.minutes(1))) func cancellingAWaitingReaderReturnsNil() async throws {
@@ -202,21 +202,21 @@ struct PersistentQueueTests {
         reader.cancel()
         #expect(await reader.value == nil)
         #expect(queue.stats == QueueStats())
-        queue.close()
+        await queue.close()
     }
 
     @Test func acknowledgingAfterCloseIsKeptForTheNextStart() async throws {
         let directory = try QueueTestDirectory()
         defer { directory.remove() }
         let queue = try PersistentQueue.forTest(directory)
-        try queue.append(QueueTestTraces.numbered(3))
+        try await queue.append(QueueTestTraces.numbered(3))
         let batch = try await queue.take()
         // Shutdown: the reader finishes delivering what it holds after the queue was closed.
-        queue.close()
-        try queue.acknowledge(through: batch[1].sequence)
+        await queue.close()
+        try await queue.acknowledge(through: batch[1].sequence)
         let reopened = try PersistentQueue.forTest(directory)
         #expect(try await reopened.take().map(\.sequence) == [3])
-        reopened.close()
+        await reopened.close()
     }
 
     @Test(.timeLimit(.minutes(1))) func concurrentAppendsAreEachDeliveredOnceInOrder() async throws {
@@ -233,7 +233,7 @@ struct PersistentQueueTests {
                 group.addTask {
                     for index in 0..<appendsPerWriter {
                         let low = UInt64(writer * 1_000 + index * 2)
-                        try queue.append(QueueTestTraces.numbered(2, from: low))
+                        try await queue.append(QueueTestTraces.numbered(2, from: low))
                     }
                     return []
                 }
@@ -242,7 +242,7 @@ struct PersistentQueueTests {
                 var received: [QueuedTrace] = []
                 while received.count < total, let batch = await queue.next(maxTraces: 7, maxBytes: 1 << 20) {
                     received += batch
-                    try queue.acknowledge(through: batch.last!.sequence)
+                    try await queue.acknowledge(through: batch.last!.sequence)
                 }
                 return received
             }
@@ -252,10 +252,10 @@ struct PersistentQueueTests {
         #expect(Set(received.map(\.trace.traceID.low)).count == total)
         #expect(queue.stats == QueueStats())
         #expect(try directory.segmentFiles().count == 1, "every sealed segment was acknowledged and removed")
-        queue.close()
+        await queue.close()
     }
 
-    @Test func invalidConfigurationIsRefusedWithEveryProblem() throws {
+    @Test func invalidConfigurationIsRefusedWithEveryProblem() async throws {
         let configuration = PersistentQueueConfiguration(directory: "", maxBytes: 0, segmentBytes: -1)
         #expect(configuration.problems.count == 3)
         #expect(throws: QueueError.self) {

@@ -165,9 +165,15 @@ struct OTLPExportEndpointTests {
     func backpressure() async throws {
         for error in [ReceiverError.unavailable("full", retryAfterSeconds: 3), .throttled("slow down", retryAfterSeconds: 2)] {
             let ingest = RecordingIngest(decision: .refused(error))
-            let response = await makeEndpoint(ingest: ingest).handle(headers: protobufHeaders, body: try Fixtures.bytes("01"))
+            let metrics = RecordingMetrics()
+            let response = await makeEndpoint(ingest: ingest, metrics: metrics)
+                .handle(headers: protobufHeaders, body: try Fixtures.bytes("01"))
             #expect(response.status == error.httpStatus)
             #expect(response.headers.first { $0.name == "Retry-After" }?.value == String(error.retryAfterSeconds ?? -1))
+            // Each refusal counted by its reason.
+            #expect(metrics["stitch_requests_refused_total{reason=\(error.reasonLabel)}"] == 1)
+            #expect(metrics["stitch_http_requests_total{status=\(error.httpStatus)}"] == 1)
+            #expect(metrics["stitch_spans_refused_total"] == 3)
         }
     }
 }

@@ -30,9 +30,10 @@ struct HealthRoutes: HTTPRouteHandler {
     }
 }
 
-func makeEndpoint(ingest: RecordingIngest, maxBodySize: Int = 64 * 1024 * 1024) -> OTLPExportEndpoint {
+func makeEndpoint(ingest: RecordingIngest, maxBodySize: Int = 64 * 1024 * 1024,
+                  metrics: any MetricsFactory = NOOPMetricsHandler.instance) -> OTLPExportEndpoint {
     OTLPExportEndpoint(maxBodySize: maxBodySize, ingest: ingest,
-                       metrics: ReceiverMetrics(factory: NOOPMetricsHandler.instance),
+                       metrics: ReceiverMetrics(factory: metrics),
                        logger: Logger(label: "test"))
 }
 

@@ -1,3 +1,4 @@
+import Exporters
 import Foundation
 import Logging
 import Metrics
@@ -95,7 +96,15 @@ struct PipelineTests {
         }
     }
 
-    @Test("when the store queue is full the receiver refuses with 503 and Retry-After, keeping nothing")
+    /// The receiver's edge in front of `destination`, with an assembler that keeps what it takes.
+    static func ingest(into destination: RunningDestination) -> (PipelineIngest<ContinuousClock>, TraceAssembler<ContinuousClock>) {
+        let assembler = TraceAssembler(configuration: AssemblerConfiguration(), clock: ContinuousClock(),
+                                       logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance,
+                                       release: { _ in })
+        return (PipelineIngest(assembler: assembler, destinations: [destination], retryAfterSeconds: 4), assembler)
+    }
+
+    @Test("when the store's hand-off is full (the store healthy, draining) the receiver answers 429 with Retry-After, keeping nothing")
     func backpressure() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stitch-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -105,10 +114,7 @@ struct PipelineTests {
             DestinationConfiguration(name: "store", kind: .store(path: directory.appendingPathComponent("s.db").path)),
             stitch: stitch, logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
         let queue = destination.handoff
-        let assembler = TraceAssembler(configuration: AssemblerConfiguration(), clock: ContinuousClock(),
-                                       logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance,
-                                       release: { _ in })
-        let ingest = PipelineIngest(assembler: assembler, destinations: [destination], retryAfterSeconds: 4)
+        let (ingest, assembler) = Self.ingest(into: destination)
         let batch = try OTLPTraceDecoder.decode(try Fixtures.bytes("01"), experimentID: nil)
         #expect(await ingest.ingest(batch) == .accepted)
         #expect(await assembler.stats.bufferedSpans == 3)
@@ -123,7 +129,7 @@ struct PipelineTests {
             Issue.record("accepted while the queue is full")
             return
         }
-        #expect(error.httpStatus == 503)
+        #expect(error.httpStatus == 429)
         #expect(error.retryAfterSeconds == 4)
         #expect(await assembler.stats.bufferedSpans == 3)
 
@@ -132,5 +138,55 @@ struct PipelineTests {
         queue.completed(taken)
         #expect(!queue.isFull)
         #expect(await ingest.ingest(try OTLPTraceDecoder.decode(try Fixtures.bytes("02"), experimentID: nil)) == .accepted)
+    }
+
+    @Test("when a forwarding destination's disk queue is full the receiver answers 503 with Retry-After")
+    func fullDiskQueue() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stitch-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var stitch = StitchConfiguration()
+        stitch.queueDirectory = directory.path
+        let destination = try RunningDestination.make(
+            DestinationConfiguration(name: "central", kind: .otlp(OTLPHTTPDestinationConfiguration(endpoint: "http://127.0.0.1:9")),
+                                     queueMaxBytes: 1024),
+            stitch: stitch, logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
+        let queue = try #require(destination.persistent)
+        let (ingest, assembler) = Self.ingest(into: destination)
+        let batch = try OTLPTraceDecoder.decode(try Fixtures.bytes("01"), experimentID: nil)
+        #expect(await ingest.ingest(batch) == .accepted)
+
+        let filler = FinishedTrace(traceID: TraceID(high: 1, low: 1), spans: Array(repeating: batch.spans[0], count: 10),
+                                   reason: .closed, isComplete: true, experimentID: nil)
+        _ = try await queue.append([filler, filler, filler])
+        #expect(destination.pressure == .full)
+        let decision = await ingest.ingest(batch)
+        guard case .refused(let error) = decision else {
+            Issue.record("accepted while the disk queue is full")
+            return
+        }
+        #expect(error.httpStatus == 503)
+        #expect(error.retryAfterSeconds == 4)
+        #expect(await assembler.stats.bufferedSpans == 3, "nothing of the refused request is kept")
+        // What the application does once its services stop: the queue, the dead letters and the HTTP client close.
+        await destination.close()
+    }
+
+    @Test("429 while every destination is only behind in memory, 503 once a disk queue is full, accepted while any takes more")
+    func refusalRule() {
+        func status(_ pressures: [DestinationPressure]) -> Int? {
+            let named = pressures.enumerated().map { (name: "d\($0.offset)", pressure: $0.element) }
+            let refusal = PipelineIngest<ContinuousClock>.refusal(named, retryAfterSeconds: 7)
+            if let refusal { #expect(refusal.retryAfterSeconds == 7) }
+            return refusal?.httpStatus
+        }
+        #expect(status([]) == nil)
+        #expect(status([.accepting]) == nil)
+        #expect(status([.behind, .accepting]) == nil, "one slow destination does not stop the others")
+        #expect(status([.full, .accepting]) == nil)
+        #expect(status([.behind]) == 429)
+        #expect(status([.behind, .behind]) == 429)
+        #expect(status([.full]) == 503)
+        #expect(status([.behind, .full]) == 503)
+        #expect(status([.full, .full]) == 503)
     }
 }
