@@ -2,7 +2,7 @@
 import PackageDescription
 
 // One module per pipeline stage; dependencies point one way:
-// OTLPWire ← TraceAssembler ← { TraceModel ← SQLiteStore, Exporters, Receiver } ← StitchCore ← stitch
+// OTLPWire ← TraceEdge ← { TraceAssembler, TraceModel ← SQLiteStore, Exporters }, Receiver ← StitchCore ← stitch
 let package = Package(
     name: "stitch",
     // Linux only (Debian 12, Swift 6.3), as the README says; the glibc- and /proc-specific memory release
@@ -43,11 +43,14 @@ let package = Package(
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
 
+        // The edge between the assembler and its sinks: FinishedTrace, ReleaseReason, TraceSink.
+        .target(name: "TraceEdge", dependencies: ["OTLPWire"]),
+
         // The completion state machine and its actor.
         .target(
             name: "TraceAssembler",
             dependencies: [
-                "OTLPWire",
+                "OTLPWire", "TraceEdge",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -58,7 +61,7 @@ let package = Package(
         // MLflow's JSON, the filter language. No database: the backends below write and read it.
         .target(
             name: "TraceModel",
-            dependencies: ["OTLPWire", "TraceAssembler"]
+            dependencies: ["OTLPWire", "TraceEdge"]
         ),
 
         // The embedded store: the trace model in SQLite (through GRDB), WAL with checkpoints beside the writer.
@@ -66,7 +69,7 @@ let package = Package(
             name: "SQLiteStore",
             dependencies: [
                 "OTLPWire",
-                "TraceAssembler",
+                "TraceEdge",
                 "TraceModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
@@ -80,7 +83,7 @@ let package = Package(
         .target(
             name: "Exporters",
             dependencies: [
-                "OTLPWire", "TraceAssembler", "Deflate", "CZlib",
+                "OTLPWire", "TraceEdge", "Deflate", "CZlib",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -109,7 +112,7 @@ let package = Package(
         .target(
             name: "StitchCore",
             dependencies: [
-                "OTLPWire", "TraceAssembler", "TraceModel", "SQLiteStore", "Receiver", "Exporters", "CMalloc",
+                "OTLPWire", "TraceEdge", "TraceAssembler", "TraceModel", "SQLiteStore", "Receiver", "Exporters", "CMalloc",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -161,7 +164,7 @@ let package = Package(
         .executableTarget(
             name: "stitch-bench-store",
             dependencies: [
-                "StitchLoadKit", "OTLPWire", "TraceAssembler", "TraceModel", "SQLiteStore",
+                "StitchLoadKit", "OTLPWire", "TraceEdge", "TraceAssembler", "TraceModel", "SQLiteStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/StoreBench"
@@ -175,10 +178,10 @@ let package = Package(
 
         .testTarget(name: "DeflateTests", dependencies: ["Deflate"]),
         .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel", "Deflate", "StitchTestSupport"]),
-        .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "OTLPWire", "StitchTestSupport"]),
-        .testTarget(name: "TraceStoreTests", dependencies: ["TraceModel", "SQLiteStore", "TraceAssembler", "OTLPWire", "StitchTestSupport"]),
+        .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "TraceEdge", "OTLPWire", "StitchTestSupport"]),
+        .testTarget(name: "TraceStoreTests", dependencies: ["TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "ExportersTests", dependencies: [
-            "Exporters", "OTLPWire", "TraceAssembler", "StitchTestSupport", "Receiver",
+            "Exporters", "OTLPWire", "TraceEdge", "StitchTestSupport", "Receiver",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -189,7 +192,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "StitchCoreTests", dependencies: [
-            "StitchCore", "TraceModel", "SQLiteStore", "TraceAssembler", "OTLPWire", "StitchTestSupport",
+            "StitchCore", "TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Metrics", package: "swift-metrics"),

@@ -3,6 +3,7 @@ import Foundation
 import OTLPWire
 import StitchLoadKit
 import TraceAssembler
+import TraceEdge
 import SQLiteStore
 import TraceModel
 

@@ -3,7 +3,7 @@ import Logging
 import Metrics
 import OTLPWire
 import Synchronization
-import TraceAssembler
+import TraceEdge
 
 public struct DeadLetterConfiguration: Sendable, Equatable {
     /// Directory of this destination's dead letters (created if missing), e.g. `<queue directory>/dead-letters`.

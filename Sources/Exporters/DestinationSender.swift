@@ -1,6 +1,6 @@
 import Logging
 import Metrics
-import TraceAssembler
+import TraceEdge
 
 /// How a `DestinationSender` retries and reports.
 public struct DestinationSenderConfiguration: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import TraceAssembler
+import TraceEdge
 
 /// What one delivery attempt came to.
 public enum DeliveryOutcome: Sendable, Equatable {

@@ -4,7 +4,7 @@ import Logging
 import Metrics
 import NIOHTTP1
 import OTLPWire
-import TraceAssembler
+import TraceEdge
 
 /// Sends finished traces to an MLflow tracking server's OTLP endpoint (`<tracking_uri>/v1/traces`).
 ///

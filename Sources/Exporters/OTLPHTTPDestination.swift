@@ -2,7 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOHTTP1
-import TraceAssembler
+import TraceEdge
 
 /// Forwards finished traces to an OTLP/HTTP endpoint (Jaeger, another collector) as protobuf.
 ///

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import Synchronization
-import TraceAssembler
+import TraceEdge
 
 /// Append-only segment files with checksummed records. A segment is deleted only once every record
 /// in it is acknowledged (delivered or dead-lettered). After a restart, reading resumes after the

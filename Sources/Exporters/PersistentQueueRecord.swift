@@ -1,6 +1,6 @@
 import CZlib
 import OTLPWire
-import TraceAssembler
+import TraceEdge
 
 /// The on-disk encoding of the persistent queue (format version 1). All integers little-endian.
 ///

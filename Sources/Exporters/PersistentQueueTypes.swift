@@ -1,4 +1,4 @@
-import TraceAssembler
+import TraceEdge
 
 /// When the queue forces appended records to disk.
 public enum FsyncPolicy: String, Sendable, Codable, CaseIterable {

@@ -4,7 +4,7 @@ import GRDB
 import Logging
 import Metrics
 import OTLPWire
-import TraceAssembler
+import TraceEdge
 
 /// The embedded store, laid out like MLflow's trace tables (SQLite, WAL).
 ///

@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import ServiceLifecycle
 import TraceAssembler
+import TraceEdge
 import SQLiteStore
 import TraceModel
 

@@ -5,6 +5,7 @@ import OTLPWire
 import Receiver
 import ServiceLifecycle
 import TraceAssembler
+import TraceEdge
 import SQLiteStore
 import TraceModel
 

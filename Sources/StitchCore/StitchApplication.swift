@@ -8,6 +8,7 @@ import Receiver
 import ServiceLifecycle
 import UnixSignals
 import TraceAssembler
+import TraceEdge
 import SQLiteStore
 import TraceModel
 

@@ -2,6 +2,7 @@ import Exporters
 import Foundation
 import Logging
 import TraceAssembler
+import TraceEdge
 import Yams
 
 /// Everything `stitch serve` can be told, as one validated value.

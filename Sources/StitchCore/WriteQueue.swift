@@ -1,6 +1,7 @@
 import DequeModule
 import Synchronization
 import TraceAssembler
+import TraceEdge
 
 /// Finished traces on their way to one destination: bounded in bytes, never blocking the producer.
 ///

@@ -1,4 +1,5 @@
 import DequeModule
+import TraceEdge
 import OTLPWire
 
 /// The engine of `AssemblerState` (see there for the rules), on times given as durations since an

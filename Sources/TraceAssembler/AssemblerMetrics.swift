@@ -1,4 +1,5 @@
 import Metrics
+import TraceEdge
 
 /// The assembler's swift-metrics instruments, fed from `AssemblerCounters` deltas so that the state
 /// machine stays free of metrics.

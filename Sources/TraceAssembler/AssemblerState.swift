@@ -1,4 +1,5 @@
 import OTLPWire
+import TraceEdge
 
 /// The assembler's decisions as a value: which spans are buffered, and when each trace is released
 /// (DESIGN.md, "When is a trace finished?"). No clock, no I/O: the caller says what time it is.

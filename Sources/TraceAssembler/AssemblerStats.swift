@@ -1,3 +1,5 @@
+import TraceEdge
+
 /// What one `ingest` call did with its spans.
 ///
 /// Every span of the call is counted in exactly one field.

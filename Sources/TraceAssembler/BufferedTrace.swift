@@ -1,4 +1,5 @@
 import OTLPWire
+import TraceEdge
 
 /// One trace held by `AssemblerState`: its buffered spans plus what is needed to decide, without
 /// rescanning, whether it is closed (DESIGN.md, "When is a trace finished?").

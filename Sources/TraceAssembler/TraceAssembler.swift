@@ -1,4 +1,5 @@
 import Logging
+import TraceEdge
 import Metrics
 import OTLPWire
 

@@ -1,5 +1,5 @@
 import OTLPWire
-import TraceAssembler
+import TraceEdge
 
 /// One `spans` row, computed before the write transaction (the CPU-heavy part of a write: decoding
 /// and MLflow's JSON) so that the writer only binds values.

@@ -6,7 +6,7 @@ import OTLPWire
 import Receiver
 import StitchTestSupport
 import Synchronization
-import TraceAssembler
+import TraceEdge
 
 // MARK: - Logs
 

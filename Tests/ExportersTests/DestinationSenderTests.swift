@@ -4,7 +4,7 @@ import OTLPWire
 import Synchronization
 import StitchTestSupport
 import Testing
-import TraceAssembler
+import TraceEdge
 @testable import Exporters
 
 /// A destination that answers from a script (one outcome per call, the last repeating) and can

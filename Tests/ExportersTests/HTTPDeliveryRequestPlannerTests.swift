@@ -1,7 +1,7 @@
 import OTLPWire
 import Receiver
 import Testing
-import TraceAssembler
+import TraceEdge
 @testable import Exporters
 
 @Suite("RequestPlanner")

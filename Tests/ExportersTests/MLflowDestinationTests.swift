@@ -3,7 +3,7 @@ import OTLPWire
 import StitchTestSupport
 import Synchronization
 import Testing
-import TraceAssembler
+import TraceEdge
 @testable import Exporters
 
 /// A fake tracking server: `/v1/traces` and the trace-tag endpoint answer from separate scripts.

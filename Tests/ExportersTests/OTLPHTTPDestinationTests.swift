@@ -3,7 +3,7 @@ import Logging
 import OTLPWire
 import StitchTestSupport
 import Testing
-import TraceAssembler
+import TraceEdge
 @testable import Exporters
 
 /// Runs `body` with a destination pointed at a fresh scripted server, and shuts both down.

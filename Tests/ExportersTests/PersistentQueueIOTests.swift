@@ -2,7 +2,7 @@ import Foundation
 import StitchTestSupport
 import Synchronization
 import Testing
-import TraceAssembler
+import TraceEdge
 @testable import Exporters
 
 /// The queue's file I/O runs on its own thread; what others read of it does not wait for that thread.

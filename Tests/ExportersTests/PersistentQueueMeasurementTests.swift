@@ -1,7 +1,7 @@
 import Foundation
 import OTLPWire
 import Testing
-import TraceAssembler
+import TraceEdge
 @testable import Exporters
 
 /// Disk cost and speed of the queue, printed to the test log (run with `-c release` for real numbers).

@@ -5,7 +5,7 @@ import OTLPWire
 import StitchTestSupport
 import Synchronization
 import Testing
-import TraceAssembler
+import TraceEdge
 @testable import Exporters
 
 /// A fresh directory under the system's temporary directory, removed by `remove()`.

@@ -2,7 +2,7 @@ import Foundation
 import OTLPWire
 import StitchTestSupport
 import Testing
-import TraceAssembler
+import TraceEdge
 @testable import Exporters
 
 @Suite("PersistentQueue")

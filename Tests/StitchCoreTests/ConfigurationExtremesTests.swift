@@ -4,6 +4,7 @@ import StitchCore
 import StitchTestSupport
 import Testing
 import TraceAssembler
+import TraceEdge
 
 /// No configuration value can crash Stitch: every key, fed extreme and odd values from the file, the
 /// environment and a flag, is either refused with a problem naming that key, or accepted within its

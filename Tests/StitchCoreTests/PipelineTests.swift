@@ -10,6 +10,7 @@ import StitchTestSupport
 import Synchronization
 import Testing
 import TraceAssembler
+import TraceEdge
 import SQLiteStore
 import TraceModel
 

@@ -3,6 +3,7 @@ import StitchCore
 import StitchTestSupport
 import Testing
 import TraceAssembler
+import TraceEdge
 
 @Suite struct WriteQueueTests {
     /// Finished traces of `sizes[i]` spans each (decoded from synthetic single-service requests).

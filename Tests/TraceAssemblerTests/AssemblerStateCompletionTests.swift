@@ -1,6 +1,7 @@
 import OTLPWire
 import Testing
 @testable import TraceAssembler
+import TraceEdge
 
 /// Closure, idle release and `maxTraceAge` (DESIGN.md, "When is a trace finished?").
 @Suite struct AssemblerStateCompletionTests {

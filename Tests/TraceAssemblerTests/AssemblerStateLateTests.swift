@@ -1,6 +1,7 @@
 import OTLPWire
 import Testing
 @testable import TraceAssembler
+import TraceEdge
 
 /// Duplicates and late fragments (DESIGN.md: retries are normal; nothing is lost and no second trace).
 @Suite struct AssemblerStateLateTests {

@@ -1,6 +1,7 @@
 import OTLPWire
 import Testing
 @testable import TraceAssembler
+import TraceEdge
 
 /// `maxSpansPerTrace` parts, eviction by `maxTraces` / `maxBufferedBytes`, and boundedness.
 @Suite struct AssemblerStateLimitsTests {

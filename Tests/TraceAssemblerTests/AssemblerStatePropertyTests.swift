@@ -2,6 +2,7 @@ import OTLPWire
 import StitchTestSupport
 import Testing
 @testable import TraceAssembler
+import TraceEdge
 
 /// Randomised runs (seeded) checked against rules stated independently of the implementation.
 @Suite struct AssemblerStatePropertyTests {

@@ -3,6 +3,7 @@ import OTLPWire
 import StitchTestSupport
 import Testing
 @testable import TraceAssembler
+import TraceEdge
 
 @Suite struct ReleasedTraceMemoryTests {
     /// The plain model: one dictionary and the release order.

@@ -2,6 +2,7 @@ import OTLPWire
 import StitchTestSupport
 import Testing
 @testable import TraceAssembler
+import TraceEdge
 
 @Suite struct SpanIDSetTests {
     /// Behaves as a `Set` through inserts, duplicates and removals on both sides of the linear limit.

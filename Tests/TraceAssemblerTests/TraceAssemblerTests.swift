@@ -4,6 +4,7 @@ import Synchronization
 import StitchTestSupport
 import Testing
 @testable import TraceAssembler
+import TraceEdge
 
 /// The actor around `AssemblerState`: injected clock, release closure, metrics, run loop.
 @Suite struct TraceAssemblerTests {

@@ -2,6 +2,7 @@ import OTLPWire
 import StitchTestSupport
 import Testing
 import TraceAssembler
+import TraceEdge
 @testable import SQLiteStore
 @testable import TraceModel
 

@@ -5,6 +5,7 @@ import Metrics
 import OTLPWire
 import Testing
 import TraceAssembler
+import TraceEdge
 @testable import SQLiteStore
 @testable import TraceModel
 

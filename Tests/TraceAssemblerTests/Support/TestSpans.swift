@@ -1,6 +1,7 @@
 import StitchTestSupport
 import OTLPWire
 @testable import TraceAssembler
+import TraceEdge
 
 /// Builds span records without the wire decoder: one resource and scope per payload, and a span's
 /// "encoded bytes" are just a range of the wanted length (the assembler never reads them).

@@ -4,6 +4,7 @@ import OTLPWire
 import StitchTestSupport
 import Synchronization
 import TraceAssembler
+import TraceEdge
 @testable import SQLiteStore
 @testable import TraceModel
 

@@ -16,7 +16,7 @@ public enum ReleaseReason: String, Sendable, CaseIterable, Codable {
     case late
 }
 
-/// The edge type between the assembler and every destination.
+/// The edge type between the assembler and its sinks: a released trace, or a late fragment of one.
 public struct FinishedTrace: Sendable {
     public var traceID: TraceID
     /// Deduplicated (trace id + span id kept once), in arrival order.
@@ -42,7 +42,7 @@ public struct FinishedTrace: Sendable {
     public var encodedBytes: Int { spans.reduce(0) { $0 + $1.encodedSize } }
 }
 
-/// One edge protocol between stages: every destination takes finished traces.
+/// The one edge protocol between the assembler and what it feeds: the store, a disk queue, a test fake.
 public protocol TraceSink: Sendable {
     func consume(_ traces: [FinishedTrace]) async throws
 }
