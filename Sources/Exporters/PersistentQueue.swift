@@ -216,7 +216,7 @@ public final class PersistentQueue: Sendable {
 
     /// Updates the gauges from the published state, without waiting for the I/O thread: the oldest
     /// item's age grows while nothing is appended, read or acknowledged (during an outage). Call it
-    /// periodically (`DestinationSender` does).
+    /// periodically (`QueueSender` does).
     public func refreshMetrics() {
         metrics.report(stats, nowMs: now())
     }

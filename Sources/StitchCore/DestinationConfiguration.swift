@@ -19,8 +19,8 @@ import Yams
 public struct DestinationConfiguration: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case store(path: String)
-        case otlp(OTLPHTTPDestinationConfiguration)
-        case mlflow(MLflowDestinationConfiguration)
+        case otlp(OTLPHTTPExporterConfiguration)
+        case mlflow(MLflowExporterConfiguration)
     }
 
     /// Which finished traces a destination wants. Late fragments go to every destination (each merges
@@ -63,7 +63,7 @@ public struct DestinationConfiguration: Sendable, Equatable {
 
     /// An OTLP/HTTP destination from `--forward URL`.
     public static func forward(_ url: String, index: Int) -> DestinationConfiguration {
-        DestinationConfiguration(name: "forward-\(index)", kind: .otlp(OTLPHTTPDestinationConfiguration(endpoint: url)))
+        DestinationConfiguration(name: "forward-\(index)", kind: .otlp(OTLPHTTPExporterConfiguration(endpoint: url)))
     }
 }
 
@@ -74,7 +74,7 @@ enum DestinationParser {
         static let queueBytes = (1 << 20) ... (1 << 50)
         static let retryInterval: ClosedRange<Duration> = .milliseconds(1) ... .seconds(86400)
         static let timeout: ClosedRange<Duration> = .milliseconds(1) ... .seconds(3600)
-        static let requestBytes = (1 << 10) ... OTLPHTTPDestinationConfiguration.requestBytesLimit
+        static let requestBytes = (1 << 10) ... OTLPHTTPExporterConfiguration.requestBytesLimit
     }
 
     static func parse(_ node: Node, source: String, problems: inout [ConfigurationProblem]) -> [DestinationConfiguration] {
@@ -214,7 +214,7 @@ enum DestinationParser {
             guard let otlp = context.mapping(entries["otlp"]!, key: "otlp",
                                              allowed: ["endpoint", "compression", "headers", "timeout", "max_request_bytes"]) else { return nil }
             let endpoint = context.scalar(otlp, "endpoint", in: "otlp")
-            var settings = OTLPHTTPDestinationConfiguration(endpoint: endpoint ?? "", headers: context.headers(otlp, in: "otlp"))
+            var settings = OTLPHTTPExporterConfiguration(endpoint: endpoint ?? "", headers: context.headers(otlp, in: "otlp"))
             settings.compression = context.parsed(otlp, "compression", in: "otlp", { HTTPCompression(rawValue: $0.lowercased()) },
                                                   expected: "gzip or none") ?? settings.compression
             settings.timeout = context.ranged(otlp, "timeout", in: "otlp") { ConfigValues.duration($0, within: Limits.timeout) } ?? settings.timeout
@@ -234,7 +234,7 @@ enum DestinationParser {
             let uri = context.scalar(mlflow, "tracking_uri", in: "mlflow") ?? ""
             if uri.isEmpty { context.problem("mlflow.tracking_uri", "is required (e.g. http://127.0.0.1:5000)") }
             let experiment = context.scalar(mlflow, "experiment_id", in: "mlflow")
-            var settings = MLflowDestinationConfiguration(trackingURI: uri, experimentID: experiment, headers: context.headers(mlflow, in: "mlflow"))
+            var settings = MLflowExporterConfiguration(trackingURI: uri, experimentID: experiment, headers: context.headers(mlflow, in: "mlflow"))
             // A configured experiment is used as is, unless told to prefer the trace's own.
             settings.experimentFromTrace = context.parsed(mlflow, "experiment_from_trace", in: "mlflow", bool, expected: "true or false") ?? (experiment == nil)
             settings.timeout = context.ranged(mlflow, "timeout", in: "mlflow") { ConfigValues.duration($0, within: Limits.timeout) } ?? settings.timeout

@@ -23,12 +23,12 @@ enum DestinationPressure: Sendable, Equatable {
 struct RunningDestination: Sendable {
     let configuration: DestinationConfiguration
     /// Filled by the assembler's release callback (never blocks it); drained by a writer service.
-    let handoff: WriteQueue
+    let handoff: HandoffQueue
     let persistent: PersistentQueue?
     /// The embedded store, for `store` destinations.
     let store: SQLiteTraceStore?
     /// The forwarding destination's client (OTLP/HTTP or MLflow), for `otlp` and `mlflow` destinations.
-    let delivery: (any TraceDestination)?
+    let delivery: (any TraceExporter)?
     /// Where a forwarding destination keeps what it refused for good.
     let deadLetters: DeadLetterStore?
     /// Writer first, then (for forwarding destinations) the sender.
@@ -71,12 +71,12 @@ struct RunningDestination: Sendable {
                      logger: Logger, metrics: any MetricsFactory) throws -> RunningDestination {
         var logger = logger
         logger[metadataKey: "destination"] = "\(configuration.name)"
-        let handoff = WriteQueue(maxBytes: stitch.storeQueueMaxBytes)
+        let handoff = HandoffQueue(maxBytes: stitch.storeQueueMaxBytes)
         switch configuration.kind {
         case .store(let path):
             let store = try SQLiteTraceStore(path: path, defaultExperimentID: stitch.defaultExperimentID,
                                              logger: logger, metrics: metrics)
-            let writer = SinkWriterService(name: configuration.name, queue: handoff, sink: store, batchSize: stitch.storeBatchMaxTraces,
+            let writer = SinkWriter(name: configuration.name, queue: handoff, sink: store, batchSize: stitch.storeBatchMaxTraces,
                                            concurrentWrites: 2, logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: nil, store: store,
                                       delivery: nil, deadLetters: nil, services: [writer])
@@ -91,22 +91,22 @@ struct RunningDestination: Sendable {
                 destination: configuration.name,
                 configuration: DeadLetterConfiguration(directory: directory.appendingPathComponent("dead-letters").path),
                 logger: logger, metrics: metrics)
-            let destination: any TraceDestination
+            let destination: any TraceExporter
             switch configuration.kind {
             case .otlp(let settings):
-                destination = try OTLPHTTPDestination(name: configuration.name, configuration: settings, logger: logger)
+                destination = try OTLPHTTPExporter(name: configuration.name, configuration: settings, logger: logger)
             case .mlflow(let settings):
-                destination = try MLflowDestination(name: configuration.name, configuration: settings, logger: logger, metrics: metrics)
+                destination = try MLflowExporter(name: configuration.name, configuration: settings, logger: logger, metrics: metrics)
             case .store:
                 preconditionFailure("handled above")
             }
-            let spool = SinkWriterService(name: configuration.name, queue: handoff, sink: PersistentQueueSink(queue: queue), batchSize: 512,
+            let writer = SinkWriter(name: configuration.name, queue: handoff, sink: PersistentQueueSink(queue: queue), batchSize: 512,
                                           logger: logger, metrics: metrics)
-            let sender = DestinationSender(destination: destination, queue: queue, deadLetters: deadLetters,
-                                           configuration: DestinationSenderConfiguration(retryPolicy: configuration.retry),
+            let sender = QueueSender(destination: destination, queue: queue, deadLetters: deadLetters,
+                                           configuration: QueueSenderConfiguration(retryPolicy: configuration.retry),
                                            logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: queue, store: nil,
-                                      delivery: destination, deadLetters: deadLetters, services: [spool, ForwardingService(sender: sender)])
+                                      delivery: destination, deadLetters: deadLetters, services: [writer, SenderService(sender: sender)])
         }
     }
 }
@@ -123,8 +123,8 @@ struct PersistentQueueSink: TraceSink {
 
 /// Delivers from the on-disk queue until graceful shutdown; what is not yet delivered stays on disk
 /// and is sent after the next start. (The queue and the client are closed by the application.)
-struct ForwardingService: Service {
-    let sender: DestinationSender<ContinuousClock>
+struct SenderService: Service {
+    let sender: QueueSender<ContinuousClock>
 
     func run() async throws {
         await cancelWhenGracefulShutdown {

@@ -32,7 +32,7 @@ struct IdleMemoryState {
 /// unmapped (`CodePages`), so an idle Stitch is small again.
 public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration {
     let assembler: TraceAssembler<C>
-    let queues: [WriteQueue]
+    let queues: [HandoffQueue]
     let stores: [SQLiteTraceStore]
     let clock: C
     let interval: Duration
@@ -41,7 +41,7 @@ public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration 
 
     public static var defaultInterval: Duration { .seconds(5) }
 
-    public init(assembler: TraceAssembler<C>, queues: [WriteQueue], stores: [SQLiteTraceStore], clock: C,
+    public init(assembler: TraceAssembler<C>, queues: [HandoffQueue], stores: [SQLiteTraceStore], clock: C,
                 interval: Duration = Self.defaultInterval, logger: Logger, metrics: any MetricsFactory) {
         self.assembler = assembler
         self.queues = queues

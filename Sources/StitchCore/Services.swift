@@ -11,8 +11,8 @@ import TraceModel
 
 /// Writes finished traces from the queue into a sink, many per call. Runs until the queue is finished
 /// and drained, so that on shutdown everything released is written before the process exits.
-public struct SinkWriterService: Service {
-    let queue: WriteQueue
+public struct SinkWriter: Service {
+    let queue: HandoffQueue
     let sink: any TraceSink
     let batchSize: Int
     let batchSpans: Int
@@ -29,8 +29,8 @@ public struct SinkWriterService: Service {
 
     /// `name` labels the metrics (`destination`). `concurrentWrites` > 1 only for sinks whose result
     /// does not depend on the order of batches (the store merges by trace and span id).
-    public init(name: String, queue: WriteQueue, sink: any TraceSink, batchSize: Int,
-                batchSpans: Int = SinkWriterService.defaultBatchSpans, concurrentWrites: Int = 1,
+    public init(name: String, queue: HandoffQueue, sink: any TraceSink, batchSize: Int,
+                batchSpans: Int = SinkWriter.defaultBatchSpans, concurrentWrites: Int = 1,
                 logger: Logger, metrics: any MetricsFactory) {
         self.batchSpans = max(1, batchSpans)
         self.concurrentWrites = max(1, concurrentWrites)
@@ -112,9 +112,9 @@ public struct SinkWriterService: Service {
 /// `shutdown`) and then finishes the hand-off queues, so that their writers drain and stop.
 public struct AssemblerService<C: Clock>: Service where C.Duration == Duration {
     let assembler: TraceAssembler<C>
-    let queues: [WriteQueue]
+    let queues: [HandoffQueue]
 
-    public init(assembler: TraceAssembler<C>, queues: [WriteQueue]) {
+    public init(assembler: TraceAssembler<C>, queues: [HandoffQueue]) {
         self.assembler = assembler
         self.queues = queues
     }

@@ -276,7 +276,7 @@ extension StitchConfiguration {
             problem("destinations[\(index)].name", "'\(destination.name)' is used by another destination")
         }
         for (index, url) in forward.enumerated() {
-            for reason in OTLPHTTPDestinationConfiguration(endpoint: url).problems() {
+            for reason in OTLPHTTPExporterConfiguration(endpoint: url).problems() {
                 problem("forward[\(index)]", reason)
             }
         }

@@ -61,9 +61,9 @@ struct PersistentQueueIOTests {
         // The destination is down: every attempt is retried, nothing is appended, read or acknowledged.
         let clock = ManualClock()
         let down = ScriptedDestination([.retryable(reason: "connection refused", after: nil)])
-        let sender = DestinationSender(
+        let sender = QueueSender(
             destination: down, queue: queue, deadLetters: RecordingDeadLetters(),
-            configuration: DestinationSenderConfiguration(retryPolicy: RetryPolicy(randomizationFactor: 0),
+            configuration: QueueSenderConfiguration(retryPolicy: RetryPolicy(randomizationFactor: 0),
                                                           gaugeInterval: .seconds(1)),
             clock: clock, logger: ExportTestLogs().logger(), metrics: RecordingMetrics())
         let run = Task { await sender.run() }

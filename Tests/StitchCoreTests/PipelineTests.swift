@@ -148,7 +148,7 @@ struct PipelineTests {
         var stitch = StitchConfiguration()
         stitch.queueDirectory = directory.path
         let destination = try RunningDestination.make(
-            DestinationConfiguration(name: "central", kind: .otlp(OTLPHTTPDestinationConfiguration(endpoint: "http://127.0.0.1:9")),
+            DestinationConfiguration(name: "central", kind: .otlp(OTLPHTTPExporterConfiguration(endpoint: "http://127.0.0.1:9")),
                                      queueMaxBytes: 1024),
             stitch: stitch, logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
         let queue = try #require(destination.persistent)

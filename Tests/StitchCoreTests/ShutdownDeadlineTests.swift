@@ -48,7 +48,7 @@ struct ShutdownDeadlineTests {
         let message = try #require(reported.value)
         #expect(message.contains("stuck (7 traces not yet written)"), "\(message)")
         #expect(!message.contains("polite"), "\(message)")
-        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(ContinuousClock.now - started < .seconds(120), "it returns instead of waiting for the stuck service")
     }
 
     @Test("services that finish in time: run returns, the timer never fires")

@@ -28,8 +28,14 @@ public struct DeliveryBatchLimits: Sendable, Equatable {
     public static let standard = DeliveryBatchLimits(maxTraces: 512, maxBytes: 4 << 20)
 }
 
-/// A place finished traces go besides (or instead of) the embedded store.
-public protocol TraceDestination: Sendable {
+/// The network client of a forwarding destination (OTLP/HTTP, MLflow): delivers one batch per call.
+///
+/// The names along the path, one per concept: the assembler releases `FinishedTrace`s into each
+/// destination's in-memory *hand-off* (`HandoffQueue`); a *writer* (`SinkWriter`) drains it into a
+/// *sink* (`TraceSink`: the store, or a forwarding destination's *disk queue*, `PersistentQueue`); a
+/// *sender* (`QueueSender`) delivers what the disk queue holds through the destination's *exporter*
+/// (this protocol), with retries and dead letters.
+public protocol TraceExporter: Sendable {
     var name: String { get }
     /// The largest batch `deliver` should be given. Default `.standard`.
     var batchLimits: DeliveryBatchLimits { get }
@@ -38,7 +44,7 @@ public protocol TraceDestination: Sendable {
     func shutdown() async
 }
 
-extension TraceDestination {
+extension TraceExporter {
     public var batchLimits: DeliveryBatchLimits { .standard }
 }
 
@@ -50,7 +56,7 @@ public protocol DeadLetterSink: Sendable {
     func append(_ traces: [FinishedTrace], reason: String, response: String) async throws
 }
 
-/// The part of `PersistentQueue` a `DestinationSender` reads from (so tests can use an in-memory queue).
+/// The part of `PersistentQueue` a `QueueSender` reads from (so tests can use an in-memory queue).
 public protocol DeliveryQueue: Sendable {
     /// Waits for records after those already handed out; nil once the queue is closed.
     func next(maxTraces: Int, maxBytes: Int) async -> [QueuedTrace]?

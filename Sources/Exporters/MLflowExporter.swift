@@ -20,9 +20,9 @@ import TraceEdge
 /// Answers: 2xx delivered; 404 (unknown experiment), 400 (bad request, e.g. the trace id already
 /// belongs to another experiment), 401/403, 422 and other 4xx permanent, with a reason naming the
 /// experiment; 408, 429, 5xx (but 501), connection failures and timeouts retryable.
-public final class MLflowDestination: TraceDestination {
+public final class MLflowExporter: TraceExporter {
     public let name: String
-    public let configuration: MLflowDestinationConfiguration
+    public let configuration: MLflowExporterConfiguration
     private let http: HTTPDeliveryClient
     private let planner: RequestPlanner
     private let spanHeaders: HTTPHeaders
@@ -39,7 +39,7 @@ public final class MLflowDestination: TraceDestination {
     ///   - currentDate: wall clock for `Retry-After` HTTP-dates (injected in tests).
     /// - Throws: `DestinationConfigurationError` listing every configuration problem.
     public init(
-        name: String = "mlflow", configuration: MLflowDestinationConfiguration, logger: Logger,
+        name: String = "mlflow", configuration: MLflowExporterConfiguration, logger: Logger,
         metrics: any MetricsFactory, currentDate: @escaping @Sendable () -> Date = { Date() }
     ) throws(DestinationConfigurationError) {
         try DestinationConfigurationError.check(configuration.problems(), destination: name)

@@ -1,9 +1,9 @@
 import Foundation
 
-/// Where and how an `OTLPHTTPDestination` sends traces.
+/// Where and how an `OTLPHTTPExporter` sends traces.
 ///
 /// `description` never shows header values (they typically carry credentials).
-public struct OTLPHTTPDestinationConfiguration: Sendable, Equatable, CustomStringConvertible {
+public struct OTLPHTTPExporterConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// The OTLP/HTTP traces URL, e.g. `http://jaeger:4318/v1/traces`; `https://` uses TLS. A URL
     /// without a path gets `/v1/traces` (users give the collector's base address far more often
     /// than the root path).

@@ -144,7 +144,7 @@ extension DeliveryOutcome {
 }
 
 /// Delivers one small trace through a destination made for a port nothing listens on.
-func deliverToClosedPort(_ make: (Int) throws -> any TraceDestination) async throws -> DeliveryOutcome {
+func deliverToClosedPort(_ make: (Int) throws -> any TraceExporter) async throws -> DeliveryOutcome {
     let destination = try make(try await ScriptedHTTPServer.closedPort())
     let outcome = await destination.deliver([try ExportTestTraces.synthetic(trace: 1, spanCount: 1)])
     await destination.shutdown()

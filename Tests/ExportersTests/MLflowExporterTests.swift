@@ -7,11 +7,11 @@ import TraceEdge
 @testable import Exporters
 
 /// A fake tracking server: `/v1/traces` and the trace-tag endpoint answer from separate scripts.
-func withMLflowDestination(
+func withMLflowExporter(
     spans: [ScriptedAnswer] = [.ok], tags: [ScriptedAnswer] = [.status(200, body: Array("{}".utf8))],
-    configure: (inout MLflowDestinationConfiguration) -> Void = { _ in },
+    configure: (inout MLflowExporterConfiguration) -> Void = { _ in },
     metrics: RecordingMetrics = RecordingMetrics(),
-    _ body: (MLflowDestination, ScriptedHTTPServer, Int) async throws -> Void
+    _ body: (MLflowExporter, ScriptedHTTPServer, Int) async throws -> Void
 ) async throws {
     let counters = CounterPair()
     let server = ScriptedHTTPServer { request, _ in
@@ -21,9 +21,9 @@ func withMLflowDestination(
         return tags[min(counters.nextTags(), tags.count - 1)]
     }
     let port = try await server.start()
-    var configuration = MLflowDestinationConfiguration(trackingURI: "http://127.0.0.1:\(port)")
+    var configuration = MLflowExporterConfiguration(trackingURI: "http://127.0.0.1:\(port)")
     configure(&configuration)
-    let destination = try MLflowDestination(configuration: configuration, logger: ExportTestLogs().logger(), metrics: metrics)
+    let destination = try MLflowExporter(configuration: configuration, logger: ExportTestLogs().logger(), metrics: metrics)
     do {
         try await body(destination, server, port)
     } catch {
@@ -59,13 +59,13 @@ private struct TagRequest: Decodable, Equatable {
     var value: String
 }
 
-@Suite("MLflowDestination", .timeLimit(.minutes(1)))
-struct MLflowDestinationTests {
+@Suite("MLflowExporter", .timeLimit(.minutes(1)))
+struct MLflowExporterTests {
     @Test("one request per trace: root's ResourceSpans first, experiment header, Host, then the tags")
     func requestShape() async throws {
         // service-b's spans arrived first; the root is service-a's.
         let trace = try ExportTestTraces.stitchedFixtureTrace(serviceBFirst: true)
-        try await withMLflowDestination { destination, server, port in
+        try await withMLflowExporter { destination, server, port in
             #expect(await destination.deliver([trace]) == .delivered)
             let requests = server.requests
             #expect(requests.map(\.method) == ["POST", "PATCH", "PATCH"])
@@ -96,7 +96,7 @@ struct MLflowDestinationTests {
     @Test("a trace whose root never came is tagged with its release reason", arguments: [ReleaseReason.timeout, .evicted, .shutdown, .tooLarge])
     func incompleteTraceTagged(reason: ReleaseReason) async throws {
         let trace = try ExportTestTraces.synthetic(trace: 5, spanCount: 3, reason: reason)
-        try await withMLflowDestination { destination, server, _ in
+        try await withMLflowExporter { destination, server, _ in
             #expect(await destination.deliver([trace]) == .delivered)
             let tagRequests = server.requests.filter { $0.method == "PATCH" }
             // One service: no stitch.services.
@@ -109,7 +109,7 @@ struct MLflowDestinationTests {
     @Test("a late fragment goes alone to the same trace id and sets no tags")
     func lateFragment() async throws {
         let fragment = try ExportTestTraces.synthetic(trace: 6, spanCount: 2, reason: .late)
-        try await withMLflowDestination { destination, server, _ in
+        try await withMLflowExporter { destination, server, _ in
             #expect(await destination.deliver([fragment]) == .delivered)
             #expect(server.requests.map(\.method) == ["POST"])
             let decoded = try OTLPTraceDecoder.decode(ExportTestTraces.inflate(server.requests[0]), experimentID: nil)
@@ -121,16 +121,16 @@ struct MLflowDestinationTests {
     func experimentSelection() async throws {
         let named = try ExportTestTraces.synthetic(trace: 1, spanCount: 1, experimentID: "17")
         let unnamed = try ExportTestTraces.synthetic(trace: 2, spanCount: 1)
-        try await withMLflowDestination(configure: { $0.experimentID = "9" }) { destination, server, _ in
+        try await withMLflowExporter(configure: { $0.experimentID = "9" }) { destination, server, _ in
             _ = await destination.deliver([named])
             _ = await destination.deliver([unnamed])
             #expect(server.requests.filter { $0.method == "POST" }.map { $0.header("x-mlflow-experiment-id") } == ["17", "9"])
         }
-        try await withMLflowDestination(configure: { $0.experimentID = "9"; $0.experimentFromTrace = false }) { destination, server, _ in
+        try await withMLflowExporter(configure: { $0.experimentID = "9"; $0.experimentFromTrace = false }) { destination, server, _ in
             _ = await destination.deliver([named])
             #expect(server.requests.first?.header("x-mlflow-experiment-id") == "9")
         }
-        try await withMLflowDestination { destination, server, _ in
+        try await withMLflowExporter { destination, server, _ in
             _ = await destination.deliver([unnamed])
             #expect(server.requests.first?.header("x-mlflow-experiment-id") == "0")
         }
@@ -145,7 +145,7 @@ struct MLflowDestinationTests {
     ])
     func permanentAnswers(status: Int, body: String) async throws {
         let trace = try ExportTestTraces.synthetic(trace: 1, spanCount: 2, experimentID: "42")
-        try await withMLflowDestination(spans: [.status(status, headers: [("content-type", "application/json")], body: Array(body.utf8))]) { destination, server, _ in
+        try await withMLflowExporter(spans: [.status(status, headers: [("content-type", "application/json")], body: Array(body.utf8))]) { destination, server, _ in
             let (reason, response) = try #require(await destination.deliver([trace]).permanent)
             #expect(reason.contains("experiment 42"))
             #expect(response.contains(body))
@@ -156,7 +156,7 @@ struct MLflowDestinationTests {
     @Test("5xx (but 501), 429 and 408 are retryable", arguments: [500, 502, 503, 504, 429, 408])
     func retryableAnswers(status: Int) async throws {
         let trace = try ExportTestTraces.synthetic(trace: 1, spanCount: 1)
-        try await withMLflowDestination(spans: [.status(status, headers: [("retry-after", "2")])]) { destination, _, _ in
+        try await withMLflowExporter(spans: [.status(status, headers: [("retry-after", "2")])]) { destination, _, _ in
             let (reason, after) = try #require(await destination.deliver([trace]).retryable)
             #expect(reason.hasPrefix("HTTP \(status)"))
             #expect(after == .seconds(2))
@@ -166,7 +166,7 @@ struct MLflowDestinationTests {
     @Test("501 (a store without OTLP ingest) is permanent")
     func notImplemented() async throws {
         let trace = try ExportTestTraces.synthetic(trace: 1, spanCount: 1)
-        try await withMLflowDestination(spans: [.status(501)]) { destination, _, _ in
+        try await withMLflowExporter(spans: [.status(501)]) { destination, _, _ in
             let (reason, _) = try #require(await destination.deliver([trace]).permanent)
             #expect(reason.contains("cannot take OTLP"))
         }
@@ -175,8 +175,8 @@ struct MLflowDestinationTests {
     @Test("connection refused is retryable")
     func connectionRefused() async throws {
         let outcome = try await deliverToClosedPort { port in
-            try MLflowDestination(
-                configuration: MLflowDestinationConfiguration(trackingURI: "http://127.0.0.1:\(port)"),
+            try MLflowExporter(
+                configuration: MLflowExporterConfiguration(trackingURI: "http://127.0.0.1:\(port)"),
                 logger: ExportTestLogs().logger(), metrics: RecordingMetrics())
         }
         let (reason, _) = try #require(outcome.retryable)
@@ -186,12 +186,12 @@ struct MLflowDestinationTests {
     @Test("a tag refused for a transient reason retries the trace; otherwise it is counted and the trace is delivered")
     func tagFailures() async throws {
         let trace = try ExportTestTraces.synthetic(trace: 1, spanCount: 1)
-        try await withMLflowDestination(tags: [.status(503)]) { destination, _, _ in
+        try await withMLflowExporter(tags: [.status(503)]) { destination, _, _ in
             let (reason, _) = try #require(await destination.deliver([trace]).retryable)
             #expect(reason.contains("stitch.completeness"))
         }
         let metrics = RecordingMetrics()
-        try await withMLflowDestination(tags: [.status(400, body: Array(#"{"message": "bad tag"}"#.utf8))], metrics: metrics) { destination, _, _ in
+        try await withMLflowExporter(tags: [.status(400, body: Array(#"{"message": "bad tag"}"#.utf8))], metrics: metrics) { destination, _, _ in
             #expect(await destination.deliver([trace]) == .delivered)
             #expect(metrics["stitch_destination_tag_failures_total{destination=mlflow}"] == 1)
         }
@@ -200,7 +200,7 @@ struct MLflowDestinationTests {
     @Test("tags can be switched off")
     func noTags() async throws {
         let trace = try ExportTestTraces.synthetic(trace: 1, spanCount: 1, reason: .timeout)
-        try await withMLflowDestination(configure: { $0.setTraceTags = false }) { destination, server, _ in
+        try await withMLflowExporter(configure: { $0.setTraceTags = false }) { destination, server, _ in
             #expect(await destination.deliver([trace]) == .delivered)
             #expect(server.requests.map(\.method) == ["POST"])
         }
@@ -208,17 +208,17 @@ struct MLflowDestinationTests {
 
     @Test("one trace per delivery; URLs keep a tracking URI's path prefix")
     func limitsAndURLs() {
-        let configuration = MLflowDestinationConfiguration(trackingURI: "https://example.com/mlflow/")
+        let configuration = MLflowExporterConfiguration(trackingURI: "https://example.com/mlflow/")
         #expect(configuration.tracesURL == "https://example.com/mlflow/v1/traces")
         #expect(configuration.traceTagURL(mlflowTraceID: "tr-ab") == "https://example.com/mlflow/api/3.0/mlflow/traces/tr-ab/tags")
-        #expect(MLflowDestinationConfiguration(trackingURI: "mlflow:5000").problems().count >= 1)
-        #expect(MLflowDestinationConfiguration(trackingURI: "http://x", experimentID: "").problems().count == 1)
+        #expect(MLflowExporterConfiguration(trackingURI: "mlflow:5000").problems().count >= 1)
+        #expect(MLflowExporterConfiguration(trackingURI: "http://x", experimentID: "").problems().count == 1)
     }
 
     @Test("root-first ordering moves only the root")
     func rootFirst() throws {
         let trace = try ExportTestTraces.stitchedFixtureTrace(serviceBFirst: true)
-        let ordered = MLflowDestination.rootFirst(trace.spans)
+        let ordered = MLflowExporter.rootFirst(trace.spans)
         let rootIndex = try #require(trace.spans.firstIndex { $0.isRoot })
         var expected = trace.spans.map(\.spanID)
         expected.insert(expected.remove(at: rootIndex), at: 0)
@@ -228,10 +228,10 @@ struct MLflowDestinationTests {
 }
 
 /// Against a real tracking server, when `STITCH_MLFLOW_TRACKING_URI` names one (`http://127.0.0.1:<port>`).
-@Suite("MLflowDestination against a real tracking server",
+@Suite("MLflowExporter against a real tracking server",
        .enabled(if: ProcessInfo.processInfo.environment["STITCH_MLFLOW_TRACKING_URI"] != nil),
        .timeLimit(.minutes(2)))
-struct MLflowDestinationRealServerTests {
+struct MLflowExporterRealServerTests {
     private struct TraceInfoResponse: Decodable {
         struct Trace: Decodable { var trace_info: Info }
         struct Info: Decodable {
@@ -254,8 +254,8 @@ struct MLflowDestinationRealServerTests {
         let uri = ProcessInfo.processInfo.environment["STITCH_MLFLOW_TRACKING_URI"]!
         let port = try #require(URL(string: uri)?.port)
         let logs = ExportTestLogs()
-        let destination = try MLflowDestination(
-            configuration: MLflowDestinationConfiguration(trackingURI: uri, experimentID: "0"),
+        let destination = try MLflowExporter(
+            configuration: MLflowExporterConfiguration(trackingURI: uri, experimentID: "0"),
             logger: logs.logger(), metrics: RecordingMetrics())
         let base = UInt64(Date().timeIntervalSince1970 * 1000)
 
@@ -263,7 +263,7 @@ struct MLflowDestinationRealServerTests {
         var whole = try ExportTestTraces.synthetic(trace: base, spanCount: 6, services: ["front", "back"])
         whole.spans.reverse()
         #expect(await destination.deliver([whole]) == .delivered)
-        let wholeInfo = try await traceInfo(port: port, MLflowDestination.mlflowTraceID(whole.traceID))
+        let wholeInfo = try await traceInfo(port: port, MLflowExporter.mlflowTraceID(whole.traceID))
         #expect(wholeInfo.state == "OK")
         #expect(wholeInfo.tags["service.name"] == "front")
         #expect(wholeInfo.tags["stitch.completeness"] == "closed")
@@ -274,7 +274,7 @@ struct MLflowDestinationRealServerTests {
         var rootless = full
         rootless.spans.removeAll(where: \.isRoot)
         #expect(await destination.deliver([rootless]) == .delivered)
-        let rootlessID = MLflowDestination.mlflowTraceID(full.traceID)
+        let rootlessID = MLflowExporter.mlflowTraceID(full.traceID)
         let before = try await traceInfo(port: port, rootlessID)
         #expect(before.state == "IN_PROGRESS")
         #expect(before.tags["stitch.completeness"] == "timeout")

@@ -5,7 +5,7 @@ import Testing
 import TraceAssembler
 import TraceEdge
 
-@Suite struct WriteQueueTests {
+@Suite struct HandoffQueueTests {
     /// Finished traces of `sizes[i]` spans each (decoded from synthetic single-service requests).
     static func traces(_ sizes: [Int]) throws -> [FinishedTrace] {
         try sizes.enumerated().map { index, size in
@@ -17,7 +17,7 @@ import TraceEdge
 
     @Test("a batch stops at the trace count or before the span budget, and takes at least one trace")
     func batchesAreBoundedByTracesAndSpans() async throws {
-        let queue = WriteQueue(maxBytes: 1 << 30)
+        let queue = HandoffQueue(maxBytes: 1 << 30)
         queue.enqueue(try Self.traces([4, 4, 4, 30, 2, 2, 2, 2]))
         queue.finish()
         var sizes: [[Int]] = []

@@ -13,9 +13,9 @@ import TraceEdge
 /// "Retryable Response Codes"): 2xx delivered (a `partial_success` is reported, never retried);
 /// 429, 502, 503, 504, connection failures and timeouts retryable, honouring `Retry-After`;
 /// every other status permanent.
-public final class OTLPHTTPDestination: TraceDestination {
+public final class OTLPHTTPExporter: TraceExporter {
     public let name: String
-    public let configuration: OTLPHTTPDestinationConfiguration
+    public let configuration: OTLPHTTPExporterConfiguration
     private let http: HTTPDeliveryClient
     private let planner: RequestPlanner
     private let fixedHeaders: HTTPHeaders
@@ -26,7 +26,7 @@ public final class OTLPHTTPDestination: TraceDestination {
     ///   - currentDate: wall clock for `Retry-After` HTTP-dates (injected in tests).
     /// - Throws: `DestinationConfigurationError` listing every configuration problem.
     public init(
-        name: String = "otlp", configuration: OTLPHTTPDestinationConfiguration, logger: Logger,
+        name: String = "otlp", configuration: OTLPHTTPExporterConfiguration, logger: Logger,
         currentDate: @escaping @Sendable () -> Date = { Date() }
     ) throws(DestinationConfigurationError) {
         try DestinationConfigurationError.check(configuration.problems(), destination: name)

@@ -2,8 +2,8 @@ import Logging
 import Metrics
 import TraceEdge
 
-/// How a `DestinationSender` retries and reports.
-public struct DestinationSenderConfiguration: Sendable, Equatable {
+/// How a `QueueSender` retries and reports.
+public struct QueueSenderConfiguration: Sendable, Equatable {
     public var retryPolicy: RetryPolicy
     /// A kind of failure (permanent, retrying, partial success) is logged at most once per this
     /// interval, with the counts since the last line. Default 30 s.
@@ -34,18 +34,18 @@ public struct DestinationSenderConfiguration: Sendable, Equatable {
 /// `stitch_destination_sent_spans_total`, `stitch_destination_retries_total`,
 /// `stitch_destination_dead_lettered_traces_total`, `stitch_destination_partial_rejected_spans_total`,
 /// and the timer `stitch_destination_send_seconds` (one delivery attempt).
-public struct DestinationSender<C: Clock>: Sendable where C.Duration == Duration {
-    public let destination: any TraceDestination
+public struct QueueSender<C: Clock>: Sendable where C.Duration == Duration {
+    public let destination: any TraceExporter
     private let queue: any DeliveryQueue
     private let deadLetters: any DeadLetterSink
-    private let configuration: DestinationSenderConfiguration
+    private let configuration: QueueSenderConfiguration
     private let clock: C
     private let logger: Logger
     private let metrics: SenderMetrics
 
     public init(
-        destination: any TraceDestination, queue: any DeliveryQueue, deadLetters: any DeadLetterSink,
-        configuration: DestinationSenderConfiguration = DestinationSenderConfiguration(),
+        destination: any TraceExporter, queue: any DeliveryQueue, deadLetters: any DeadLetterSink,
+        configuration: QueueSenderConfiguration = QueueSenderConfiguration(),
         clock: C, logger: Logger, metrics: any MetricsFactory
     ) {
         self.destination = destination
@@ -174,11 +174,11 @@ public struct DestinationSender<C: Clock>: Sendable where C.Duration == Duration
     }
 }
 
-extension DestinationSender where C == ContinuousClock {
+extension QueueSender where C == ContinuousClock {
     /// A sender on the continuous clock.
     public init(
-        destination: any TraceDestination, queue: any DeliveryQueue, deadLetters: any DeadLetterSink,
-        configuration: DestinationSenderConfiguration = DestinationSenderConfiguration(),
+        destination: any TraceExporter, queue: any DeliveryQueue, deadLetters: any DeadLetterSink,
+        configuration: QueueSenderConfiguration = QueueSenderConfiguration(),
         logger: Logger, metrics: any MetricsFactory
     ) {
         self.init(destination: destination, queue: queue, deadLetters: deadLetters, configuration: configuration,

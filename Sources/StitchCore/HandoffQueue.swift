@@ -8,7 +8,7 @@ import TraceEdge
 /// The assembler hands releases over synchronously (it must not wait on a disk); the bound is enforced
 /// upstream: while `isFull`, the receiver refuses new requests (429/503 + Retry-After), so the queue
 /// overshoots its limit by at most what the assembler already buffered.
-public final class WriteQueue: Sendable {
+public final class HandoffQueue: Sendable {
     private struct State {
         var traces = Deque<FinishedTrace>()
         var bytes = 0

@@ -1,7 +1,7 @@
-/// Where and how an `MLflowDestination` sends traces.
+/// Where and how an `MLflowExporter` sends traces.
 ///
 /// `description` never shows header values.
-public struct MLflowDestinationConfiguration: Sendable, Equatable, CustomStringConvertible {
+public struct MLflowExporterConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// The tracking server's base URL, e.g. `http://mlflow:5000` (a path prefix is kept).
     public var trackingURI: String
     /// The experiment for traces that name none (or for every trace, when `experimentFromTrace` is

@@ -8,15 +8,15 @@ import TraceEdge
 
 /// Runs `body` with a destination pointed at a fresh scripted server, and shuts both down.
 func withOTLPDestination(
-    answers: [ScriptedAnswer], configure: (inout OTLPHTTPDestinationConfiguration) -> Void = { _ in },
+    answers: [ScriptedAnswer], configure: (inout OTLPHTTPExporterConfiguration) -> Void = { _ in },
     logs: ExportTestLogs = ExportTestLogs(), currentDate: @escaping @Sendable () -> Date = { Date() },
-    _ body: (OTLPHTTPDestination, ScriptedHTTPServer) async throws -> Void
+    _ body: (OTLPHTTPExporter, ScriptedHTTPServer) async throws -> Void
 ) async throws {
     let server = ScriptedHTTPServer(answers: answers)
     let port = try await server.start()
-    var configuration = OTLPHTTPDestinationConfiguration(endpoint: "http://127.0.0.1:\(port)/v1/traces")
+    var configuration = OTLPHTTPExporterConfiguration(endpoint: "http://127.0.0.1:\(port)/v1/traces")
     configure(&configuration)
-    let destination = try OTLPHTTPDestination(configuration: configuration, logger: logs.logger(), currentDate: currentDate)
+    let destination = try OTLPHTTPExporter(configuration: configuration, logger: logs.logger(), currentDate: currentDate)
     do {
         try await body(destination, server)
     } catch {
@@ -33,8 +33,8 @@ func rpcStatusBody(_ message: String) -> [UInt8] {
     OTLPResponses.status(code: 3, message: message, json: false)
 }
 
-@Suite("OTLPHTTPDestination", .timeLimit(.minutes(1)))
-struct OTLPHTTPDestinationTests {
+@Suite("OTLPHTTPExporter", .timeLimit(.minutes(1)))
+struct OTLPHTTPExporterTests {
     @Test("sends protobuf, gzipped, grouped by the original resources, span bytes copied")
     func gzipBodyDecodesToTheSameSpans() async throws {
         let trace = try ExportTestTraces.stitchedFixtureTrace()
@@ -130,8 +130,8 @@ struct OTLPHTTPDestinationTests {
     @Test("connection refused is retryable")
     func connectionRefused() async throws {
         let outcome = try await deliverToClosedPort { port in
-            try OTLPHTTPDestination(
-                configuration: OTLPHTTPDestinationConfiguration(endpoint: "http://127.0.0.1:\(port)/v1/traces"),
+            try OTLPHTTPExporter(
+                configuration: OTLPHTTPExporterConfiguration(endpoint: "http://127.0.0.1:\(port)/v1/traces"),
                 logger: ExportTestLogs().logger())
         }
         let (reason, after) = try #require(outcome.retryable)
@@ -200,29 +200,29 @@ struct OTLPHTTPDestinationTests {
 
     @Test("an endpoint without a path posts to /v1/traces")
     func endpointPath() {
-        #expect(OTLPHTTPDestinationConfiguration(endpoint: "http://jaeger:4318").resolvedEndpoint == "http://jaeger:4318/v1/traces")
-        #expect(OTLPHTTPDestinationConfiguration(endpoint: "http://jaeger:4318/").resolvedEndpoint == "http://jaeger:4318/v1/traces")
-        #expect(OTLPHTTPDestinationConfiguration(endpoint: "https://c.example/otlp/v1/traces").resolvedEndpoint == "https://c.example/otlp/v1/traces")
+        #expect(OTLPHTTPExporterConfiguration(endpoint: "http://jaeger:4318").resolvedEndpoint == "http://jaeger:4318/v1/traces")
+        #expect(OTLPHTTPExporterConfiguration(endpoint: "http://jaeger:4318/").resolvedEndpoint == "http://jaeger:4318/v1/traces")
+        #expect(OTLPHTTPExporterConfiguration(endpoint: "https://c.example/otlp/v1/traces").resolvedEndpoint == "https://c.example/otlp/v1/traces")
     }
 
     @Test("configuration problems are all reported, without header values")
     func configurationProblems() {
-        var configuration = OTLPHTTPDestinationConfiguration(endpoint: "ftp://", headers: ["content-type": "x", "bad name": "hunter2\n"])
+        var configuration = OTLPHTTPExporterConfiguration(endpoint: "ftp://", headers: ["content-type": "x", "bad name": "hunter2\n"])
         configuration.maxRequestBytes = 65 << 20
         configuration.timeout = .zero
         let problems = configuration.problems()
         #expect(problems.count == 7, "\(problems)")
         #expect(!problems.joined().contains("hunter2"))
         #expect(throws: DestinationConfigurationError.self) {
-            try OTLPHTTPDestination(configuration: configuration, logger: ExportTestLogs().logger())
+            try OTLPHTTPExporter(configuration: configuration, logger: ExportTestLogs().logger())
         }
-        #expect(OTLPHTTPDestinationConfiguration(endpoint: "https://collector:4318/v1/traces", headers: ["authorization": "x"]).problems().isEmpty)
+        #expect(OTLPHTTPExporterConfiguration(endpoint: "https://collector:4318/v1/traces", headers: ["authorization": "x"]).problems().isEmpty)
     }
 
     @Test("batches are sized to one request")
     func batchLimits() async throws {
-        let destination = try OTLPHTTPDestination(
-            configuration: OTLPHTTPDestinationConfiguration(endpoint: "http://127.0.0.1:1", maxRequestBytes: 1 << 20),
+        let destination = try OTLPHTTPExporter(
+            configuration: OTLPHTTPExporterConfiguration(endpoint: "http://127.0.0.1:1", maxRequestBytes: 1 << 20),
             logger: ExportTestLogs().logger())
         #expect(destination.batchLimits == DeliveryBatchLimits(maxTraces: 512, maxBytes: 1 << 20))
         await destination.shutdown()

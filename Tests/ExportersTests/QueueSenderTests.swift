@@ -9,7 +9,7 @@ import TraceEdge
 
 /// A destination that answers from a script (one outcome per call, the last repeating) and can
 /// run a hook before each call.
-final class ScriptedDestination: TraceDestination {
+final class ScriptedDestination: TraceExporter {
     let name = "scripted"
     let batchLimits: DeliveryBatchLimits
     private let outcomes: [DeliveryOutcome]
@@ -43,18 +43,18 @@ struct SenderHarness {
     let logs = ExportTestLogs()
     let queue: InMemoryDeliveryQueue
     let deadLetters: RecordingDeadLetters
-    let sender: DestinationSender<ManualClock>
+    let sender: QueueSender<ManualClock>
 
     /// No jitter, so the expected back-off is the policy's plain sequence: 1 s, 1.5 s, 2.25 s, …
     static let policy = RetryPolicy(randomizationFactor: 0)
 
-    init(destination: any TraceDestination, traces: [FinishedTrace], deadLetters: RecordingDeadLetters = RecordingDeadLetters()) {
+    init(destination: any TraceExporter, traces: [FinishedTrace], deadLetters: RecordingDeadLetters = RecordingDeadLetters()) {
         queue = InMemoryDeliveryQueue(traces)
         self.deadLetters = deadLetters
-        sender = DestinationSender(
+        sender = QueueSender(
             destination: destination, queue: queue, deadLetters: deadLetters,
             // No gauge refresh: its sleeps would interleave with the back-off sleeps the tests read.
-            configuration: DestinationSenderConfiguration(retryPolicy: Self.policy, gaugeInterval: nil),
+            configuration: QueueSenderConfiguration(retryPolicy: Self.policy, gaugeInterval: nil),
             clock: clock, logger: logs.logger(), metrics: metrics)
     }
 
@@ -64,8 +64,8 @@ struct SenderHarness {
     }
 }
 
-@Suite("DestinationSender", .timeLimit(.minutes(1)))
-struct DestinationSenderTests {
+@Suite("QueueSender", .timeLimit(.minutes(1)))
+struct QueueSenderTests {
     @Test("retries each retryable status with back-off on the clock, then delivers", arguments: [429, 502, 503, 504])
     func retriesRetryableStatuses(status: Int) async throws {
         let trace = try ExportTestTraces.synthetic(trace: 1, spanCount: 3)
@@ -120,8 +120,8 @@ struct DestinationSenderTests {
     @Test("connection refused is retried until the task is cancelled; nothing is acknowledged")
     func connectionRefusedRetriesUntilCancelled() async throws {
         let port = try await ScriptedHTTPServer.closedPort()
-        let destination = try OTLPHTTPDestination(
-            configuration: OTLPHTTPDestinationConfiguration(endpoint: "http://127.0.0.1:\(port)/v1/traces"),
+        let destination = try OTLPHTTPExporter(
+            configuration: OTLPHTTPExporterConfiguration(endpoint: "http://127.0.0.1:\(port)/v1/traces"),
             logger: ExportTestLogs().logger())
         let harness = SenderHarness(destination: destination, traces: [try ExportTestTraces.synthetic(trace: 1, spanCount: 1)])
         let run = Task { await harness.sender.run() }
@@ -256,8 +256,8 @@ struct DestinationSenderTests {
                 : .ok
         }
         let port = try await server.start()
-        let destination = try MLflowDestination(
-            configuration: MLflowDestinationConfiguration(trackingURI: "http://127.0.0.1:\(port)", setTraceTags: false),
+        let destination = try MLflowExporter(
+            configuration: MLflowExporterConfiguration(trackingURI: "http://127.0.0.1:\(port)", setTraceTags: false),
             logger: ExportTestLogs().logger(), metrics: RecordingMetrics())
         let harness = SenderHarness(destination: destination, traces: [good, unknown, good])
         await harness.sender.run()
@@ -293,12 +293,12 @@ struct DestinationSenderTests {
                 : .ok
         }
         let port = try await server.start()
-        let destination = try OTLPHTTPDestination(
-            configuration: OTLPHTTPDestinationConfiguration(endpoint: "http://127.0.0.1:\(port)", maxRequestBytes: 4096),
+        let destination = try OTLPHTTPExporter(
+            configuration: OTLPHTTPExporterConfiguration(endpoint: "http://127.0.0.1:\(port)", maxRequestBytes: 4096),
             logger: logs.logger())
         let clock = ManualClock()
         let metrics = RecordingMetrics()
-        let sender = DestinationSender(
+        let sender = QueueSender(
             destination: destination, queue: queue, deadLetters: deadLetters, clock: clock, logger: logs.logger(), metrics: metrics)
         let run = Task { await sender.run() }
         // Wait (yielding, never sleeping) until everything is acknowledged, then stop the queue.
