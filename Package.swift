@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     ],
     targets: [
         // zlib from the system (zlib1g-dev) for bounded, streaming inflate of request bodies.
@@ -85,6 +87,8 @@ let package = Package(
             dependencies: [
                 "OTLPWire", "TraceEdge", "Deflate", "CZlib",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -144,12 +148,14 @@ let package = Package(
         .executableTarget(
             name: "stitch-load",
             dependencies: [
-                "StitchLoadKit", "OTLPWire",
+                "StitchLoadKit", "OTLPWire", "Exporters",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             path: "Benchmarks/StitchLoad"
         ),
@@ -174,6 +180,8 @@ let package = Package(
         .target(name: "StitchTestSupport", dependencies: [
             "OTLPWire",
             .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         ], path: "Tests/StitchTestSupport"),
 
         .testTarget(name: "DeflateTests", dependencies: ["Deflate"]),
@@ -182,6 +190,8 @@ let package = Package(
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "ExportersTests", dependencies: [
             "Exporters", "OTLPWire", "TraceEdge", "StitchTestSupport", "Receiver",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -192,7 +202,9 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "StitchCoreTests", dependencies: [
-            "StitchCore", "TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport",
+            "StitchCore", "Exporters", "TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Metrics", package: "swift-metrics"),

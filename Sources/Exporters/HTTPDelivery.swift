@@ -200,6 +200,11 @@ enum HTTPDeliveryValidation {
         timeout > .zero ? [] : ["\(field): must be positive"]
     }
 
+    /// A request (HTTP body, gRPC message) between 1 KiB and the OTLP hard limit of 64 MiB.
+    static func requestBytesProblems(_ bytes: Int, field: String) -> [String] {
+        (1024...RequestPlanner.hardLimit).contains(bytes) ? [] : ["\(field): must be between 1KiB and 64MiB"]
+    }
+
     /// The configured extra headers (in a stable order) plus `user-agent`, and a body `content-type`.
     static func requestHeaders(configured: [String: String], contentType: String, compression: HTTPCompression) -> HTTPHeaders {
         var headers = HTTPHeaders()

@@ -1,5 +1,7 @@
 import Deflate
+import Logging
 import OTLPWire
+import TraceEdge
 
 /// One `ExportTraceServiceRequest` body, ready to send.
 struct PlannedRequest: Sendable {
@@ -104,5 +106,45 @@ struct RequestPlanner: Sendable {
             if running >= half { return min(max(index + 1, 1), sizes.count - 1) }
         }
         return sizes.count - 1
+    }
+}
+
+extension RequestPlanner {
+    /// Sends `traces` in as few requests as the size limit allows, in order, through `send` (one
+    /// HTTP request or one gRPC call each), and stops at the first request that is not delivered:
+    /// a retry then sends the whole batch again (the OTLP spec accepts the duplicates a retry
+    /// produces), a permanent failure dead-letters the whole batch. Partial successes add up.
+    func deliver(
+        _ traces: [FinishedTrace], destination: String, endpoint: String, logger: Logger,
+        send: (PlannedRequest) async -> DeliveryOutcome
+    ) async -> DeliveryOutcome {
+        let requests: [PlannedRequest]
+        do {
+            requests = try plan(traces.map(\.spans))
+        } catch {
+            return .permanent(reason: "cannot be sent to \(endpoint): \(error)", response: "")
+        }
+        var rejectedSpans: Int64 = 0
+        var messages: [String] = []
+        for (index, request) in requests.enumerated() {
+            let outcome = await send(request)
+            logger.debug("OTLP export request", metadata: [
+                "destination": "\(destination)", "request": "\(index + 1)/\(requests.count)",
+                "spans": "\(request.spanCount)", "bytes": "\(request.body.count)", "outcome": "\(outcome)",
+            ])
+            switch outcome {
+            case .delivered:
+                continue
+            case .partiallyRejected(let rejected, let message):
+                rejectedSpans += rejected
+                if !message.isEmpty { messages.append(message) }
+            case .retryable, .permanent:
+                return outcome
+            }
+        }
+        if rejectedSpans > 0 || !messages.isEmpty {
+            return .partiallyRejected(rejectedSpans: rejectedSpans, message: messages.joined(separator: "; "))
+        }
+        return .delivered
     }
 }

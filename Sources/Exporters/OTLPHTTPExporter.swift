@@ -45,38 +45,11 @@ public final class OTLPHTTPExporter: TraceExporter {
         DeliveryBatchLimits(maxTraces: DeliveryBatchLimits.standard.maxTraces, maxBytes: configuration.maxRequestBytes)
     }
 
-    /// Sends `traces` in as few requests as the size limit allows, in order, and stops at the first
-    /// request that is not delivered: a retry then sends the whole batch again (the OTLP spec
-    /// accepts the duplicates a retry produces), a permanent failure dead-letters the whole batch.
+    /// Sends `traces` in as few requests as the size limit allows (see `RequestPlanner.deliver`).
     public func deliver(_ traces: [FinishedTrace]) async -> DeliveryOutcome {
-        let requests: [PlannedRequest]
-        do {
-            requests = try planner.plan(traces.map(\.spans))
-        } catch {
-            return .permanent(reason: "cannot be sent to \(configuration.resolvedEndpoint): \(error)", response: "")
+        await planner.deliver(traces, destination: name, endpoint: configuration.resolvedEndpoint, logger: logger) { request in
+            await send(request)
         }
-        var rejectedSpans: Int64 = 0
-        var messages: [String] = []
-        for (index, request) in requests.enumerated() {
-            let outcome = await send(request)
-            logger.debug("OTLP export request", metadata: [
-                "destination": "\(name)", "request": "\(index + 1)/\(requests.count)",
-                "spans": "\(request.spanCount)", "bytes": "\(request.body.count)", "outcome": "\(outcome)",
-            ])
-            switch outcome {
-            case .delivered:
-                continue
-            case .partiallyRejected(let rejected, let message):
-                rejectedSpans += rejected
-                if !message.isEmpty { messages.append(message) }
-            case .retryable, .permanent:
-                return outcome
-            }
-        }
-        if rejectedSpans > 0 || !messages.isEmpty {
-            return .partiallyRejected(rejectedSpans: rejectedSpans, message: messages.joined(separator: "; "))
-        }
-        return .delivered
     }
 
     private func send(_ request: PlannedRequest) async -> DeliveryOutcome {
@@ -94,12 +67,7 @@ public final class OTLPHTTPExporter: TraceExporter {
     /// The outcome an OTLP/HTTP answer stands for.
     static func outcome(for answer: HTTPAnswer, now: Date) -> DeliveryOutcome {
         if answer.isSuccess {
-            // "OTLP/HTTP Response", partial success: logged and counted, MUST NOT be retried.
-            if let partial = ProtobufResponses.partialSuccess(answer.body),
-               partial.rejectedSpans != 0 || !partial.message.isEmpty {
-                return .partiallyRejected(rejectedSpans: partial.rejectedSpans, message: partial.message)
-            }
-            return .delivered
+            return ProtobufResponses.successOutcome(answer.body)
         }
         if retryableStatuses.contains(answer.status) {
             return .retryable(reason: answer.summary, after: answer.retryAfter(now: now))

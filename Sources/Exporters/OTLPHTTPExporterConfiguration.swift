@@ -43,9 +43,7 @@ public struct OTLPHTTPExporterConfiguration: Sendable, Equatable, CustomStringCo
         var problems = HTTPDeliveryValidation.urlProblems(endpoint, field: "endpoint")
         problems += HTTPDeliveryValidation.headerProblems(headers, field: "headers")
         problems += HTTPDeliveryValidation.timeoutProblems(timeout, field: "timeout")
-        if maxRequestBytes < 1024 || maxRequestBytes > Self.requestBytesLimit {
-            problems.append("max_request_bytes: must be between 1KiB and 64MiB")
-        }
+        problems += HTTPDeliveryValidation.requestBytesProblems(maxRequestBytes, field: "max_request_bytes")
         return problems
     }
 
