@@ -2,12 +2,14 @@ import Exporters
 import Foundation
 import Yams
 
-/// One place finished traces go: the embedded store, an OTLP/HTTP endpoint or an MLflow tracking server.
+/// One place finished traces go: the embedded store, an OTLP endpoint (HTTP or gRPC) or an MLflow tracking server.
 ///
 /// ```yaml
 /// destinations:
 ///   - name: jaeger
 ///     otlp: { endpoint: http://127.0.0.1:4318/v1/traces, compression: gzip, headers: { authorization: "Bearer …" }, timeout: 10s }
+///   - name: collector
+///     otlp: { protocol: grpc, endpoint: http://127.0.0.1:4317 }
 ///     traces: all            # all (default) | complete | incomplete
 ///     queue: { max_bytes: 1GiB, fsync: batch }
 ///     retry: { initial_interval: 1s, max_interval: 30s }
@@ -19,7 +21,10 @@ import Yams
 public struct DestinationConfiguration: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case store(path: String)
+        /// `otlp:` with `protocol: http/protobuf` (the default).
         case otlp(OTLPHTTPExporterConfiguration)
+        /// `otlp:` with `protocol: grpc`.
+        case otlpGRPC(OTLPGRPCExporterConfiguration)
         case mlflow(MLflowExporterConfiguration)
     }
 
@@ -212,21 +217,9 @@ enum DestinationParser {
         switch kinds[0] {
         case "otlp":
             guard let otlp = context.mapping(entries["otlp"]!, key: "otlp",
-                                             allowed: ["endpoint", "compression", "headers", "timeout", "max_request_bytes"]) else { return nil }
-            let endpoint = context.scalar(otlp, "endpoint", in: "otlp")
-            var settings = OTLPHTTPExporterConfiguration(endpoint: endpoint ?? "", headers: context.headers(otlp, in: "otlp"))
-            settings.compression = context.parsed(otlp, "compression", in: "otlp", { HTTPCompression(rawValue: $0.lowercased()) },
-                                                  expected: "gzip or none") ?? settings.compression
-            settings.timeout = context.ranged(otlp, "timeout", in: "otlp") { ConfigValues.duration($0, within: Limits.timeout) } ?? settings.timeout
-            settings.maxRequestBytes = context.ranged(otlp, "max_request_bytes", in: "otlp") {
-                ConfigValues.size($0, within: Limits.requestBytes)
-            } ?? settings.maxRequestBytes
-            guard endpoint != nil else {
-                context.problem("otlp.endpoint", "is required (e.g. http://127.0.0.1:4318/v1/traces)")
-                return nil
-            }
-            for problem in settings.problems() { context.problem("otlp", problem) }
-            kind = .otlp(settings)
+                                             allowed: ["protocol", "endpoint", "compression", "headers", "timeout", "max_request_bytes"]) else { return nil }
+            guard let parsed = parseOTLP(otlp, context: &context) else { return nil }
+            kind = parsed
         case "mlflow":
             guard let mlflow = context.mapping(entries["mlflow"]!, key: "mlflow",
                                                allowed: ["tracking_uri", "experiment_id", "experiment_from_trace", "headers", "timeout",
@@ -253,5 +246,40 @@ enum DestinationParser {
         }
         return DestinationConfiguration(name: name, kind: kind, traces: traces, queueMaxBytes: queueMaxBytes, queueFsync: queueFsync,
                                         retry: retry)
+    }
+
+    /// The exporter protocols of `otlp.protocol`. Stated, never guessed from the endpoint's port.
+    enum OTLPProtocol: String, CaseIterable {
+        case httpProtobuf = "http/protobuf"
+        case grpc
+    }
+
+    /// `otlp:`: the settings both protocols share, read once, then the protocol's own checks.
+    private static func parseOTLP(_ otlp: [String: Node], context: inout Context) -> DestinationConfiguration.Kind? {
+        let transport = context.parsed(otlp, "protocol", in: "otlp", { OTLPProtocol(rawValue: $0.lowercased()) },
+                                       expected: "http/protobuf or grpc") ?? .httpProtobuf
+        let endpoint = context.scalar(otlp, "endpoint", in: "otlp")
+        var settings = OTLPHTTPExporterConfiguration(endpoint: endpoint ?? "", headers: context.headers(otlp, in: "otlp"))
+        settings.compression = context.parsed(otlp, "compression", in: "otlp", { HTTPCompression(rawValue: $0.lowercased()) },
+                                              expected: "gzip or none") ?? settings.compression
+        settings.timeout = context.ranged(otlp, "timeout", in: "otlp") { ConfigValues.duration($0, within: Limits.timeout) } ?? settings.timeout
+        settings.maxRequestBytes = context.ranged(otlp, "max_request_bytes", in: "otlp") {
+            ConfigValues.size($0, within: Limits.requestBytes)
+        } ?? settings.maxRequestBytes
+        guard endpoint != nil else {
+            let example = transport == .grpc ? "http://127.0.0.1:4317" : "http://127.0.0.1:4318/v1/traces"
+            context.problem("otlp.endpoint", "is required (e.g. \(example))")
+            return nil
+        }
+        switch transport {
+        case .httpProtobuf:
+            for problem in settings.problems() { context.problem("otlp", problem) }
+            return .otlp(settings)
+        case .grpc:
+            let grpc = OTLPGRPCExporterConfiguration(endpoint: settings.endpoint, headers: settings.headers, compression: settings.compression,
+                                                     timeout: settings.timeout, maxRequestBytes: settings.maxRequestBytes)
+            for problem in grpc.problems() { context.problem("otlp", problem) }
+            return .otlpGRPC(grpc)
+        }
     }
 }

@@ -27,7 +27,7 @@ struct RunningDestination: Sendable {
     let persistent: PersistentQueue?
     /// The embedded store, for `store` destinations.
     let store: SQLiteTraceStore?
-    /// The forwarding destination's client (OTLP/HTTP or MLflow), for `otlp` and `mlflow` destinations.
+    /// The forwarding destination's client (OTLP/HTTP, OTLP/gRPC or MLflow), for `otlp` and `mlflow` destinations.
     let delivery: (any TraceExporter)?
     /// Where a forwarding destination keeps what it refused for good.
     let deadLetters: DeadLetterStore?
@@ -54,7 +54,7 @@ struct RunningDestination: Sendable {
     }
 
     /// Closes what `make` opened: the store's connections, the disk queue and the dead letters (and
-    /// their I/O threads), the HTTP client.
+    /// their I/O threads), the HTTP or gRPC client.
     func close() async {
         if let store {
             do { try await store.close() } catch {
@@ -80,7 +80,7 @@ struct RunningDestination: Sendable {
                                            concurrentWrites: 2, logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: nil, store: store,
                                       delivery: nil, deadLetters: nil, services: [writer])
-        case .otlp, .mlflow:
+        case .otlp, .otlpGRPC, .mlflow:
             let directory = URL(fileURLWithPath: stitch.queueDirectory).appendingPathComponent(configuration.name)
             let queue = try PersistentQueue(
                 name: configuration.name,
@@ -95,6 +95,8 @@ struct RunningDestination: Sendable {
             switch configuration.kind {
             case .otlp(let settings):
                 destination = try OTLPHTTPExporter(name: configuration.name, configuration: settings, logger: logger)
+            case .otlpGRPC(let settings):
+                destination = try OTLPGRPCExporter(name: configuration.name, configuration: settings, logger: logger)
             case .mlflow(let settings):
                 destination = try MLflowExporter(name: configuration.name, configuration: settings, logger: logger, metrics: metrics)
             case .store:

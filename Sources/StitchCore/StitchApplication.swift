@@ -142,6 +142,7 @@ public struct StitchApplication: Sendable {
         switch kind {
         case .store(let path): "store \(path)"
         case .otlp(let settings): settings.description
+        case .otlpGRPC(let settings): settings.description
         case .mlflow(let settings): settings.description
         }
     }

@@ -65,6 +65,53 @@ struct DestinationConfigurationTests {
         }
     }
 
+    @Test("otlp protocol grpc parses into the gRPC exporter's settings; http/protobuf stays the default")
+    func parsesGRPC() throws {
+        let yaml = """
+        destinations:
+          - name: collector
+            otlp: { protocol: grpc, endpoint: "http://127.0.0.1:4317", compression: none, headers: { x-mlflow-experiment-id: "3" },
+                    timeout: 2s, max_request_bytes: 1MiB }
+          - name: http
+            otlp: { protocol: http/protobuf, endpoint: "http://127.0.0.1:4318" }
+          - name: default
+            otlp: { endpoint: "http://127.0.0.1:4317" }
+        """
+        let config = try StitchConfiguration.load(file: ("f.yaml", yaml), environment: [:], flags: [:])
+        let kinds = config.effectiveDestinations.map(\.kind)
+        #expect(kinds[0] == .otlpGRPC(OTLPGRPCExporterConfiguration(
+            endpoint: "http://127.0.0.1:4317", headers: ["x-mlflow-experiment-id": "3"], compression: .none,
+            timeout: .seconds(2), maxRequestBytes: 1 << 20)))
+        // The protocol is stated, never guessed from the port.
+        #expect(kinds[1] == .otlp(OTLPHTTPExporterConfiguration(endpoint: "http://127.0.0.1:4318")))
+        #expect(kinds[2] == .otlp(OTLPHTTPExporterConfiguration(endpoint: "http://127.0.0.1:4317")))
+    }
+
+    @Test("gRPC destination problems are reported with their key paths")
+    func grpcProblems() {
+        let yaml = """
+        destinations:
+          - name: a
+            otlp: { protocol: http/2 }
+          - name: b
+            otlp: { protocol: grpc, endpoint: "https://x:4317/v1/traces", headers: { grpc-timeout: "1S" }, timeout: 0s }
+          - name: c
+            otlp: { protocol: grpc }
+        """
+        do {
+            _ = try StitchConfiguration.load(file: ("f.yaml", yaml), environment: [:], flags: [:])
+            Issue.record("accepted")
+        } catch {
+            let problems = error.problems.map { "\($0.keyPath): \($0.reason)" }
+            #expect(problems.contains { $0.hasPrefix("destinations[0].otlp.protocol: 'http/2' is not http/protobuf or grpc") }, "\(problems)")
+            #expect(problems.contains { $0.hasPrefix("destinations[1].otlp: endpoint: TLS") })
+            #expect(problems.contains { $0.hasPrefix("destinations[1].otlp: endpoint: a gRPC endpoint has no path") })
+            #expect(problems.contains { $0.hasPrefix("destinations[1].otlp: headers: 'grpc-timeout' is set by gRPC itself") })
+            #expect(problems.contains { $0.hasPrefix("destinations[1].otlp.timeout") })
+            #expect(problems.contains { $0.hasPrefix("destinations[2].otlp.endpoint: is required (e.g. http://127.0.0.1:4317)") })
+        }
+    }
+
     @Test("selection: complete-only and incomplete-only destinations; late fragments go everywhere")
     func selection() {
         #expect(DestinationConfiguration.Selection.complete.wants(true, isLate: false))
