@@ -3,10 +3,11 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// The requests of one phase, ready to write: each is the complete HTTP/1.1 request (head and body)
-/// in one buffer, built before the timed phase so that sending costs one write.
-final class RequestQueue: Sendable {
-    let requests: [ByteBuffer]
+/// The requests of one phase, ready to send, built before the timed phase: for HTTP each is the
+/// complete HTTP/1.1 request (head and body) in one buffer, so that sending costs one write; for
+/// gRPC each is the `ExportTraceServiceRequest` message.
+final class RequestQueue<Payload: Sendable>: Sendable {
+    let requests: [Payload]
     let spans: [Int]
     let duplicates: [Bool]
     /// `intended[i]`: nanoseconds after the phase start at which request `i` is due (rate mode).
@@ -18,7 +19,7 @@ final class RequestQueue: Sendable {
     /// - Parameters:
     ///   - rate: spans per second to aim at; nil sends as fast as the server answers.
     ///   - duration: stop handing out requests after this long (a bounded run).
-    init(requests: [ByteBuffer], spans: [Int], duplicates: [Bool], rate: Double?, duration: Double?) {
+    init(requests: [Payload], spans: [Int], duplicates: [Bool], rate: Double?, duration: Double?) {
         self.requests = requests
         self.spans = spans
         self.duplicates = duplicates
@@ -111,7 +112,7 @@ final class LoadConnectionHandler: ChannelInboundHandler {
 
     static let retryableStatuses: Set<Int> = [429, 502, 503, 504]
 
-    private let queue: RequestQueue
+    private let queue: RequestQueue<ByteBuffer>
     private let outcome: EventLoopPromise<ConnectionOutcome>
     private let maxAttempts: Int
     private var parser = ResponseParser()
@@ -121,7 +122,7 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     private var carried: InFlight?
     private var finished = false
 
-    init(queue: RequestQueue, outcome: EventLoopPromise<ConnectionOutcome>, carried: InFlight?, maxAttempts: Int) {
+    init(queue: RequestQueue<ByteBuffer>, outcome: EventLoopPromise<ConnectionOutcome>, carried: InFlight?, maxAttempts: Int) {
         self.queue = queue
         self.outcome = outcome
         self.carried = carried
@@ -247,15 +248,16 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     }
 }
 
-/// Sends a queue of requests over `connections` keep-alive connections and merges what they measured.
-struct HTTPLoad {
-    var host: String
-    var port: Int
-    var connections: Int
-    var maxAttempts: Int
-    var group: MultiThreadedEventLoopGroup
+/// Sends the requests of a phase over `connections` connections and merges what they measured.
+protocol LoadSender: Sendable {
+    associatedtype Payload: Sendable
+    var connections: Int { get }
+    /// Sends requests claimed from `queue`, one at a time, until the queue is done.
+    func runConnection(_ queue: RequestQueue<Payload>) async -> LoadStats
+}
 
-    func run(_ queue: RequestQueue) async -> (stats: LoadStats, seconds: Double) {
+extension LoadSender {
+    func run(_ queue: RequestQueue<Payload>) async -> (stats: LoadStats, seconds: Double) {
         let start = NIODeadline.now()
         queue.start(at: start)
         var total = LoadStats()
@@ -268,9 +270,18 @@ struct HTTPLoad {
         let seconds = Double((NIODeadline.now() - start).nanoseconds) / 1e9
         return (total, seconds)
     }
+}
+
+/// Sends a queue of requests over `connections` keep-alive connections and merges what they measured.
+struct HTTPLoad: LoadSender {
+    var host: String
+    var port: Int
+    var connections: Int
+    var maxAttempts: Int
+    var group: MultiThreadedEventLoopGroup
 
     /// One connection slot: reconnects (at most 100 times) when the server closes the connection.
-    private func runConnection(_ queue: RequestQueue) async -> LoadStats {
+    func runConnection(_ queue: RequestQueue<ByteBuffer>) async -> LoadStats {
         var stats = LoadStats()
         var carried: InFlight?
         var failures = 0

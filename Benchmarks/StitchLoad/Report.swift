@@ -4,10 +4,14 @@ import StitchLoadKit
 /// What a run measured, printed for people and written as JSON for Benchmarks/run.sh.
 struct Report {
     var mode: String
+    /// http or grpc.
+    var transport: String
     var target: String
     var shape: LoadShape
     var connections: Int
     var rate: Double?
+    /// --gzip (for grpc the shape's bodies are uncompressed: the transport compresses).
+    var gzip = false
     var uniqueSpans = 0
     var buildSeconds = 0.0
     var requestsPlanned = 0
@@ -25,8 +29,9 @@ struct Report {
     var steadyCommitTracesPerSecond: Double?
     var verification: Verification?
 
-    init(mode: String, target: String, shape: LoadShape, connections: Int, rate: Double?) {
+    init(mode: String, transport: String, target: String, shape: LoadShape, connections: Int, rate: Double?) {
         self.mode = mode
+        self.transport = transport
         self.target = target
         self.shape = shape
         self.connections = connections
@@ -40,23 +45,24 @@ struct Report {
     var steadyCommitSpansPerSecond: Double? { steadyCommitTracesPerSecond.map { $0 * spansPerTrace } }
 
     func printSummary() {
-        let format = shape.format.rawValue + (shape.gzip ? "+gzip" : "")
+        let format = transport + ", " + shape.format.rawValue + (gzip ? "+gzip" : "")
+        let ok = transport == "grpc" ? "OK" : "2xx"
         print("stitch-load \(mode) → \(target) (\(format), \(connections) connections, rate \(rate.map { "\(Fmt.int($0)) spans/s" } ?? "unlimited"))")
         print("traffic:    \(Fmt.int(shape.traces)) traces × \(shape.spansPerTrace) spans over \(shape.servicesPerTrace) services = \(Fmt.int(uniqueSpans)) spans; "
             + "\(shape.attributeSize) B inputs/outputs; batches ≤ \(shape.batchSpans) spans; \(Fmt.int(shape.chunkTraces)) traces open at once")
         print("            \(Fmt.int(requestsPlanned)) requests (\(Fmt.int(duplicateRequestsPlanned)) duplicates, \(Fmt.int(lateSpansPlanned)) late spans), "
             + "\(Fmt.bytes(bodyBytes)) on the wire (\(Fmt.bytes(encodedBytes)) encoded), built in \(Fmt.fixed(buildSeconds, 2)) s")
         guard sendSeconds > 0 else { return }
-        print("accepted:   \(Fmt.int(mainStats.requestsOK)) requests, \(Fmt.int(mainStats.spansOK)) spans answered 2xx in \(Fmt.fixed(sendSeconds, 2)) s "
+        print("accepted:   \(Fmt.int(mainStats.requestsOK)) requests, \(Fmt.int(mainStats.spansOK)) spans answered \(ok) in \(Fmt.fixed(sendSeconds, 2)) s "
             + "→ \(Fmt.int(requestsPerSecond)) requests/s, \(Fmt.int(spansPerSecond)) spans/s")
         if lateSpansPlanned > 0 {
-            print("late:       \(Fmt.int(stats.spansOK - mainStats.spansOK)) spans answered 2xx in \(Fmt.int(stats.requestsOK - mainStats.requestsOK)) requests after the main traffic")
+            print("late:       \(Fmt.int(stats.spansOK - mainStats.spansOK)) spans answered \(ok) in \(Fmt.int(stats.requestsOK - mainStats.requestsOK)) requests after the main traffic")
         }
         let latency = stats.latencyMicros
         print("latency:    p50 \(Fmt.millis(latency.valueAtPercentile(50))) ms, p99 \(Fmt.millis(latency.valueAtPercentile(99))) ms, "
             + "max \(Fmt.millis(latency.max)) ms" + (rate != nil ? " (from when each request was due)" : ""))
         let non2xx = stats.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key): \(Fmt.int($0.value))" }
-        print("non-2xx:    \(non2xx.isEmpty ? "none" : non2xx.joined(separator: ", "))"
+        print((transport == "grpc" ? "not OK:     " : "non-2xx:    ") + "\(non2xx.isEmpty ? "none" : non2xx.joined(separator: ", "))"
             + (stats.retries > 0 ? " (\(Fmt.int(stats.retries)) retried)" : "")
             + (stats.requestsFailed > 0 ? "; \(Fmt.int(stats.requestsFailed)) requests (\(Fmt.int(stats.spansFailed)) spans) failed" : "")
             + (stats.reconnects > 0 ? "; \(stats.reconnects) reconnects" : ""))
@@ -83,7 +89,7 @@ struct Report {
     func write(_ path: String?) throws {
         guard let path else { return }
         var object: [String: Any] = [
-            "mode": mode, "traces": shape.traces, "spans_per_trace": shape.spansPerTrace, "services": shape.servicesPerTrace,
+            "mode": mode, "protocol": transport, "traces": shape.traces, "spans_per_trace": shape.spansPerTrace, "services": shape.servicesPerTrace,
             "unique_spans": uniqueSpans, "requests_planned": requestsPlanned, "body_bytes": bodyBytes,
             "encoded_bytes": encodedBytes, "build_seconds": buildSeconds, "send_seconds": sendSeconds,
             "requests_ok": stats.requestsOK, "spans_ok": stats.spansOK, "requests_per_second": requestsPerSecond,

@@ -9,12 +9,14 @@ import StitchLoadKit
 struct StitchLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stitch-load",
-        abstract: "Generates distributed traces and sends them over OTLP/HTTP; optionally checks the store.",
+        abstract: "Generates distributed traces and sends them over OTLP/HTTP or OTLP/gRPC; optionally checks the store.",
         discussion: """
             accept: sends every request and reports requests/s, spans/s answered 2xx, latency and non-2xx.
             e2e:    the same, then waits until the store (--db) holds every trace and checks each one
                     (span count, parent links, root, stitch.services); exits 1 unless every trace is exact.
             Request bodies are built before the timed phase. The same --seed gives the same traffic.
+            --protocol grpc sends the same messages as TraceService/Export calls (one HTTP/2 connection
+            per --connections, one call in flight on each); --target is then the gRPC port (4317).
             """)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
@@ -22,9 +24,16 @@ struct StitchLoad: AsyncParsableCommand {
         case e2e
     }
 
+    enum Transport: String, ExpressibleByArgument, CaseIterable {
+        case http
+        case grpc
+    }
+
     @Argument(help: "accept or e2e.") var mode: Mode = .accept
-    @Option(help: "Base URL of the OTLP/HTTP receiver; requests go to <target>/v1/traces.")
-    var target = "http://127.0.0.1:4318"
+    @Option(name: .customLong("protocol"), help: "http (OTLP/HTTP 1.1) or grpc (OTLP/gRPC).")
+    var transport: Transport = .http
+    @Option(help: "Base URL of the receiver: OTLP/HTTP requests go to <target>/v1/traces; gRPC calls to its host and port (default port 4317 for grpc).")
+    var target: String?
     @Option(help: "Services per trace.") var services = 3
     @Option(help: "Spans per trace.") var spansPerTrace = 20
     @Option(help: "Traces to send (default: rate × duration ÷ spans-per-trace when both are given, else 1000).")
@@ -58,6 +67,7 @@ struct StitchLoad: AsyncParsableCommand {
         if let rate, rate <= 0 { problems.append("rate must be positive") }
         if mode == .e2e && db == nil && !dryRun { problems.append("e2e needs --db (the store to check)") }
         if BodyFormat(rawValue: format) == nil { problems.append("format must be protobuf or json, got \(format)") }
+        if transport == .grpc && format != "protobuf" { problems.append("--protocol grpc sends protobuf only") }
         if !problems.isEmpty { throw ValidationError(problems.joined(separator: "; ")) }
     }
 
@@ -79,24 +89,48 @@ struct StitchLoad: AsyncParsableCommand {
         shape.seed = seed
         shape.experimentID = experimentId
         shape.format = BodyFormat(rawValue: format) ?? .protobuf
-        shape.gzip = gzip
+        // gRPC compresses each message itself (grpc-encoding): its messages are planned uncompressed.
+        shape.gzip = gzip && transport == .http
         return shape
     }
 
-    func run() async throws {
-        let shape = try shape()
-        let url = try TargetURL(target)
+    var resolvedTarget: String { target ?? (transport == .grpc ? "http://127.0.0.1:4317" : "http://127.0.0.1:4318") }
 
+    func run() async throws {
+        let url = try TargetURL(resolvedTarget)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        do {
+            switch transport {
+            case .http:
+                let head = RequestHead(url: url, shape: try shape())
+                try await run(HTTPLoad(host: url.host, port: url.port, connections: connections, maxAttempts: maxAttempts, group: group)) {
+                    head.buffer(for: $0)
+                }
+            case .grpc:
+                try await run(GRPCLoad(host: url.host, port: url.port, connections: connections, maxAttempts: maxAttempts, gzip: gzip,
+                                       experimentID: experimentId, group: group)) { $0.body }
+            }
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+
+    /// Builds the traffic into `load`'s payloads, sends it, checks the store (e2e) and reports.
+    func run<Load: LoadSender>(_ load: Load, payload: @escaping (PlannedRequest) -> Load.Payload) async throws {
+        let shape = try shape()
         let buildStart = ContinuousClock.now
         let plan = TrafficPlan(shape: shape)
-        let head = RequestHead(url: url, shape: shape)
-        var main = PhaseBuilder()
-        try plan.buildMain { main.add($0, head: head) }
-        var late = PhaseBuilder()
-        try plan.buildLate { late.add($0, head: head) }
+        var main = PhaseBuilder(payload: payload)
+        try plan.buildMain { main.add($0) }
+        var late = PhaseBuilder(payload: payload)
+        try plan.buildLate { late.add($0) }
         let buildSeconds = (ContinuousClock.now - buildStart).seconds
 
-        var report = Report(mode: mode.rawValue, target: target, shape: shape, connections: connections, rate: rate)
+        var report = Report(mode: mode.rawValue, transport: transport.rawValue, target: resolvedTarget, shape: shape,
+                            connections: connections, rate: rate)
+        report.gzip = gzip
         report.uniqueSpans = plan.uniqueSpans
         report.buildSeconds = buildSeconds
         report.requestsPlanned = main.count + late.count
@@ -112,8 +146,6 @@ struct StitchLoad: AsyncParsableCommand {
 
         let check = try mode == .e2e ? db.map(StoreCheck.init(path:)) : nil
         let baseline = try check?.committedTraces() ?? 0
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let load = HTTPLoad(host: url.host, port: url.port, connections: connections, maxAttempts: maxAttempts, group: group)
         let clock = ContinuousClock()
         let start = clock.now
 
@@ -157,8 +189,6 @@ struct StitchLoad: AsyncParsableCommand {
         }
         samplerTask?.cancel()
         if let sampler { report.steadyCommitTracesPerSecond = await sampler.steadyRate(total: plan.traces.count) }
-        try await group.shutdownGracefully()
-
         report.printSummary()
         try report.write(jsonOut)
         if let verification = report.verification, !verification.allExact { throw ExitCode(1) }
@@ -202,27 +232,37 @@ struct RequestHead {
         prefix += "Content-Length: "
         suffix = "\r\n\r\n"
     }
+
+    /// The complete request (head and body) in one buffer.
+    func buffer(for request: PlannedRequest) -> ByteBuffer {
+        let length = String(request.body.count)
+        var buffer = ByteBufferAllocator().buffer(capacity: prefix.utf8.count + length.utf8.count + 4 + request.body.count)
+        buffer.writeString(prefix)
+        buffer.writeString(length)
+        buffer.writeString(suffix)
+        buffer.writeBytes(request.body)
+        return buffer
+    }
 }
 
-/// Collects the requests of one phase as complete HTTP requests in buffers.
-struct PhaseBuilder {
-    private var buffers: [ByteBuffer] = []
+/// Collects the requests of one phase as the sender's payloads (complete HTTP requests in buffers,
+/// or gRPC messages).
+struct PhaseBuilder<Payload: Sendable> {
+    private let payload: (PlannedRequest) -> Payload
+    private var payloads: [Payload] = []
     private var spans: [Int] = []
     private var duplicates: [Bool] = []
     private(set) var bodyBytes = 0
     private(set) var encodedBytes = 0
     private(set) var spanCount = 0
     private(set) var duplicateCount = 0
-    private let allocator = ByteBufferAllocator()
 
-    mutating func add(_ request: PlannedRequest, head: RequestHead) {
-        let length = String(request.body.count)
-        var buffer = allocator.buffer(capacity: head.prefix.utf8.count + length.utf8.count + 4 + request.body.count)
-        buffer.writeString(head.prefix)
-        buffer.writeString(length)
-        buffer.writeString(head.suffix)
-        buffer.writeBytes(request.body)
-        buffers.append(buffer)
+    init(payload: @escaping (PlannedRequest) -> Payload) {
+        self.payload = payload
+    }
+
+    mutating func add(_ request: PlannedRequest) {
+        payloads.append(payload(request))
         spans.append(request.spans)
         duplicates.append(request.isDuplicate)
         bodyBytes += request.body.count
@@ -231,11 +271,11 @@ struct PhaseBuilder {
         if request.isDuplicate { duplicateCount += 1 }
     }
 
-    var count: Int { buffers.count }
-    var isEmpty: Bool { buffers.isEmpty }
+    var count: Int { payloads.count }
+    var isEmpty: Bool { payloads.isEmpty }
 
-    func queue(rate: Double?, duration: Double?) -> RequestQueue {
-        RequestQueue(requests: buffers, spans: spans, duplicates: duplicates, rate: rate, duration: duration)
+    func queue(rate: Double?, duration: Double?) -> RequestQueue<Payload> {
+        RequestQueue(requests: payloads, spans: spans, duplicates: duplicates, rate: rate, duration: duration)
     }
 }
 
