@@ -3,15 +3,15 @@ import OTLPWire
 import StitchTestSupport
 
 /// One request body as a service's SDK would send it: the spans of one service, of one or more traces.
-public struct PlannedRequest: Sendable {
+package struct PlannedRequest: Sendable {
     /// The body as sent (gzip-compressed when the shape says so).
-    public var body: [UInt8]
+    package var body: [UInt8]
     /// Spans in the body.
-    public var spans: Int
+    package var spans: Int
     /// Size of the body before compression.
-    public var encodedBytes: Int
+    package var encodedBytes: Int
     /// A second copy of an earlier request (a client retry); its spans are not new.
-    public var isDuplicate: Bool
+    package var isDuplicate: Bool
 }
 
 /// Turns a `LoadShape` into the requests to send, in order, and the traces the store must end up with.
@@ -20,21 +20,21 @@ public struct PlannedRequest: Sendable {
 /// the chunk's traces in batches of at most `batchSpans` spans. A chunk chosen for `childrenFirstShare`
 /// sends its services in reverse order, so that children arrive before their roots. Late spans are held
 /// back and emitted as a separate list, batched by service.
-public struct TrafficPlan: Sendable {
-    public var shape: LoadShape
-    public var traces: [PlannedTrace]
+package struct TrafficPlan: Sendable {
+    package var shape: LoadShape
+    package var traces: [PlannedTrace]
 
-    public init(shape: LoadShape) {
+    package init(shape: LoadShape) {
         self.shape = shape
         traces = (0..<shape.traces).map { PlannedTrace.generate(index: $0, shape: shape) }
     }
 
     /// Total spans of all traces (each counted once).
-    public var uniqueSpans: Int { traces.reduce(0) { $0 + $1.spanCount } }
+    package var uniqueSpans: Int { traces.reduce(0) { $0 + $1.spanCount } }
 
     /// Builds every request of the main phase, in send order, handing each to `emit` as it is encoded
     /// (so that the caller can turn it into its own buffer without holding two copies).
-    public func buildMain(_ emit: (PlannedRequest) throws -> Void) throws {
+    package func buildMain(_ emit: (PlannedRequest) throws -> Void) throws {
         let content = SpanContent(attributeSize: shape.attributeSize)
         var duplicates = DuplicateScheduler(shape: shape)
         let chunk = shape.chunkTraces
@@ -80,7 +80,7 @@ public struct TrafficPlan: Sendable {
     }
 
     /// The requests carrying the held-back late spans, batched per service, in trace order.
-    public func buildLate(_ emit: (PlannedRequest) throws -> Void) throws {
+    package func buildLate(_ emit: (PlannedRequest) throws -> Void) throws {
         let content = SpanContent(attributeSize: shape.attributeSize)
         for service in 0..<shape.servicesPerTrace {
             var pending: [(trace: Int, spans: Range<Int>)] = []

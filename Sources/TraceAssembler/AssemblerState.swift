@@ -32,41 +32,41 @@ import TraceEdge
 /// `tick` only looks at timers that are due. Deadlines sit in two FIFO queues whose entries are
 /// invalidated lazily (a stamp that no longer matches the trace's), because every deadline of one
 /// kind is "now + a fixed duration" and so the queues stay sorted by appending.
-public struct AssemblerState<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
+package struct AssemblerState<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
     private var core: AssemblerCore
     /// The first instant given; the core counts time from here.
     private var origin: Instant?
 
-    public init(configuration: AssemblerConfiguration) {
+    package init(configuration: AssemblerConfiguration) {
         core = AssemblerCore(configuration: configuration)
     }
 
-    public var configuration: AssemblerConfiguration { core.configuration }
+    package var configuration: AssemblerConfiguration { core.configuration }
 
     /// Buffer occupancy now.
-    public var stats: AssemblerStats { core.stats }
+    package var stats: AssemblerStats { core.stats }
 
     /// Running totals, for metrics.
-    public var counters: AssemblerCounters { core.counters }
+    package var counters: AssemblerCounters { core.counters }
 
     /// How many released trace ids are remembered for late spans.
-    public var rememberedTraceCount: Int { core.rememberedTraceCount }
+    package var rememberedTraceCount: Int { core.rememberedTraceCount }
 
     /// Buffers `spans` (in order) that arrived at `now`. Returns what happened to them and what must be
     /// released at once: `too_large` parts, `late` fragments, and `evicted` traces.
-    public mutating func receive(_ spans: [SpanRecord], now: Instant) -> (IngestSummary, [FinishedTrace]) {
+    package mutating func receive(_ spans: [SpanRecord], now: Instant) -> (IngestSummary, [FinishedTrace]) {
         core.receive(spans, now: elapsed(at: now))
     }
 
     /// Applies the timers due at `now`: idle closed traces (`closed`), traces at `maxTraceAge`
     /// (`timeout`), and forgets released ids older than `lateWindow`.
-    public mutating func tick(now: Instant) -> [FinishedTrace] {
+    package mutating func tick(now: Instant) -> [FinishedTrace] {
         core.tick(now: elapsed(at: now))
     }
 
     /// Releases every buffered trace (`shutdown`, complete if closed), oldest first span first.
     /// Their ids are remembered as released at `now`, like any release.
-    public mutating func flush(now: Instant) -> [FinishedTrace] {
+    package mutating func flush(now: Instant) -> [FinishedTrace] {
         core.flush(now: elapsed(at: now))
     }
 
