@@ -109,7 +109,7 @@ extension StitchConfiguration {
         duration("max_trace_age", "release any trace this long after its first span", \.assembler.maxTraceAge),
         count("max_spans_per_trace", "release a trace in parts above this many spans", \.assembler.maxSpansPerTrace),
         count("max_traces", "buffered traces at most; the oldest are released early", \.assembler.maxTraces),
-        size("max_buffered_bytes", "buffered span bytes at most; the oldest traces are released early", \.assembler.maxBufferedBytes),
+        size("max_buffered_bytes", "request bytes the buffered spans hold at most; the oldest traces are released early", \.assembler.maxBufferedBytes),
         duration("late_window", "how long released trace ids are remembered for late spans", \.assembler.lateWindow),
         size("max_body_size", "request body limit, compressed and decompressed (413 over it)", \.maxBodySize),
         count("max_connections", "open connections at most", \.maxConnections),
