@@ -19,6 +19,9 @@ package struct LoadShape: Sendable, Equatable {
     /// Traces open at once: the generator sends the traces in chunks of this many, every service's
     /// batches of a chunk before the next chunk. 0 chooses the chunk that one batch per service covers.
     package var openTraces = 0
+    /// Every request of the main phase also carries one small span of a trace of its own that never
+    /// closes (its parent is never sent): a span that outlives the rest of its request in the collector.
+    package var openSpanPerRequest = false
     /// Seed of every random choice.
     package var seed: UInt64 = 1
     /// The `x-mlflow-experiment-id` header, if any.

@@ -116,7 +116,7 @@ extension StitchConfiguration {
                  .milliseconds(1) ... .seconds(86400)),
         count("max_spans_per_trace", "release a trace in parts above this many spans", \.assembler.maxSpansPerTrace, 1 ... 10_000_000),
         count("max_traces", "buffered traces at most; the oldest are released early", \.assembler.maxTraces, 1 ... 10_000_000),
-        size("max_buffered_bytes", "buffered span bytes at most; the oldest traces are released early", \.assembler.maxBufferedBytes,
+        size("max_buffered_bytes", "request bytes the buffered spans hold at most; the oldest traces are released early", \.assembler.maxBufferedBytes,
              1 << 10 ... 1 << 40),
         duration("late_window", "how long released trace ids are remembered for late spans", \.assembler.lateWindow,
                  .zero ... .seconds(7 * 86400)),

@@ -8,7 +8,8 @@ package struct AssemblerConfiguration: Sendable, Equatable {
     package var maxSpansPerTrace: Int
     /// At most this many traces are buffered; over it the oldest are released (reason `evicted`).
     package var maxTraces: Int
-    /// At most this many encoded span bytes are buffered; over it the oldest traces are released.
+    /// At most this many request bytes are held by buffered spans (`AssemblerStats.bufferedBytes`); over
+    /// it the oldest traces are released.
     package var maxBufferedBytes: Int
     /// Released trace ids are remembered this long, so that late spans are marked `late`.
     package var lateWindow: Duration

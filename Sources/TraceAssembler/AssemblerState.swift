@@ -16,7 +16,12 @@ import TraceEdge
 ///   always has at least one span. The final release gets the normal reason, and its `isComplete`
 ///   describes the whole trace (all parts), because destinations merge the parts into one trace.
 /// - After each `receive`, while more than `maxTraces` traces or more than `maxBufferedBytes` bytes are
-///   buffered, the trace with the oldest first span is released (`evicted`, complete if closed).
+///   buffered, the trace with the oldest first span is released (`evicted`, complete if closed). The bytes
+///   are those the buffered spans keep alive: each request payload they point into, whole, once.
+/// - When a release leaves a payload's buffered spans a small share of it (at most half, beyond a 4 KiB
+///   allowance for its resource and scope), those spans are moved into a compact payload of their own at
+///   the end of the call (`receive`: before evicting for bytes), so that the rest of the request is freed.
+///   Their records keep every field; only `payload`, `scopeIndex` and `spanBytes` change.
 /// - Released trace ids are remembered for `lateWindow` (and at most `rememberedTraceLimit` of them).
 ///   Spans for a remembered id are late: they are released in the same `receive` call, one
 ///   `late` fragment per trace id, never complete (the destination recomputes completeness when it

@@ -24,7 +24,9 @@ package struct AssemblerStats: Sendable, Equatable {
     package var bufferedTraces: Int
     /// Spans held across those traces (parts already released are not counted).
     package var bufferedSpans: Int
-    /// Sum of `SpanRecord.encodedSize` over the held spans; what `maxBufferedBytes` limits.
+    /// Request bytes the held spans keep alive: `RequestPayload.bytes` of every payload that a held span
+    /// points into, each payload once (a span keeps its whole payload alive, and the assembler moves spans
+    /// that a payload outlives into a compact one). What `maxBufferedBytes` limits.
     package var bufferedBytes: Int
 
     package init(bufferedTraces: Int = 0, bufferedSpans: Int = 0, bufferedBytes: Int = 0) {
@@ -49,6 +51,11 @@ package struct AssemblerCounters: Sendable, Equatable {
     /// Released trace ids forgotten before their `lateWindow` ended because the remembered set was
     /// full; a span arriving later for one of them starts a new trace instead of a late fragment.
     package var releasedIDsForgottenEarly: Int = 0
+    /// Buffered spans moved out of a payload they were a small share of into a compact payload of their
+    /// own (a span moved twice counts twice).
+    package var compactedSpans: Int = 0
+    /// Bytes of the compact payloads made for them: what those moves copied.
+    package var compactedBytes: Int = 0
 
     package init() {}
 

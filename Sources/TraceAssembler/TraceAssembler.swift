@@ -10,8 +10,9 @@ import OTLPWire
 ///
 /// Metrics (created with the injected factory): counters `stitch_spans_accepted_total`,
 /// `stitch_spans_duplicate_total`, `stitch_spans_late_total`, `stitch_traces_released_total{reason}`,
-/// `stitch_late_ids_forgotten_total`; gauges `stitch_buffered_traces`, `stitch_buffered_spans`,
-/// `stitch_buffered_bytes`.
+/// `stitch_late_ids_forgotten_total`, `stitch_spans_compacted_total`, `stitch_compacted_bytes_total`;
+/// gauges `stitch_buffered_traces`, `stitch_buffered_spans`, `stitch_buffered_bytes` (request bytes the
+/// buffered spans keep alive, `AssemblerStats.bufferedBytes`).
 package actor TraceAssembler<C: Clock> where C.Duration == Duration {
     private var state: AssemblerState<C.Instant>
     private let clock: C
