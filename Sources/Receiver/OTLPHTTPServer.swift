@@ -185,8 +185,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                     respond(context: context, head: head, response: immediate(pending), close: false)
                 case .route(let summary):
                     let routes = self.routes
+                    let endpoint = self.endpoint
                     dispatch(context: context, head: head) {
-                        await routes.handle(summary) ?? .text(404, "not found: \(summary.path)\n")
+                        // Unknown paths are answered (and counted) like any other refused request.
+                        await routes.handle(summary) ?? endpoint.errorResponse(.notFound(summary.path), media: nil)
                     }
                 }
             case .idle, .responding:
