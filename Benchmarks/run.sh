@@ -6,6 +6,7 @@
 # Env:   QUICK=1          smaller runs (a minute or two; numbers are noisier)
 #        SKIP_MLFLOW=1    leave out the MLflow row
 #        SKIP_GROWTH=1    leave out the growth table
+#        SKIP_HELD=1      leave out the held-memory row (Benchmarks/held.sh, ~1.2 GiB of 8 MiB requests)
 #        MLFLOW=path      the mlflow executable (default: .venv/bin/mlflow, else /work/venv/bin/mlflow)
 #        OUT=dir          where logs and JSON results go (default: a temporary directory, kept)
 #        KEEP_STORES=1    keep each run's SQLite store in $OUT too (a full run writes ~4 GiB of them)
@@ -190,6 +191,15 @@ E2E_IDLE_RSS_KIB=$(kib "$STITCH_PID" VmRSS)
 stop_stitch
 STARTUP_MS_MEDIAN=$(printf '%s\n' "${STARTUPS[@]}" | sort -n | sed -n 2p)
 
+# --- held memory -----------------------------------------------------------------------------------------
+# Small spans that outlive their 8 MiB requests (one never-closing span + a closed 1,000-span trace each).
+HELD=""
+if [[ "${SKIP_HELD:-0}" != 1 ]]; then
+    log "held memory: $(( QUICK == 1 ? 30 : 150 )) requests of 8 MiB, one never-closing span each…"
+    HELD=$(REQUESTS=$(( QUICK == 1 ? 30 : 150 )) OUT="$OUT" Benchmarks/held.sh "$BIN" | tee "$OUT/held.txt")
+fi
+held() { tr ' ' '\n' <<<"$HELD" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+
 # --- MLflow ----------------------------------------------------------------------------------------------
 MLFLOW_SPANS=""
 if [[ "${SKIP_MLFLOW:-0}" != 1 ]]; then
@@ -274,6 +284,9 @@ fi
     echo "| footprint: idle RSS | $(( IDLE_RSS_KIB / 1024 )) MiB after start-up; $(( E2E_IDLE_RSS_KIB / 1024 )) MiB idle after the end-to-end run | ≤ 30 MiB | VmRSS 1 s after start-up (code pages unmapped once ready), and 12 s after the end-to-end run's last commit (after 5 s without traffic: store caches freed, heap trimmed, code pages unmapped again; heap arenas capped at 2) |"
     echo "| footprint: RSS under load | $(( LOAD_HWM_KIB / 1024 )) MiB (accept burst, $(fmt_int "$BUFFERED_SPANS") spans held), $(( E2E_HWM_KIB / 1024 )) MiB (end-to-end) | — | VmHWM |"
     echo "| footprint: memory per buffered span | $(fmt_int "$HELD_PER_SPAN") B held per span, $(fmt_int "$ENCODED_PER_SPAN") B encoded → $(fmt "$HELD_RATIO" 2)× | ≤ 2× | RSS growth over idle after the accept burst ÷ stitch_buffered_bytes |"
+    if [[ -n "$HELD" ]]; then
+        echo "| footprint: held by open spans | peak RSS $(held peak_rss_mib) MiB for $(held requests) requests ($(held body_mib) MiB); stitch_buffered_bytes $(fmt_int "$(held buffered_bytes)") B for $(held buffered_spans) open spans, each $(held open_span_bytes_each) B alone | bound 64 MiB | Benchmarks/held.sh: one never-closing span + a closed 1,000-span trace per request, max_buffered_bytes and store_queue_max_bytes 64 MiB; VmHWM, then /metrics once the closed traces are released |"
+    fi
     echo "| footprint: start-up to healthy | $STARTUP_MS_MEDIAN ms | < 500 ms | spawn → first 200 from /healthz, new store (median of 3) |"
     if (( ${#GROWTH_ROWS[@]} > 0 )); then
         echo

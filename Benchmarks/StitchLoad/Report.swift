@@ -19,6 +19,8 @@ struct Report {
     var lateSpansPlanned = 0
     var bodyBytes = 0
     var encodedBytes = 0
+    /// With `--open-span-per-request`: what the never-closing spans need, held on their own.
+    var openSpanRequestBytes = 0
     var sendSeconds = 0.0
     /// Every phase (main and late).
     var stats = LoadStats()
@@ -52,6 +54,10 @@ struct Report {
             + "\(shape.attributeSize) B inputs/outputs; batches ≤ \(shape.batchSpans) spans; \(Fmt.int(shape.chunkTraces)) traces open at once")
         print("            \(Fmt.int(requestsPlanned)) requests (\(Fmt.int(duplicateRequestsPlanned)) duplicates, \(Fmt.int(lateSpansPlanned)) late spans), "
             + "\(Fmt.bytes(bodyBytes)) on the wire (\(Fmt.bytes(encodedBytes)) encoded), built in \(Fmt.fixed(buildSeconds, 2)) s")
+        if shape.openSpanPerRequest {
+            print("open spans: one per request, never closing; alone, their requests would be \(Fmt.int(openSpanRequestBytes)) B "
+                + "(\(Fmt.int(openSpanRequestBytes / max(1, requestsPlanned - duplicateRequestsPlanned))) B each)")
+        }
         guard sendSeconds > 0 else { return }
         print("accepted:   \(Fmt.int(mainStats.requestsOK)) requests, \(Fmt.int(mainStats.spansOK)) spans answered \(ok) in \(Fmt.fixed(sendSeconds, 2)) s "
             + "→ \(Fmt.int(requestsPerSecond)) requests/s, \(Fmt.int(spansPerSecond)) spans/s")
@@ -99,6 +105,7 @@ struct Report {
             "latency_p99_ms": Double(stats.latencyMicros.valueAtPercentile(99)) / 1000,
             "latency_max_ms": Double(stats.latencyMicros.max) / 1000,
         ]
+        if shape.openSpanPerRequest { object["open_span_request_bytes"] = openSpanRequestBytes }
         if let committedSeconds { object["committed_seconds"] = committedSeconds }
         if let value = endToEndSpansPerSecond { object["e2e_spans_per_second"] = value }
         if let value = steadyCommitSpansPerSecond { object["steady_commit_spans_per_second"] = value }

@@ -52,6 +52,8 @@ struct StitchLoad: AsyncParsableCommand {
     @Option(help: "Spans per request at most (the SDK's max export batch is 512).") var batchSpans = 512
     @Option(help: "Traces open at once: traces are sent in chunks of this many (0: one batch per service).")
     var openTraces = 0
+    @Flag(help: "Each request also carries one small span of a trace that never closes (its parent is never sent).")
+    var openSpanPerRequest = false
     @Option(help: "Seed of the generated traffic.") var seed: UInt64 = 1
     @Option(help: "x-mlflow-experiment-id header (and the experiment the e2e check expects).") var experimentId: String?
     @Option(help: "SQLite store to check (e2e).") var db: String?
@@ -86,6 +88,7 @@ struct StitchLoad: AsyncParsableCommand {
         shape.lateRate = lateRate
         shape.batchSpans = batchSpans
         shape.openTraces = openTraces
+        shape.openSpanPerRequest = openSpanPerRequest
         shape.seed = seed
         shape.experimentID = experimentId
         shape.format = BodyFormat(rawValue: format) ?? .protobuf
@@ -138,6 +141,7 @@ struct StitchLoad: AsyncParsableCommand {
         report.lateSpansPlanned = late.spanCount
         report.bodyBytes = main.bodyBytes + late.bodyBytes
         report.encodedBytes = main.encodedBytes + late.encodedBytes
+        report.openSpanRequestBytes = main.openSpanRequestBytes
         if dryRun {
             report.printSummary()
             try report.write(jsonOut)
@@ -254,6 +258,8 @@ struct PhaseBuilder<Payload: Sendable> {
     private var duplicates: [Bool] = []
     private(set) var bodyBytes = 0
     private(set) var encodedBytes = 0
+    /// Sum of `PlannedRequest.openSpanRequestBytes`, each request once.
+    private(set) var openSpanRequestBytes = 0
     private(set) var spanCount = 0
     private(set) var duplicateCount = 0
 
@@ -267,6 +273,7 @@ struct PhaseBuilder<Payload: Sendable> {
         duplicates.append(request.isDuplicate)
         bodyBytes += request.body.count
         encodedBytes += request.encodedBytes
+        if !request.isDuplicate { openSpanRequestBytes += request.openSpanRequestBytes }
         spanCount += request.spans
         if request.isDuplicate { duplicateCount += 1 }
     }

@@ -1,35 +1,38 @@
 /// What traffic to generate: the shape of every trace and how the SDKs of the services send it.
-public struct LoadShape: Sendable, Equatable {
+package struct LoadShape: Sendable, Equatable {
     /// Services (processes) per trace; each exports its own spans under its own resource.
-    public var services = 3
+    package var services = 3
     /// Spans per trace, spread evenly over the services.
-    public var spansPerTrace = 20
+    package var spansPerTrace = 20
     /// Traces to generate.
-    public var traces = 1_000
+    package var traces = 1_000
     /// Bytes of each span's `mlflow.spanInputs` and `mlflow.spanOutputs` value.
-    public var attributeSize = 256
+    package var attributeSize = 256
     /// Share of traces whose child services' requests are sent before the root service's.
-    public var childrenFirstShare = 0.5
+    package var childrenFirstShare = 0.5
     /// Share of requests sent twice (a client retry), shortly after the first copy.
-    public var duplicateRate = 0.0
+    package var duplicateRate = 0.0
     /// Share of traces that hold back one leaf span and send it after the main traffic plus a delay.
-    public var lateRate = 0.0
+    package var lateRate = 0.0
     /// Spans per request at most (the OTel SDK's `BatchSpanProcessor` default is 512).
-    public var batchSpans = 512
+    package var batchSpans = 512
     /// Traces open at once: the generator sends the traces in chunks of this many, every service's
     /// batches of a chunk before the next chunk. 0 chooses the chunk that one batch per service covers.
-    public var openTraces = 0
+    package var openTraces = 0
+    /// Every request of the main phase also carries one small span of a trace of its own that never
+    /// closes (its parent is never sent): a span that outlives the rest of its request in the collector.
+    package var openSpanPerRequest = false
     /// Seed of every random choice.
-    public var seed: UInt64 = 1
+    package var seed: UInt64 = 1
     /// The `x-mlflow-experiment-id` header, if any.
-    public var experimentID: String?
-    public var format = BodyFormat.protobuf
-    public var gzip = false
+    package var experimentID: String?
+    package var format = BodyFormat.protobuf
+    package var gzip = false
 
-    public init() {}
+    package init() {}
 
     /// Every problem with the shape, one message each (empty when valid).
-    public func problems() -> [String] {
+    package func problems() -> [String] {
         var problems: [String] = []
         if services < 1 { problems.append("services must be at least 1, got \(services)") }
         if spansPerTrace < 1 { problems.append("spans-per-trace must be at least 1, got \(spansPerTrace)") }
@@ -45,10 +48,10 @@ public struct LoadShape: Sendable, Equatable {
     }
 
     /// Services a trace actually uses (a trace cannot have more services than spans).
-    public var servicesPerTrace: Int { min(services, spansPerTrace) }
+    package var servicesPerTrace: Int { min(services, spansPerTrace) }
 
     /// Traces per chunk: `openTraces`, or as many as one batch per service holds.
-    public var chunkTraces: Int {
+    package var chunkTraces: Int {
         if openTraces > 0 { return openTraces }
         let perService = (spansPerTrace + servicesPerTrace - 1) / servicesPerTrace
         return max(1, batchSpans / perService)
@@ -56,11 +59,11 @@ public struct LoadShape: Sendable, Equatable {
 }
 
 /// The body encoding of the generated requests.
-public enum BodyFormat: String, Sendable, CaseIterable {
+package enum BodyFormat: String, Sendable, CaseIterable {
     case protobuf
     case json
 
-    public var contentType: String {
+    package var contentType: String {
         switch self {
         case .protobuf: return "application/x-protobuf"
         case .json: return "application/json"

@@ -7,26 +7,26 @@ import StitchTestSupport
 /// other service is its entry span, whose parent is a span of the previous service (the remote-parent
 /// edge of a cross-process call, span flags 0x300); every other span's parent is an earlier span of
 /// its own service. The last span is therefore a leaf, and is the one held back for a late send.
-public struct PlannedTrace: Sendable {
-    public var traceID: TraceID
-    public var spanIDs: [SpanID]
+package struct PlannedTrace: Sendable {
+    package var traceID: TraceID
+    package var spanIDs: [SpanID]
     /// `SpanID.none` for the root.
-    public var parents: [SpanID]
+    package var parents: [SpanID]
     /// `serviceStarts[k]` is the first span of service `k`; the last element is the span count.
-    public var serviceStarts: [Int]
+    package var serviceStarts: [Int]
     /// The span sent late, if this trace is one of the `late-rate` share.
-    public var lateSpan: Int?
+    package var lateSpan: Int?
     /// Start of the root span, Unix nanoseconds.
-    public var startTimeUnixNano: UInt64
+    package var startTimeUnixNano: UInt64
 
-    public var spanCount: Int { spanIDs.count }
-    public var serviceCount: Int { serviceStarts.count - 1 }
+    package var spanCount: Int { spanIDs.count }
+    package var serviceCount: Int { serviceStarts.count - 1 }
 
-    public func spans(ofService service: Int) -> Range<Int> {
+    package func spans(ofService service: Int) -> Range<Int> {
         serviceStarts[service]..<serviceStarts[service + 1]
     }
 
-    public func service(ofSpan span: Int) -> Int {
+    package func service(ofSpan span: Int) -> Int {
         var service = 0
         while serviceStarts[service + 1] <= span { service += 1 }
         return service
@@ -34,13 +34,13 @@ public struct PlannedTrace: Sendable {
 
     /// Span flags: every span says whether its parent is remote (0x100), and entry spans of
     /// non-root services have a remote parent (0x200) (otlp.md, "SDK behaviour").
-    public func flags(ofSpan span: Int) -> UInt32 {
+    package func flags(ofSpan span: Int) -> UInt32 {
         let service = service(ofSpan: span)
         return service > 0 && serviceStarts[service] == span ? 0x300 : 0x100
     }
 
     /// The trace with index `index` of the stream seeded by `shape.seed`; independent of `shape.traces`.
-    public static func generate(index: Int, shape: LoadShape) -> PlannedTrace {
+    package static func generate(index: Int, shape: LoadShape) -> PlannedTrace {
         // The trace stream depends on the seed and the tree shape (not on how many traces are sent), so
         // that runs of different shapes against one store do not reuse each other's trace ids.
         let stream = RandomStream.traceShape.rawValue ^ UInt64(shape.spansPerTrace) << 8 ^ UInt64(shape.services) << 40
@@ -80,16 +80,16 @@ public struct PlannedTrace: Sendable {
 }
 
 /// Names of the generated services (the `service.name` resource attribute).
-public enum ServiceNames {
+package enum ServiceNames {
     static let known = ["agent", "retriever", "llm-gateway", "tools", "memory"]
 
-    public static func name(_ service: Int) -> String {
+    package static func name(_ service: Int) -> String {
         service < known.count ? known[service] : "service-\(service)"
     }
 
     /// What Stitch records in `stitch.services` for a trace of `count` services: the sorted names
     /// joined by commas (only when a trace has more than one service).
-    public static func servicesTag(count: Int) -> String {
+    package static func servicesTag(count: Int) -> String {
         (0..<count).map(name).sorted().joined(separator: ",")
     }
 }

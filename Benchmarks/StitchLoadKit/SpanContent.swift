@@ -4,14 +4,14 @@ import StitchTestSupport
 /// The content of generated spans: what an MLflow-instrumented application exports (mlflow.md, "What
 /// MLflow's OTLP exporter sends"): every `mlflow.*` value a JSON-encoded string, ten string attributes
 /// per span, inputs and outputs of `attributeSize` bytes each.
-public struct SpanContent: Sendable {
-    public let attributeSize: Int
+package struct SpanContent: Sendable {
+    package let attributeSize: Int
     private let text: [UInt8]
 
-    public static let attributesPerSpan = 10
+    package static let attributesPerSpan = 10
     static let spanTypes = ["\"CHAIN\"", "\"LLM\"", "\"TOOL\"", "\"RETRIEVER\"", "\"AGENT\""]
 
-    public init(attributeSize: Int) {
+    package init(attributeSize: Int) {
         self.attributeSize = attributeSize
         // A pool of lowercase words to cut values from: JSON-safe, compressible like real text.
         let words = ["the", "agent", "calls", "a", "tool", "with", "query", "about", "weather", "in", "paris",
@@ -43,7 +43,7 @@ public struct SpanContent: Sendable {
     }
 
     /// The resource of service `service`.
-    public func resource(service: Int) -> ResourceDetail {
+    package func resource(service: Int) -> ResourceDetail {
         ResourceDetail(attributes: [
             KeyValue(key: "service.name", value: .string(ServiceNames.name(service))),
             KeyValue(key: "service.instance.id", value: .string("\(ServiceNames.name(service))-0")),
@@ -53,10 +53,10 @@ public struct SpanContent: Sendable {
         ])
     }
 
-    public var scope: ScopeDetail { ScopeDetail(name: "mlflow.tracing.provider", version: "3.17.2") }
+    package var scope: ScopeDetail { ScopeDetail(name: "mlflow.tracing.provider", version: "3.17.2") }
 
     /// Span `span` of `trace`.
-    public func span(_ span: Int, of trace: PlannedTrace) -> SpanDetail {
+    package func span(_ span: Int, of trace: PlannedTrace) -> SpanDetail {
         let service = trace.service(ofSpan: span)
         let isEntry = trace.serviceStarts[service] == span
         let key = trace.traceID.low ^ trace.spanIDs[span].raw

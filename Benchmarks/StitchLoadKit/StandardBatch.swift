@@ -1,7 +1,7 @@
 /// The benchmark's standard request: one service's batch of `spans` generated spans (10 attributes each,
 /// `attributeSize`-byte inputs and outputs), protobuf, uncompressed.
-public enum StandardBatch {
-    public static func body(spans: Int = 100, attributeSize: Int = 256, seed: UInt64 = 1) throws -> [UInt8] {
+package enum StandardBatch {
+    package static func body(spans: Int = 100, attributeSize: Int = 256, seed: UInt64 = 1) throws -> [UInt8] {
         var shape = LoadShape()
         shape.services = 1
         shape.spansPerTrace = 20

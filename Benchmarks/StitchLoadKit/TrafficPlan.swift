@@ -3,15 +3,18 @@ import OTLPWire
 import StitchTestSupport
 
 /// One request body as a service's SDK would send it: the spans of one service, of one or more traces.
-public struct PlannedRequest: Sendable {
+package struct PlannedRequest: Sendable {
     /// The body as sent (gzip-compressed when the shape says so).
-    public var body: [UInt8]
+    package var body: [UInt8]
     /// Spans in the body.
-    public var spans: Int
+    package var spans: Int
+    /// Size of what a collector holds for the request's never-closing span once the rest of the request
+    /// is gone, if it has one: the request of that span alone (its resource, scope and span), encoded.
+    package var openSpanRequestBytes = 0
     /// Size of the body before compression.
-    public var encodedBytes: Int
+    package var encodedBytes: Int
     /// A second copy of an earlier request (a client retry); its spans are not new.
-    public var isDuplicate: Bool
+    package var isDuplicate: Bool
 }
 
 /// Turns a `LoadShape` into the requests to send, in order, and the traces the store must end up with.
@@ -20,25 +23,26 @@ public struct PlannedRequest: Sendable {
 /// the chunk's traces in batches of at most `batchSpans` spans. A chunk chosen for `childrenFirstShare`
 /// sends its services in reverse order, so that children arrive before their roots. Late spans are held
 /// back and emitted as a separate list, batched by service.
-public struct TrafficPlan: Sendable {
-    public var shape: LoadShape
-    public var traces: [PlannedTrace]
+package struct TrafficPlan: Sendable {
+    package var shape: LoadShape
+    package var traces: [PlannedTrace]
 
-    public init(shape: LoadShape) {
+    package init(shape: LoadShape) {
         self.shape = shape
         traces = (0..<shape.traces).map { PlannedTrace.generate(index: $0, shape: shape) }
     }
 
     /// Total spans of all traces (each counted once).
-    public var uniqueSpans: Int { traces.reduce(0) { $0 + $1.spanCount } }
+    package var uniqueSpans: Int { traces.reduce(0) { $0 + $1.spanCount } }
 
     /// Builds every request of the main phase, in send order, handing each to `emit` as it is encoded
     /// (so that the caller can turn it into its own buffer without holding two copies).
-    public func buildMain(_ emit: (PlannedRequest) throws -> Void) throws {
+    package func buildMain(_ emit: (PlannedRequest) throws -> Void) throws {
         let content = SpanContent(attributeSize: shape.attributeSize)
         var duplicates = DuplicateScheduler(shape: shape)
         let chunk = shape.chunkTraces
         var chunkIndex = 0
+        var requestIndex = 0
         var first = 0
         while first < traces.count {
             let members = first..<min(first + chunk, traces.count)
@@ -50,7 +54,10 @@ public struct TrafficPlan: Sendable {
                 var pendingSpans = 0
                 func flush() throws {
                     guard pendingSpans > 0 else { return }
-                    let request = try encode(service: service, parts: pending, content: content)
+                    let request = try encode(
+                        service: service, parts: pending, content: content,
+                        openSpan: shape.openSpanPerRequest ? requestIndex : nil)
+                    requestIndex += 1
                     try duplicates.emit(request, emit)
                     pending.removeAll(keepingCapacity: true)
                     pendingSpans = 0
@@ -80,7 +87,7 @@ public struct TrafficPlan: Sendable {
     }
 
     /// The requests carrying the held-back late spans, batched per service, in trace order.
-    public func buildLate(_ emit: (PlannedRequest) throws -> Void) throws {
+    package func buildLate(_ emit: (PlannedRequest) throws -> Void) throws {
         let content = SpanContent(attributeSize: shape.attributeSize)
         for service in 0..<shape.servicesPerTrace {
             var pending: [(trace: Int, spans: Range<Int>)] = []
@@ -96,8 +103,18 @@ public struct TrafficPlan: Sendable {
         }
     }
 
-    private func encode(service: Int, parts: [(trace: Int, spans: Range<Int>)], content: SpanContent) throws -> PlannedRequest {
+    private func encode(
+        service: Int, parts: [(trace: Int, spans: Range<Int>)], content: SpanContent, openSpan: Int? = nil
+    ) throws -> PlannedRequest {
         var spans: [SpanDetail] = []
+        var openSpanRequestBytes = 0
+        if let openSpan {
+            let span = openTraceSpan(openSpan)
+            spans.append(span)
+            openSpanRequestBytes = OTLPTraceEncoder.encodeRequest(resourceSpans: [ResourceSpansDetail(
+                resource: content.resource(service: service),
+                scopeSpans: [ScopeSpansDetail(scope: content.scope, spans: [span])])]).count
+        }
         for part in parts {
             let trace = traces[part.trace]
             for span in part.spans { spans.append(content.span(span, of: trace)) }
@@ -112,7 +129,21 @@ public struct TrafficPlan: Sendable {
         case .json: encoded = try OTLPJSON.jsonFromProtobuf(protobuf)
         }
         let body = shape.gzip ? Deflate.compress(encoded, format: .gzip) : encoded
-        return PlannedRequest(body: body, spans: spans.count, encodedBytes: encoded.count, isDuplicate: false)
+        return PlannedRequest(
+            body: body, spans: spans.count, openSpanRequestBytes: openSpanRequestBytes,
+            encodedBytes: encoded.count, isDuplicate: false)
+    }
+
+    /// The never-closing span of request `index` (`LoadShape.openSpanPerRequest`): a trace of its own
+    /// whose parent is never sent. Its ids come from their own stream, so they meet no planned trace.
+    private func openTraceSpan(_ index: Int) -> SpanDetail {
+        var random = SplitMix64(seed: shape.seed, stream: RandomStream.openSpans.rawValue, item: UInt64(index))
+        let start = 1_749_945_600_000_000_000 + UInt64(index) * 1_000_000
+        return SpanDetail(
+            traceID: TraceID(high: random.next() | 1, low: random.next()), spanID: SpanID(raw: random.next() | 1),
+            parentSpanID: SpanID(raw: random.next() | 1), name: "wait_for_approval", kind: 1,
+            startTimeUnixNano: start, endTimeUnixNano: start + 1_000_000,
+            attributes: [KeyValue(key: "mlflow.spanType", value: .string("\"TOOL\""))], statusCode: 0, flags: 0x100)
     }
 }
 
@@ -157,4 +188,5 @@ enum RandomStream: UInt64 {
     case chunkOrder = 2
     case duplicates = 3
     case late = 4
+    case openSpans = 5
 }

@@ -3,9 +3,9 @@ import CZlib
 /// The one zlib binding of the package: gzip, zlib and raw deflate, compressed in one call and
 /// inflated with a hard output limit. The receiver (request bodies), the exporters (gzip request
 /// bodies), the tests and the load generator all go through it.
-public enum Deflate {
+package enum Deflate {
     /// The framing around the deflate stream.
-    public enum Format: Sendable, Equatable, CaseIterable {
+    package enum Format: Sendable, Equatable, CaseIterable {
         /// RFC 1952 (`Content-Encoding: gzip`, `grpc-encoding: gzip`).
         case gzip
         /// RFC 1950 (what RFC 9110 calls `deflate`).
@@ -24,7 +24,7 @@ public enum Deflate {
     }
 
     /// Why inflating stopped.
-    public enum Failure: Error, Sendable, Equatable {
+    package enum Failure: Error, Sendable, Equatable {
         /// More than the limit would come out (a "zip bomb" costs at most the limit).
         case tooLarge
         /// Not a valid stream of the format, or cut short; the message is zlib's.
@@ -33,10 +33,10 @@ public enum Deflate {
 
     /// zlib level 1: OTLP bodies (ids, repeated attribute keys) shrink well even at the fastest level,
     /// and compressing runs beside the receiver on a CPU budget.
-    public static let fastest: Int32 = 1
+    package static let fastest: Int32 = 1
 
     /// `input` compressed whole in `format` at `level` (1 fastest … 9 smallest).
-    public static func compress(_ input: [UInt8], format: Format = .gzip, level: Int32 = fastest) -> [UInt8] {
+    package static func compress(_ input: [UInt8], format: Format = .gzip, level: Int32 = fastest) -> [UInt8] {
         var stream = z_stream()
         let status = deflateInit2_(&stream, level, Z_DEFLATED, format.windowBits, 8, Z_DEFAULT_STRATEGY,
                                    ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
@@ -62,7 +62,7 @@ public enum Deflate {
 
     /// `input` inflated; throws `.tooLarge` as soon as more than `limit` bytes would come out, and
     /// `.corrupt` for anything that is not one whole stream of `format`.
-    public static func inflate(_ input: [UInt8], format: Format, limit: Int) throws(Failure) -> [UInt8] {
+    package static func inflate(_ input: [UInt8], format: Format, limit: Int) throws(Failure) -> [UInt8] {
         var stream = z_stream()
         guard inflateInit2_(&stream, format.windowBits, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw .corrupt("zlib could not be initialised")

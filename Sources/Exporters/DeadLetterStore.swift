@@ -5,16 +5,16 @@ import OTLPWire
 import Synchronization
 import TraceEdge
 
-public struct DeadLetterConfiguration: Sendable, Equatable {
+package struct DeadLetterConfiguration: Sendable, Equatable {
     /// Directory of this destination's dead letters (created if missing), e.g. `<queue directory>/dead-letters`.
-    public var directory: String
+    package var directory: String
     /// Bytes on disk at most (default 256 MiB); past it, the oldest entries are removed and counted.
-    public var maxBytes: Int
+    package var maxBytes: Int
     /// The server's response is kept up to this many bytes of UTF-8 (default 4 KiB).
-    public var maxResponseBytes: Int
-    public var fsync: FsyncPolicy
+    package var maxResponseBytes: Int
+    package var fsync: FsyncPolicy
 
-    public init(directory: String, maxBytes: Int = 256 << 20, maxResponseBytes: Int = 4096, fsync: FsyncPolicy = .batch) {
+    package init(directory: String, maxBytes: Int = 256 << 20, maxResponseBytes: Int = 4096, fsync: FsyncPolicy = .batch) {
         self.directory = directory
         self.maxBytes = maxBytes
         self.maxResponseBytes = maxResponseBytes
@@ -23,25 +23,25 @@ public struct DeadLetterConfiguration: Sendable, Equatable {
 }
 
 /// One batch a destination refused for good, as stored.
-public struct DeadLetterEntry: Sendable, Equatable, Codable {
+package struct DeadLetterEntry: Sendable, Equatable, Codable {
     /// Increasing per store, never reused; also the entry's file names.
-    public var id: UInt64
+    package var id: UInt64
     /// When the batch was set aside, milliseconds since 1970.
-    public var timeMs: Int64
+    package var timeMs: Int64
     /// The same instant as ISO 8601 (UTC), for people reading the file.
-    public var time: String
-    public var destination: String
+    package var time: String
+    package var destination: String
     /// Why the destination refused it, e.g. "HTTP 400 Bad Request".
-    public var reason: String
+    package var reason: String
     /// The server's response body, cut at `maxResponseBytes` (on a character boundary).
-    public var response: String
-    public var responseTruncated: Bool
+    package var response: String
+    package var responseTruncated: Bool
     /// The batch's trace ids, 32 lowercase hex characters each.
-    public var traceIDs: [String]
-    public var spanCount: Int
+    package var traceIDs: [String]
+    package var spanCount: Int
     /// Name (in the store's directory) of the file holding the batch as an OTLP `ExportTraceServiceRequest`.
-    public var requestFile: String
-    public var requestBytes: Int
+    package var requestFile: String
+    package var requestBytes: Int
 }
 
 /// Batches that a destination refused permanently (a 4xx other than 429, an unknown MLflow experiment),
@@ -61,9 +61,9 @@ public struct DeadLetterEntry: Sendable, Equatable, Codable {
 /// (`stitch_dead_letters_dropped_total{reason="rotated"}`); an entry bigger than the whole bound is not
 /// kept (`reason="too_large"`). File I/O runs on the store's own thread (`FileIOThread`), never on the
 /// caller's; opening recovers on the calling thread, once, before the pipeline runs. `shutdown()` stops it.
-public final class DeadLetterStore: Sendable {
-    public let destination: String
-    public let configuration: DeadLetterConfiguration
+package final class DeadLetterStore: Sendable {
+    package let destination: String
+    package let configuration: DeadLetterConfiguration
     /// Locked only by work on `io`, so never awaited by others.
     private let state: Mutex<State>
     private let io: FileIOThread
@@ -98,7 +98,7 @@ public final class DeadLetterStore: Sendable {
         }
     }
 
-    public convenience init(
+    package convenience init(
         destination: String, configuration: DeadLetterConfiguration, logger: Logger, metrics: any MetricsFactory
     ) throws {
         try self.init(destination: destination, configuration: configuration, logger: logger, metrics: metrics,
@@ -106,7 +106,7 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// Opens (or creates) the store and enforces its bound on what is already there.
-    public init(
+    package init(
         destination: String, configuration: DeadLetterConfiguration, logger: Logger, metrics: any MetricsFactory,
         now: @escaping @Sendable () -> Int64
     ) throws {
@@ -128,14 +128,14 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// Stops the I/O thread once the work already submitted is done; appends after it fail.
-    public func shutdown() async {
+    package func shutdown() async {
         await io.shutdown()
     }
 
     /// Sets a batch aside. Returns the stored entry, or nil when the batch alone exceeds `maxBytes`
     /// (logged and counted, not kept).
     @discardableResult
-    public func append(traces: [FinishedTrace], reason: String, response: String) async throws -> DeadLetterEntry? {
+    package func append(traces: [FinishedTrace], reason: String, response: String) async throws -> DeadLetterEntry? {
         let request = OTLPTraceEncoder.encodeRequest(traces.flatMap(\.spans))
         let (kept, truncated) = Self.truncate(response, toUTF8Bytes: configuration.maxResponseBytes)
         let timeMs = now()
@@ -186,7 +186,7 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// The stored entries, oldest first.
-    public func entries() async throws -> [DeadLetterEntry] {
+    package func entries() async throws -> [DeadLetterEntry] {
         try await io.run { [self] () throws(QueueError) in try readEntries() }
     }
 
@@ -206,7 +206,7 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// The OTLP `ExportTraceServiceRequest` bytes of `entry`.
-    public func request(of entry: DeadLetterEntry) async throws -> [UInt8] {
+    package func request(of entry: DeadLetterEntry) async throws -> [UInt8] {
         let path = path(entry.requestFile)
         let gone = "dead letter \(entry.id) of \(destination): \(entry.requestFile) is gone"
         return try await io.run { () throws(QueueError) in
@@ -216,7 +216,7 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// Bytes of the stored entries (both files of each). Waits for an append under way: not for hot paths.
-    public var storedBytes: Int { state.withLock { $0.bytes } }
+    package var storedBytes: Int { state.withLock { $0.bytes } }
 
     // MARK: Private
 

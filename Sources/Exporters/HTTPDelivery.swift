@@ -4,7 +4,7 @@ import NIOCore
 import NIOHTTP1
 
 /// How a request body is compressed.
-public enum HTTPCompression: String, Sendable, Codable, CaseIterable {
+package enum HTTPCompression: String, Sendable, Codable, CaseIterable {
     /// `Content-Encoding: gzip` (the OTLP exporters' usual choice; every OTLP server accepts it).
     case gzip
     /// Sent as is.
@@ -12,17 +12,17 @@ public enum HTTPCompression: String, Sendable, Codable, CaseIterable {
 }
 
 /// A destination's configuration is invalid; lists every problem at once.
-public struct DestinationConfigurationError: Error, Sendable, CustomStringConvertible {
+package struct DestinationConfigurationError: Error, Sendable, CustomStringConvertible {
     /// Each as `field: what is wrong`.
-    public var problems: [String]
-    public var destination: String
+    package var problems: [String]
+    package var destination: String
 
-    public init(destination: String, problems: [String]) {
+    package init(destination: String, problems: [String]) {
         self.destination = destination
         self.problems = problems
     }
 
-    public var description: String {
+    package var description: String {
         "destination \(destination): invalid configuration: " + problems.joined(separator: "; ")
     }
 

@@ -20,9 +20,9 @@ import TraceEdge
 /// Answers: 2xx delivered; 404 (unknown experiment), 400 (bad request, e.g. the trace id already
 /// belongs to another experiment), 401/403, 422 and other 4xx permanent, with a reason naming the
 /// experiment; 408, 429, 5xx (but 501), connection failures and timeouts retryable.
-public final class MLflowExporter: TraceExporter {
-    public let name: String
-    public let configuration: MLflowExporterConfiguration
+package final class MLflowExporter: TraceExporter {
+    package let name: String
+    package let configuration: MLflowExporterConfiguration
     private let http: HTTPDeliveryClient
     private let planner: RequestPlanner
     private let spanHeaders: HTTPHeaders
@@ -31,14 +31,14 @@ public final class MLflowExporter: TraceExporter {
     private let tagFailures: Counter
     private let currentDate: @Sendable () -> Date
 
-    public static let completenessTag = "stitch.completeness"
-    public static let servicesTag = "stitch.services"
+    package static let completenessTag = "stitch.completeness"
+    package static let servicesTag = "stitch.services"
 
     /// - Parameters:
     ///   - metrics: counts `stitch_destination_tag_failures_total{destination}` (a tag MLflow refused).
     ///   - currentDate: wall clock for `Retry-After` HTTP-dates (injected in tests).
     /// - Throws: `DestinationConfigurationError` listing every configuration problem.
-    public init(
+    package init(
         name: String = "mlflow", configuration: MLflowExporterConfiguration, logger: Logger,
         metrics: any MetricsFactory, currentDate: @escaping @Sendable () -> Date = { Date() }
     ) throws(DestinationConfigurationError) {
@@ -59,13 +59,13 @@ public final class MLflowExporter: TraceExporter {
     }
 
     /// One trace per call, so that each trace's outcome (its experiment may not exist) is its own.
-    public var batchLimits: DeliveryBatchLimits {
+    package var batchLimits: DeliveryBatchLimits {
         DeliveryBatchLimits(maxTraces: 1, maxBytes: RequestPlanner.hardLimit)
     }
 
     /// Delivers the traces one after the other and stops at the first that is not delivered (with
     /// `batchLimits` there is one per call).
-    public func deliver(_ traces: [FinishedTrace]) async -> DeliveryOutcome {
+    package func deliver(_ traces: [FinishedTrace]) async -> DeliveryOutcome {
         for trace in traces {
             let outcome = await deliver(trace)
             if outcome != .delivered { return outcome }
@@ -129,7 +129,7 @@ public final class MLflowExporter: TraceExporter {
     }
 
     /// MLflow's id of an OTLP trace: `tr-` + 32 lowercase hex digits.
-    public static func mlflowTraceID(_ traceID: TraceID) -> String { "tr-" + traceID.hex }
+    package static func mlflowTraceID(_ traceID: TraceID) -> String { "tr-" + traceID.hex }
 
     /// The spans with the (first) root moved to the front, the rest in arrival order:
     /// `encodeRequest` writes resources and scopes in first-appearance order, so the root's
@@ -188,7 +188,7 @@ public final class MLflowExporter: TraceExporter {
         return .permanent(reason: reason, response: answer.summary)
     }
 
-    public func shutdown() async {
+    package func shutdown() async {
         await http.shutdown()
     }
 }

@@ -17,9 +17,9 @@ import TraceEdge
 /// The client is created with the exporter (when the destination opens) and its connections run
 /// in a task the exporter owns, until `shutdown()`: `TraceExporter` has no `run()`, and the
 /// sender that calls `deliver` is stopped before `RunningDestination.close` shuts exporters down.
-public final class OTLPGRPCExporter: TraceExporter {
-    public let name: String
-    public let configuration: OTLPGRPCExporterConfiguration
+package final class OTLPGRPCExporter: TraceExporter {
+    package let name: String
+    package let configuration: OTLPGRPCExporterConfiguration
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let connections: Task<Void, Never>
     private let planner: RequestPlanner
@@ -28,7 +28,7 @@ public final class OTLPGRPCExporter: TraceExporter {
     private let logger: Logger
 
     /// `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
-    public static let exportMethod = MethodDescriptor(
+    package static let exportMethod = MethodDescriptor(
         fullyQualifiedService: "opentelemetry.proto.collector.trace.v1.TraceService", method: "Export", type: .unary)
 
     /// The transport's reconnect back-off. Short, so that a server that comes back is reached on
@@ -37,7 +37,7 @@ public final class OTLPGRPCExporter: TraceExporter {
         initial: .milliseconds(100), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
 
     /// - Throws: `DestinationConfigurationError` listing every configuration problem.
-    public init(name: String = "otlp", configuration: OTLPGRPCExporterConfiguration, logger: Logger) throws(DestinationConfigurationError) {
+    package init(name: String = "otlp", configuration: OTLPGRPCExporterConfiguration, logger: Logger) throws(DestinationConfigurationError) {
         try DestinationConfigurationError.check(configuration.problems(), destination: name)
         guard let target = configuration.target else {
             throw DestinationConfigurationError(destination: name, problems: ["endpoint: '\(configuration.endpoint)' is not http://host[:port]"])
@@ -89,12 +89,12 @@ public final class OTLPGRPCExporter: TraceExporter {
     }
 
     /// About one message's worth of spans per batch.
-    public var batchLimits: DeliveryBatchLimits {
+    package var batchLimits: DeliveryBatchLimits {
         DeliveryBatchLimits(maxTraces: DeliveryBatchLimits.standard.maxTraces, maxBytes: configuration.maxRequestBytes)
     }
 
     /// Sends `traces` in as few calls as the size limit allows (see `RequestPlanner.deliver`).
-    public func deliver(_ traces: [FinishedTrace]) async -> DeliveryOutcome {
+    package func deliver(_ traces: [FinishedTrace]) async -> DeliveryOutcome {
         await planner.deliver(traces, destination: name, endpoint: configuration.endpoint, logger: logger) { request in
             await export(request.body)
         }
@@ -164,7 +164,7 @@ public final class OTLPGRPCExporter: TraceExporter {
 
     /// Stops taking calls, lets the one in flight finish (bounded by its deadline), and waits for
     /// the connections to close.
-    public func shutdown() async {
+    package func shutdown() async {
         client.beginGracefulShutdown()
         await connections.value
     }
@@ -172,23 +172,23 @@ public final class OTLPGRPCExporter: TraceExporter {
 
 /// A gRPC message that is already protobuf bytes, passed through as is (the OTLP messages are
 /// written and read by the package's own wire code).
-public struct RawMessageSerializer: MessageSerializer {
-    public typealias Message = [UInt8]
+package struct RawMessageSerializer: MessageSerializer {
+    package typealias Message = [UInt8]
 
-    public init() {}
+    package init() {}
 
-    public func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes {
+    package func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes {
         Bytes(message)
     }
 }
 
 /// The received message's bytes, copied out of the transport's buffer.
-public struct RawMessageDeserializer: MessageDeserializer {
-    public typealias Message = [UInt8]
+package struct RawMessageDeserializer: MessageDeserializer {
+    package typealias Message = [UInt8]
 
-    public init() {}
+    package init() {}
 
-    public func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
+    package func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
         serializedMessageBytes.withUnsafeBytes { Array($0) }
     }
 }

@@ -7,24 +7,24 @@ import Foundation
 /// keys, gzip compresses each message (`grpc-encoding: gzip`), and `maxRequestBytes` bounds the
 /// message before compression (gRPC servers apply their receive limit, 4 MiB by default, to the
 /// decompressed message). `description` never shows header values.
-public struct OTLPGRPCExporterConfiguration: Sendable, Equatable, CustomStringConvertible {
+package struct OTLPGRPCExporterConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// `http://host[:port]` (port 4317 when omitted). `https://` (TLS) is not supported yet.
-    public var endpoint: String
+    package var endpoint: String
     /// Sent as request metadata on every call (e.g. `authorization`, `x-mlflow-experiment-id`).
     /// Never logged.
-    public var headers: [String: String]
+    package var headers: [String: String]
     /// Default gzip.
-    public var compression: HTTPCompression
+    package var compression: HTTPCompression
     /// The deadline of each call, connecting included. Default 10 s (`OTEL_EXPORTER_OTLP_TIMEOUT`'s default).
-    public var timeout: Duration
+    package var timeout: Duration
     /// Largest `ExportTraceServiceRequest` message before compression. Default 4 MiB (the usual
     /// gRPC receive limit); at most 64 MiB.
-    public var maxRequestBytes: Int
+    package var maxRequestBytes: Int
 
     /// The OTLP/gRPC default port.
-    public static let defaultPort = 4317
+    package static let defaultPort = 4317
 
-    public init(
+    package init(
         endpoint: String, headers: [String: String] = [:], compression: HTTPCompression = .gzip,
         timeout: Duration = .seconds(10), maxRequestBytes: Int = 4 << 20
     ) {
@@ -37,7 +37,7 @@ public struct OTLPGRPCExporterConfiguration: Sendable, Equatable, CustomStringCo
 
     /// The host (IPv6 literals without brackets) and port calls go to; nil when the endpoint is not
     /// a usable `http://host[:port]`.
-    public var target: (host: String, port: Int)? {
+    package var target: (host: String, port: Int)? {
         guard let url = URL(string: endpoint), url.scheme?.lowercased() == "http",
               let host = url.host, !host.isEmpty else { return nil }
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
@@ -62,7 +62,7 @@ public struct OTLPGRPCExporterConfiguration: Sendable, Equatable, CustomStringCo
     }
 
     /// Every problem, as `field: what is wrong` (empty when valid).
-    public func problems() -> [String] {
+    package func problems() -> [String] {
         var problems: [String] = []
         let urlProblems = HTTPDeliveryValidation.urlProblems(endpoint, field: "endpoint")
         problems += urlProblems
@@ -81,7 +81,7 @@ public struct OTLPGRPCExporterConfiguration: Sendable, Equatable, CustomStringCo
         return problems
     }
 
-    public var description: String {
+    package var description: String {
         "OTLP/gRPC \(endpoint) compression=\(compression.rawValue) timeout=\(timeout) "
             + "max_request_bytes=\(maxRequestBytes) headers=\(HTTPDeliveryValidation.redacted(headers))"
     }

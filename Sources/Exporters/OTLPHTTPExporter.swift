@@ -13,9 +13,9 @@ import TraceEdge
 /// "Retryable Response Codes"): 2xx delivered (a `partial_success` is reported, never retried);
 /// 429, 502, 503, 504, connection failures and timeouts retryable, honouring `Retry-After`;
 /// every other status permanent.
-public final class OTLPHTTPExporter: TraceExporter {
-    public let name: String
-    public let configuration: OTLPHTTPExporterConfiguration
+package final class OTLPHTTPExporter: TraceExporter {
+    package let name: String
+    package let configuration: OTLPHTTPExporterConfiguration
     private let http: HTTPDeliveryClient
     private let planner: RequestPlanner
     private let fixedHeaders: HTTPHeaders
@@ -25,7 +25,7 @@ public final class OTLPHTTPExporter: TraceExporter {
     /// - Parameters:
     ///   - currentDate: wall clock for `Retry-After` HTTP-dates (injected in tests).
     /// - Throws: `DestinationConfigurationError` listing every configuration problem.
-    public init(
+    package init(
         name: String = "otlp", configuration: OTLPHTTPExporterConfiguration, logger: Logger,
         currentDate: @escaping @Sendable () -> Date = { Date() }
     ) throws(DestinationConfigurationError) {
@@ -41,12 +41,12 @@ public final class OTLPHTTPExporter: TraceExporter {
     }
 
     /// About one request's worth of spans per batch.
-    public var batchLimits: DeliveryBatchLimits {
+    package var batchLimits: DeliveryBatchLimits {
         DeliveryBatchLimits(maxTraces: DeliveryBatchLimits.standard.maxTraces, maxBytes: configuration.maxRequestBytes)
     }
 
     /// Sends `traces` in as few requests as the size limit allows (see `RequestPlanner.deliver`).
-    public func deliver(_ traces: [FinishedTrace]) async -> DeliveryOutcome {
+    package func deliver(_ traces: [FinishedTrace]) async -> DeliveryOutcome {
         await planner.deliver(traces, destination: name, endpoint: configuration.resolvedEndpoint, logger: logger) { request in
             await send(request)
         }
@@ -75,7 +75,7 @@ public final class OTLPHTTPExporter: TraceExporter {
         return .permanent(reason: "rejected by the OTLP endpoint (HTTP \(answer.status))", response: answer.summary)
     }
 
-    public func shutdown() async {
+    package func shutdown() async {
         await http.shutdown()
     }
 }

@@ -3,25 +3,25 @@ import Foundation
 /// Where and how an `OTLPHTTPExporter` sends traces.
 ///
 /// `description` never shows header values (they typically carry credentials).
-public struct OTLPHTTPExporterConfiguration: Sendable, Equatable, CustomStringConvertible {
+package struct OTLPHTTPExporterConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// The OTLP/HTTP traces URL, e.g. `http://jaeger:4318/v1/traces`; `https://` uses TLS. A URL
     /// without a path gets `/v1/traces` (users give the collector's base address far more often
     /// than the root path).
-    public var endpoint: String
+    package var endpoint: String
     /// Extra request headers (e.g. `authorization`). Never logged.
-    public var headers: [String: String]
+    package var headers: [String: String]
     /// Default gzip.
-    public var compression: HTTPCompression
+    package var compression: HTTPCompression
     /// Per request, from connecting to the end of the answer. Default 10 s
     /// (`OTEL_EXPORTER_OTLP_TIMEOUT`'s default).
-    public var timeout: Duration
+    package var timeout: Duration
     /// Largest request body after compression. Default 4 MiB; at most 64 MiB (`requestBytesLimit`).
-    public var maxRequestBytes: Int
+    package var maxRequestBytes: Int
 
     /// OTLP spec: a client must not send requests over 64 MiB.
-    public static let requestBytesLimit = RequestPlanner.hardLimit
+    package static let requestBytesLimit = RequestPlanner.hardLimit
 
-    public init(
+    package init(
         endpoint: String, headers: [String: String] = [:], compression: HTTPCompression = .gzip,
         timeout: Duration = .seconds(10), maxRequestBytes: Int = 4 << 20
     ) {
@@ -33,13 +33,13 @@ public struct OTLPHTTPExporterConfiguration: Sendable, Equatable, CustomStringCo
     }
 
     /// The URL requests go to.
-    public var resolvedEndpoint: String {
+    package var resolvedEndpoint: String {
         guard let url = URL(string: endpoint), url.path.isEmpty || url.path == "/" else { return endpoint }
         return (endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint) + "/v1/traces"
     }
 
     /// Every problem, as `field: what is wrong` (empty when valid).
-    public func problems() -> [String] {
+    package func problems() -> [String] {
         var problems = HTTPDeliveryValidation.urlProblems(endpoint, field: "endpoint")
         problems += HTTPDeliveryValidation.headerProblems(headers, field: "headers")
         problems += HTTPDeliveryValidation.timeoutProblems(timeout, field: "timeout")
@@ -47,7 +47,7 @@ public struct OTLPHTTPExporterConfiguration: Sendable, Equatable, CustomStringCo
         return problems
     }
 
-    public var description: String {
+    package var description: String {
         "OTLP/HTTP \(resolvedEndpoint) compression=\(compression.rawValue) timeout=\(timeout) "
             + "max_request_bytes=\(maxRequestBytes) headers=\(HTTPDeliveryValidation.redacted(headers))"
     }

@@ -21,10 +21,10 @@ import TraceEdge
 /// check, `stats`, the gauges) is published in atomics after every change, and read without a lock.
 /// Opening recovers what is on disk on the calling thread (once, before the pipeline runs);
 /// `shutdown()` stops the thread. One reader at a time: it acknowledges, in order, what `next` handed out.
-public final class PersistentQueue: Sendable {
+package final class PersistentQueue: Sendable {
     /// The destination's name (the `destination` dimension of the metrics).
-    public let name: String
-    public let configuration: PersistentQueueConfiguration
+    package let name: String
+    package let configuration: PersistentQueueConfiguration
     /// Ledger and files; locked only by work on `io` (and at deinit), so never awaited by others.
     /// (Internal, not private: tests hold it to show what does not wait for it.)
     let core: Mutex<QueueCore>
@@ -55,7 +55,7 @@ public final class PersistentQueue: Sendable {
         }
     }
 
-    public convenience init(
+    package convenience init(
         name: String, configuration: PersistentQueueConfiguration, logger: Logger, metrics: any MetricsFactory
     ) throws {
         try self.init(name: name, configuration: configuration, logger: logger, metrics: metrics,
@@ -64,7 +64,7 @@ public final class PersistentQueue: Sendable {
 
     /// Opens (or creates) the queue in `configuration.directory` and recovers what is on disk.
     /// - Parameter now: wall-clock time in milliseconds since 1970 (append times, oldest-age gauge).
-    public init(
+    package init(
         name: String, configuration: PersistentQueueConfiguration, logger: Logger, metrics: any MetricsFactory,
         now: @escaping @Sendable () -> Int64
     ) throws {
@@ -94,7 +94,7 @@ public final class PersistentQueue: Sendable {
         core.withLock { $0.close() }
     }
 
-    public static let wallClockMilliseconds: @Sendable () -> Int64 = {
+    package static let wallClockMilliseconds: @Sendable () -> Int64 = {
         Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 
@@ -103,7 +103,7 @@ public final class PersistentQueue: Sendable {
     ///
     /// The traces that fit are written with one write (and one fsync) for the whole call.
     @discardableResult
-    public func append(_ traces: [FinishedTrace]) async throws -> Int {
+    package func append(_ traces: [FinishedTrace]) async throws -> Int {
         guard !traces.isEmpty else { return 0 }
         // Encoding is the costly CPU part: done by the caller, so that the I/O thread only writes.
         let prepared = traces.map(QueueRecord.Prepared.init)
@@ -130,14 +130,14 @@ public final class PersistentQueue: Sendable {
 
     /// True while the queue is at its byte limit (or refused a trace since bytes were last freed).
     /// Lock-free: current as of the last append, read or acknowledgement that finished.
-    public var isFull: Bool { full.load(ordering: .acquiring) }
+    package var isFull: Bool { full.load(ordering: .acquiring) }
 
     /// Waits for records after those already handed out; nil once `close()` was called (what is
     /// left stays on disk for the next start) or when the calling task is cancelled.
     ///
     /// Returns at most `maxTraces` traces and at most `maxBytes` bytes of records, but always at least
     /// one trace (a trace bigger than `maxBytes` comes alone).
-    public func next(maxTraces: Int, maxBytes: Int) async -> [QueuedTrace]? {
+    package func next(maxTraces: Int, maxBytes: Int) async -> [QueuedTrace]? {
         precondition(maxTraces > 0, "maxTraces must be positive")
         while true {
             enum Step: Sendable { case batch([QueuedTrace]), closed, wait(appends: UInt64) }
@@ -190,7 +190,7 @@ public final class PersistentQueue: Sendable {
 
     /// Everything up to and including `sequence` is done; fully acknowledged segments are deleted.
     /// Throws when `sequence` lies beyond what was handed out, or the watermark cannot be written.
-    public func acknowledge(through sequence: UInt64) async throws {
+    package func acknowledge(through sequence: UInt64) async throws {
         try await io.run { [self] () throws(QueueError) in
             try core.withLock { core throws(QueueError) in
                 defer { publish(core.ledger, nowMs: now()) }
@@ -201,7 +201,7 @@ public final class PersistentQueue: Sendable {
 
     /// Queued traces and bytes and the oldest append time; lock-free, like `isFull` (each field is
     /// current; read while an operation finishes, the fields may straddle it).
-    public var stats: QueueStats {
+    package var stats: QueueStats {
         let oldest = oldestEnqueuedAtMs.load(ordering: .acquiring)
         return QueueStats(queuedTraces: queuedTraces.load(ordering: .acquiring),
                           queuedBytes: queuedBytes.load(ordering: .acquiring),
@@ -217,13 +217,13 @@ public final class PersistentQueue: Sendable {
     /// Updates the gauges from the published state, without waiting for the I/O thread: the oldest
     /// item's age grows while nothing is appended, read or acknowledged (during an outage). Call it
     /// periodically (`QueueSender` does).
-    public func refreshMetrics() {
+    package func refreshMetrics() {
         metrics.report(stats, nowMs: now())
     }
 
     /// Wakes the readers (their `next` returns nil) and closes the files; appends after it fail, and
     /// what is on disk stays for the next start. A reader may still acknowledge what it holds.
-    public func close() async {
+    package func close() async {
         let waiters = readers.withLock { readers in
             readers.closed = true
             return readers.takeWaiters()
@@ -234,7 +234,7 @@ public final class PersistentQueue: Sendable {
 
     /// Closes the queue, then stops its I/O thread once the work already submitted is done; for the
     /// owner, when nothing will use the queue any more (acknowledgements after it fail).
-    public func shutdown() async {
+    package func shutdown() async {
         await close()
         await io.shutdown()
     }

@@ -3,17 +3,17 @@ import Metrics
 import TraceEdge
 
 /// How a `QueueSender` retries and reports.
-public struct QueueSenderConfiguration: Sendable, Equatable {
-    public var retryPolicy: RetryPolicy
+package struct QueueSenderConfiguration: Sendable, Equatable {
+    package var retryPolicy: RetryPolicy
     /// A kind of failure (permanent, retrying, partial success) is logged at most once per this
     /// interval, with the counts since the last line. Default 30 s.
-    public var logInterval: Duration
+    package var logInterval: Duration
     /// The queue's gauges are refreshed this often (on the sender's clock) while the sender runs, so
     /// that `stitch_queue_oldest_age_seconds` keeps growing during an outage with no traffic. Default
     /// 1 s; nil: only when the queue changes.
-    public var gaugeInterval: Duration?
+    package var gaugeInterval: Duration?
 
-    public init(retryPolicy: RetryPolicy = RetryPolicy(), logInterval: Duration = .seconds(30),
+    package init(retryPolicy: RetryPolicy = RetryPolicy(), logInterval: Duration = .seconds(30),
                 gaugeInterval: Duration? = .seconds(1)) {
         self.retryPolicy = retryPolicy
         self.logInterval = logInterval
@@ -34,8 +34,8 @@ public struct QueueSenderConfiguration: Sendable, Equatable {
 /// `stitch_destination_sent_spans_total`, `stitch_destination_retries_total`,
 /// `stitch_destination_dead_lettered_traces_total`, `stitch_destination_partial_rejected_spans_total`,
 /// and the timer `stitch_destination_send_seconds` (one delivery attempt).
-public struct QueueSender<C: Clock>: Sendable where C.Duration == Duration {
-    public let destination: any TraceExporter
+package struct QueueSender<C: Clock>: Sendable where C.Duration == Duration {
+    package let destination: any TraceExporter
     private let queue: any DeliveryQueue
     private let deadLetters: any DeadLetterSink
     private let configuration: QueueSenderConfiguration
@@ -43,7 +43,7 @@ public struct QueueSender<C: Clock>: Sendable where C.Duration == Duration {
     private let logger: Logger
     private let metrics: SenderMetrics
 
-    public init(
+    package init(
         destination: any TraceExporter, queue: any DeliveryQueue, deadLetters: any DeadLetterSink,
         configuration: QueueSenderConfiguration = QueueSenderConfiguration(),
         clock: C, logger: Logger, metrics: any MetricsFactory
@@ -60,7 +60,7 @@ public struct QueueSender<C: Clock>: Sendable where C.Duration == Duration {
     /// Runs until the task is cancelled or the queue is closed; whatever is not acknowledged then
     /// stays in the queue for the next start. Meanwhile refreshes the queue's gauges every
     /// `gaugeInterval` on the sender's clock.
-    public func run() async {
+    package func run() async {
         guard let interval = configuration.gaugeInterval else { return await deliverUntilStopped() }
         await withDiscardingTaskGroup { group in
             group.addTask { await refreshGauges(every: interval) }
@@ -176,7 +176,7 @@ public struct QueueSender<C: Clock>: Sendable where C.Duration == Duration {
 
 extension QueueSender where C == ContinuousClock {
     /// A sender on the continuous clock.
-    public init(
+    package init(
         destination: any TraceExporter, queue: any DeliveryQueue, deadLetters: any DeadLetterSink,
         configuration: QueueSenderConfiguration = QueueSenderConfiguration(),
         logger: Logger, metrics: any MetricsFactory

@@ -1,7 +1,7 @@
 import TraceEdge
 
 /// What one delivery attempt came to.
-public enum DeliveryOutcome: Sendable, Equatable {
+package enum DeliveryOutcome: Sendable, Equatable {
     case delivered
     /// Delivered, but the receiver rejected some spans (OTLP partial success): logged and counted, not retried.
     case partiallyRejected(rejectedSpans: Int64, message: String)
@@ -12,20 +12,20 @@ public enum DeliveryOutcome: Sendable, Equatable {
 }
 
 /// How many traces one `deliver` call takes at most; the sender asks its queue for no more.
-public struct DeliveryBatchLimits: Sendable, Equatable {
+package struct DeliveryBatchLimits: Sendable, Equatable {
     /// At least 1.
-    public var maxTraces: Int
+    package var maxTraces: Int
     /// Encoded span bytes (`FinishedTrace.encodedBytes`) per batch; a single larger trace is still
     /// handed over alone.
-    public var maxBytes: Int
+    package var maxBytes: Int
 
-    public init(maxTraces: Int, maxBytes: Int) {
+    package init(maxTraces: Int, maxBytes: Int) {
         self.maxTraces = max(1, maxTraces)
         self.maxBytes = max(1, maxBytes)
     }
 
     /// 512 traces or 4 MiB of spans: one OTLP request at the default request size.
-    public static let standard = DeliveryBatchLimits(maxTraces: 512, maxBytes: 4 << 20)
+    package static let standard = DeliveryBatchLimits(maxTraces: 512, maxBytes: 4 << 20)
 }
 
 /// The network client of a forwarding destination (OTLP/HTTP, MLflow): delivers one batch per call.
@@ -35,7 +35,7 @@ public struct DeliveryBatchLimits: Sendable, Equatable {
 /// *sink* (`TraceSink`: the store, or a forwarding destination's *disk queue*, `PersistentQueue`); a
 /// *sender* (`QueueSender`) delivers what the disk queue holds through the destination's *exporter*
 /// (this protocol), with retries and dead letters.
-public protocol TraceExporter: Sendable {
+package protocol TraceExporter: Sendable {
     var name: String { get }
     /// The largest batch `deliver` should be given. Default `.standard`.
     var batchLimits: DeliveryBatchLimits { get }
@@ -45,19 +45,19 @@ public protocol TraceExporter: Sendable {
 }
 
 extension TraceExporter {
-    public var batchLimits: DeliveryBatchLimits { .standard }
+    package var batchLimits: DeliveryBatchLimits { .standard }
 }
 
 /// Where batches that can never be delivered are set aside (with the answer that refused them), so
 /// that a permanent failure neither blocks the queue nor loses data. The persistent queue's
 /// dead-letter store conforms.
-public protocol DeadLetterSink: Sendable {
+package protocol DeadLetterSink: Sendable {
     /// Stores `traces`; throws when it could not (the sender then keeps the batch and tries again).
     func append(_ traces: [FinishedTrace], reason: String, response: String) async throws
 }
 
 /// The part of `PersistentQueue` a `QueueSender` reads from (so tests can use an in-memory queue).
-public protocol DeliveryQueue: Sendable {
+package protocol DeliveryQueue: Sendable {
     /// Waits for records after those already handed out; nil once the queue is closed.
     func next(maxTraces: Int, maxBytes: Int) async -> [QueuedTrace]?
     /// Everything up to and including `sequence` is done.
@@ -72,7 +72,7 @@ extension PersistentQueue: DeliveryQueue {}
 extension DeadLetterStore: DeadLetterSink {
     /// `append(traces:reason:response:)`; a batch too large for the store is logged and counted
     /// there, and not kept.
-    public func append(_ traces: [FinishedTrace], reason: String, response: String) async throws {
+    package func append(_ traces: [FinishedTrace], reason: String, response: String) async throws {
         try await append(traces: traces, reason: reason, response: response)
     }
 }

@@ -11,20 +11,20 @@
 /// destination here is fed from a persistent queue and there is nothing to gain from waiting long
 /// after a single dropped connection. There is deliberately no "max elapsed time": data is kept
 /// (queued on disk) and retried for as long as the failure is transient.
-public struct RetryPolicy: Sendable, Equatable {
+package struct RetryPolicy: Sendable, Equatable {
     /// Wait before the first retry (before jitter). Default 1 s.
-    public var initialInterval: Duration
+    package var initialInterval: Duration
     /// Cap on the interval before jitter. Default 30 s.
-    public var maxInterval: Duration
+    package var maxInterval: Duration
     /// Growth per retry. Default 1.5.
-    public var multiplier: Double
+    package var multiplier: Double
     /// Jitter: the interval is scaled by a uniform factor in `[1 − r, 1 + r]`. Default 0.5; 0 disables it.
-    public var randomizationFactor: Double
+    package var randomizationFactor: Double
     /// The longest a server's `Retry-After` is obeyed. Default 5 min: a misconfigured server
     /// answering "come back tomorrow" must not park a destination for a day.
-    public var maxRetryAfter: Duration
+    package var maxRetryAfter: Duration
 
-    public init(
+    package init(
         initialInterval: Duration = .seconds(1), maxInterval: Duration = .seconds(30),
         multiplier: Double = 1.5, randomizationFactor: Double = 0.5, maxRetryAfter: Duration = .seconds(300)
     ) {
@@ -36,7 +36,7 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// Every problem with the values, as `field: what is wrong` lines (empty when valid).
-    public func problems() -> [String] {
+    package func problems() -> [String] {
         var problems: [String] = []
         if initialInterval <= .zero { problems.append("initial_interval: must be positive") }
         if maxInterval < initialInterval { problems.append("max_interval: must be at least initial_interval") }
@@ -47,7 +47,7 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// The interval before jitter for retry number `attempt` (1 = the first retry).
-    public func baseInterval(attempt: Int) -> Duration {
+    package func baseInterval(attempt: Int) -> Duration {
         let maxSeconds = DurationSeconds.of(maxInterval)
         var seconds = DurationSeconds.of(initialInterval)
         // Multiply step by step and stop at the cap: no pow() overflow for very large attempts.
@@ -63,13 +63,13 @@ public struct RetryPolicy: Sendable, Equatable {
     ///
     /// With a server-given `retryAfter`, waits that long (at most `maxRetryAfter`), but never less
     /// than the jittered back-off: a `Retry-After: 0` must not turn into a busy loop.
-    public func delay(attempt: Int, retryAfter: Duration?) -> Duration {
+    package func delay(attempt: Int, retryAfter: Duration?) -> Duration {
         var generator = SystemRandomNumberGenerator()
         return delay(attempt: attempt, retryAfter: retryAfter, using: &generator)
     }
 
     /// `delay(attempt:retryAfter:)` with the jitter drawn from `generator` (for tests).
-    public func delay(attempt: Int, retryAfter: Duration?, using generator: inout some RandomNumberGenerator) -> Duration {
+    package func delay(attempt: Int, retryAfter: Duration?, using generator: inout some RandomNumberGenerator) -> Duration {
         let base = DurationSeconds.of(baseInterval(attempt: max(attempt, 1)))
         let factor = randomizationFactor > 0
             ? Double.random(in: (1 - randomizationFactor)...(1 + randomizationFactor), using: &generator)

@@ -6,10 +6,10 @@ import Foundation
 /// be understood. HTTP-dates are read in all three forms RFC 9110 §5.6.7 requires recipients to
 /// accept: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form
 /// (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`).
-public enum RetryAfter {
+package enum RetryAfter {
     /// The wait the header asks for, relative to `now` (a date in the past means "now": zero).
     /// Nil when the value is neither form.
-    public static func parse(_ value: String, now: Date) -> Duration? {
+    package static func parse(_ value: String, now: Date) -> Duration? {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { return nil }
         if trimmed.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
@@ -23,7 +23,7 @@ public enum RetryAfter {
     }
 
     /// Seconds since 1970 (UTC) of an HTTP-date, or nil.
-    public static func httpDate(_ value: String, now: Date) -> Int64? {
+    package static func httpDate(_ value: String, now: Date) -> Int64? {
         let tokens = value.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "-" || $0 == ":" }).map(String.init)
         let fields: (day: Int, month: Int, year: Int, hour: Int, minute: Int, second: Int)
         if tokens.count == 8, tokens[7] == "GMT", let month = month(tokens[2]) {

@@ -1,6 +1,6 @@
 /// Base64 (RFC 4648) for proto3 JSON `bytes`: written in the standard alphabet with padding, read in
 /// either the standard or the URL-safe alphabet, padding optional (as proto3 JSON parsers accept).
-public enum Base64 {
+package enum Base64 {
     private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     package static func encode(_ bytes: some Collection<UInt8>) -> String {
@@ -11,7 +11,7 @@ public enum Base64 {
     }
 
     /// Appends the base64 text of `bytes` (standard alphabet, padded).
-    public static func append(_ bytes: some Collection<UInt8>, into out: inout [UInt8]) {
+    package static func append(_ bytes: some Collection<UInt8>, into out: inout [UInt8]) {
         var iterator = bytes.makeIterator()
         while let first = iterator.next() {
             let second = iterator.next()
@@ -26,7 +26,7 @@ public enum Base64 {
 
     /// Appends the base64 text of the big-endian bytes of `first` and then `second` (an id's
     /// halves; a span id has only `first`), without building a byte array.
-    public static func appendBigEndian(_ first: UInt64, _ second: UInt64? = nil, into out: inout [UInt8]) {
+    package static func appendBigEndian(_ first: UInt64, _ second: UInt64? = nil, into out: inout [UInt8]) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { buffer in
             for byteIndex in 0..<8 {
                 buffer[byteIndex] = UInt8(truncatingIfNeeded: first >> UInt64(56 - byteIndex * 8))

@@ -1,13 +1,13 @@
 extension SpanRecord {
     /// Decodes the whole span from its bytes: name, attributes, events, links, status message...
-    public func decodeDetail() throws(WireError) -> SpanDetail {
+    package func decodeDetail() throws(WireError) -> SpanDetail {
         try payload.read(spanBytes, "span") { reader, range throws(WireError) in try reader.spanDetail(range).detail }
     }
 }
 
 extension RequestPayload {
     /// Decodes `resources[index]` (an empty resource when its `ResourceSpans` had none).
-    public func resourceDetail(at index: Int) throws(WireError) -> ResourceDetail {
+    package func resourceDetail(at index: Int) throws(WireError) -> ResourceDetail {
         guard resources.indices.contains(index) else {
             throw WireError("resource index \(index) out of range (\(resources.count) resources)")
         }
@@ -17,7 +17,7 @@ extension RequestPayload {
     }
 
     /// Decodes `scopes[index]` (an empty scope when its `ScopeSpans` had none).
-    public func scopeDetail(at index: Int) throws(WireError) -> ScopeDetail {
+    package func scopeDetail(at index: Int) throws(WireError) -> ScopeDetail {
         guard scopes.indices.contains(index) else {
             throw WireError("scope index \(index) out of range (\(scopes.count) scopes)")
         }
@@ -264,7 +264,7 @@ extension OTLPTraceDecoder {
     /// Decodes a whole `ExportTraceServiceRequest` into the detail model, every span included, as the
     /// JSON and test paths need. Ids of the wrong length become zero here; `decode(_:experimentID:)`
     /// is the path that rejects such spans.
-    public static func decodeDetail(_ bytes: [UInt8]) throws(WireError) -> [ResourceSpansDetail] {
+    package static func decodeDetail(_ bytes: [UInt8]) throws(WireError) -> [ResourceSpansDetail] {
         try rawDetail(bytes).map { resourceSpans in
             ResourceSpansDetail(
                 resource: resourceSpans.resource,

@@ -1,16 +1,16 @@
 /// A 16-byte W3C / OTLP trace id, kept as two big-endian halves so that it hashes and compares
 /// as integers instead of as heap-allocated byte arrays.
-public struct TraceID: Hashable, Comparable, Sendable {
-    public var high: UInt64
-    public var low: UInt64
+package struct TraceID: Hashable, Comparable, Sendable {
+    package var high: UInt64
+    package var low: UInt64
 
-    public init(high: UInt64, low: UInt64) {
+    package init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
     }
 
     /// Reads 16 bytes (big-endian). Returns nil for any other length.
-    public init?<Bytes: Collection>(bytes: Bytes) where Bytes.Element == UInt8 {
+    package init?<Bytes: Collection>(bytes: Bytes) where Bytes.Element == UInt8 {
         guard bytes.count == 16 else { return nil }
         var high: UInt64 = 0
         var low: UInt64 = 0
@@ -21,7 +21,7 @@ public struct TraceID: Hashable, Comparable, Sendable {
     }
 
     /// Parses 32 hex characters, either case.
-    public init?(hex: some StringProtocol) {
+    package init?(hex: some StringProtocol) {
         let utf8 = Array(hex.utf8)
         guard utf8.count == 32,
               let high = HexCoding.parseUInt64(utf8[0..<16]),
@@ -29,55 +29,55 @@ public struct TraceID: Hashable, Comparable, Sendable {
         self.init(high: high, low: low)
     }
 
-    public var isZero: Bool { high == 0 && low == 0 }
+    package var isZero: Bool { high == 0 && low == 0 }
 
     /// 32 lowercase hex characters.
-    public var hex: String { HexCoding.hex(high) + HexCoding.hex(low) }
+    package var hex: String { HexCoding.hex(high) + HexCoding.hex(low) }
 
     /// The 16 raw bytes, big-endian.
-    public var bytes: [UInt8] { HexCoding.bigEndianBytes(high) + HexCoding.bigEndianBytes(low) }
+    package var bytes: [UInt8] { HexCoding.bigEndianBytes(high) + HexCoding.bigEndianBytes(low) }
 
-    public static func < (lhs: TraceID, rhs: TraceID) -> Bool {
+    package static func < (lhs: TraceID, rhs: TraceID) -> Bool {
         (lhs.high, lhs.low) < (rhs.high, rhs.low)
     }
 }
 
 /// An 8-byte span id. Zero means "no span" (an absent parent).
-public struct SpanID: Hashable, Comparable, Sendable {
-    public var raw: UInt64
+package struct SpanID: Hashable, Comparable, Sendable {
+    package var raw: UInt64
 
-    public init(raw: UInt64) { self.raw = raw }
+    package init(raw: UInt64) { self.raw = raw }
 
-    public init?<Bytes: Collection>(bytes: Bytes) where Bytes.Element == UInt8 {
+    package init?<Bytes: Collection>(bytes: Bytes) where Bytes.Element == UInt8 {
         guard bytes.count == 8 else { return nil }
         var value: UInt64 = 0
         for byte in bytes { value = value << 8 | UInt64(byte) }
         self.init(raw: value)
     }
 
-    public init?(hex: some StringProtocol) {
+    package init?(hex: some StringProtocol) {
         let utf8 = Array(hex.utf8)
         guard utf8.count == 16, let raw = HexCoding.parseUInt64(utf8[0..<16]) else { return nil }
         self.init(raw: raw)
     }
 
-    public static let none = SpanID(raw: 0)
+    package static let none = SpanID(raw: 0)
 
-    public var isZero: Bool { raw == 0 }
+    package var isZero: Bool { raw == 0 }
 
     /// 16 lowercase hex characters.
-    public var hex: String { HexCoding.hex(raw) }
+    package var hex: String { HexCoding.hex(raw) }
 
-    public var bytes: [UInt8] { HexCoding.bigEndianBytes(raw) }
+    package var bytes: [UInt8] { HexCoding.bigEndianBytes(raw) }
 
-    public static func < (lhs: SpanID, rhs: SpanID) -> Bool { lhs.raw < rhs.raw }
+    package static func < (lhs: SpanID, rhs: SpanID) -> Bool { lhs.raw < rhs.raw }
 }
 
 /// Hex helpers shared by ids and the JSON paths.
-public enum HexCoding {
+package enum HexCoding {
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    public static func hex(_ value: UInt64) -> String {
+    package static func hex(_ value: UInt64) -> String {
         String(unsafeUninitializedCapacity: 16) { buffer in
             for index in 0..<16 {
                 let shift = UInt64(60 - index * 4)
@@ -87,7 +87,7 @@ public enum HexCoding {
         }
     }
 
-    public static func hex(_ bytes: some Collection<UInt8>) -> String {
+    package static func hex(_ bytes: some Collection<UInt8>) -> String {
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)
         for byte in bytes {
@@ -97,7 +97,7 @@ public enum HexCoding {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public static func parseUInt64(_ chars: some Collection<UInt8>) -> UInt64? {
+    package static func parseUInt64(_ chars: some Collection<UInt8>) -> UInt64? {
         guard chars.count == 16 else { return nil }
         var value: UInt64 = 0
         for char in chars {
@@ -108,7 +108,7 @@ public enum HexCoding {
     }
 
     @inline(__always)
-    public static func nibble(_ char: UInt8) -> UInt8? {
+    package static func nibble(_ char: UInt8) -> UInt8? {
         switch char {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return char - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return char - UInt8(ascii: "a") + 10
@@ -117,7 +117,7 @@ public enum HexCoding {
         }
     }
 
-    public static func bigEndianBytes(_ value: UInt64) -> [UInt8] {
+    package static func bigEndianBytes(_ value: UInt64) -> [UInt8] {
         (0..<8).map { UInt8(truncatingIfNeeded: value >> UInt64(56 - $0 * 8)) }
     }
 }

@@ -1,4 +1,4 @@
-public enum OTLPJSON {
+package enum OTLPJSON {
     /// Converts an OTLP/JSON `ExportTraceServiceRequest` to its protobuf encoding (OTLP spec,
     /// "JSON Protobuf Encoding"): keys in lowerCamelCase (proto field names accepted too), unknown keys
     /// ignored, `null` treated as absent, trace / span ids as hex of either case, enums as integers or
@@ -10,7 +10,7 @@ public enum OTLPJSON {
     /// length (their UTF-8 text), so that `OTLPTraceDecoder` rejects that span alone.
     ///
     /// Throws `WireError` with the byte offset for invalid JSON, and for values of the wrong JSON type.
-    public static func protobufFromJSON(_ json: [UInt8]) throws(WireError) -> [UInt8] {
+    package static func protobufFromJSON(_ json: [UInt8]) throws(WireError) -> [UInt8] {
         let root = try JSONParser.parse(json)
         var writer = WireWriter(capacity: json.count / 2)
         try JSONToProtobuf.request(root, into: &writer)

@@ -1,8 +1,8 @@
 /// The bodies Stitch answers OTLP/HTTP requests with (OTLP spec, "OTLP/HTTP Response"): protobuf for
 /// protobuf requests, OTLP/JSON for JSON requests.
-public enum OTLPResponses {
+package enum OTLPResponses {
     /// `ExportTraceServiceResponse`, with `partial_success` when `rejectedSpans > 0` or a message is given.
-    public static func exportResponse(rejectedSpans: Int64, errorMessage: String?, json: Bool) -> [UInt8] {
+    package static func exportResponse(rejectedSpans: Int64, errorMessage: String?, json: Bool) -> [UInt8] {
         let message = errorMessage ?? ""
         let partial = rejectedSpans != 0 || !message.isEmpty
         if json {
@@ -34,7 +34,7 @@ public enum OTLPResponses {
     }
 
     /// `google.rpc.Status` with `code` (a gRPC code) and `message`.
-    public static func status(code: Int32, message: String, json: Bool) -> [UInt8] {
+    package static func status(code: Int32, message: String, json: Bool) -> [UInt8] {
         if json {
             var writer = JSONWriter()
             writer.beginObject()

@@ -1,6 +1,6 @@
 /// Fully decoded span content, produced on demand from a `SpanRecord`'s bytes (the store and the
 /// JSON paths need it; the hot path does not).
-public indirect enum AnyValue: Sendable, Equatable {
+package indirect enum AnyValue: Sendable, Equatable {
     case string(String)
     case bool(Bool)
     case int(Int64)
@@ -12,21 +12,21 @@ public indirect enum AnyValue: Sendable, Equatable {
     case empty
 }
 
-public struct KeyValue: Sendable, Equatable {
-    public var key: String
-    public var value: AnyValue
-    public init(key: String, value: AnyValue) {
+package struct KeyValue: Sendable, Equatable {
+    package var key: String
+    package var value: AnyValue
+    package init(key: String, value: AnyValue) {
         self.key = key
         self.value = value
     }
 }
 
-public struct SpanEvent: Sendable, Equatable {
-    public var timeUnixNano: UInt64
-    public var name: String
-    public var attributes: [KeyValue]
-    public var droppedAttributesCount: UInt32
-    public init(timeUnixNano: UInt64, name: String, attributes: [KeyValue], droppedAttributesCount: UInt32) {
+package struct SpanEvent: Sendable, Equatable {
+    package var timeUnixNano: UInt64
+    package var name: String
+    package var attributes: [KeyValue]
+    package var droppedAttributesCount: UInt32
+    package init(timeUnixNano: UInt64, name: String, attributes: [KeyValue], droppedAttributesCount: UInt32) {
         self.timeUnixNano = timeUnixNano
         self.name = name
         self.attributes = attributes
@@ -34,15 +34,15 @@ public struct SpanEvent: Sendable, Equatable {
     }
 }
 
-public struct SpanLink: Sendable, Equatable {
+package struct SpanLink: Sendable, Equatable {
     /// Raw bytes as received (normally 16 / 8 bytes).
-    public var traceID: [UInt8]
-    public var spanID: [UInt8]
-    public var traceState: String
-    public var attributes: [KeyValue]
-    public var droppedAttributesCount: UInt32
-    public var flags: UInt32
-    public init(traceID: [UInt8], spanID: [UInt8], traceState: String, attributes: [KeyValue], droppedAttributesCount: UInt32, flags: UInt32) {
+    package var traceID: [UInt8]
+    package var spanID: [UInt8]
+    package var traceState: String
+    package var attributes: [KeyValue]
+    package var droppedAttributesCount: UInt32
+    package var flags: UInt32
+    package init(traceID: [UInt8], spanID: [UInt8], traceState: String, attributes: [KeyValue], droppedAttributesCount: UInt32, flags: UInt32) {
         self.traceID = traceID
         self.spanID = spanID
         self.traceState = traceState
@@ -52,26 +52,26 @@ public struct SpanLink: Sendable, Equatable {
     }
 }
 
-public struct SpanDetail: Sendable, Equatable {
-    public var traceID: TraceID
-    public var spanID: SpanID
-    public var parentSpanID: SpanID
-    public var traceState: String
-    public var name: String
-    public var kind: Int32
-    public var startTimeUnixNano: UInt64
-    public var endTimeUnixNano: UInt64
-    public var attributes: [KeyValue]
-    public var droppedAttributesCount: UInt32
-    public var events: [SpanEvent]
-    public var droppedEventsCount: UInt32
-    public var links: [SpanLink]
-    public var droppedLinksCount: UInt32
-    public var statusCode: Int32
-    public var statusMessage: String
-    public var flags: UInt32
+package struct SpanDetail: Sendable, Equatable {
+    package var traceID: TraceID
+    package var spanID: SpanID
+    package var parentSpanID: SpanID
+    package var traceState: String
+    package var name: String
+    package var kind: Int32
+    package var startTimeUnixNano: UInt64
+    package var endTimeUnixNano: UInt64
+    package var attributes: [KeyValue]
+    package var droppedAttributesCount: UInt32
+    package var events: [SpanEvent]
+    package var droppedEventsCount: UInt32
+    package var links: [SpanLink]
+    package var droppedLinksCount: UInt32
+    package var statusCode: Int32
+    package var statusMessage: String
+    package var flags: UInt32
 
-    public init(
+    package init(
         traceID: TraceID, spanID: SpanID, parentSpanID: SpanID, traceState: String = "", name: String,
         kind: Int32, startTimeUnixNano: UInt64, endTimeUnixNano: UInt64, attributes: [KeyValue] = [],
         droppedAttributesCount: UInt32 = 0, events: [SpanEvent] = [], droppedEventsCount: UInt32 = 0,
@@ -97,28 +97,28 @@ public struct SpanDetail: Sendable, Equatable {
         self.flags = flags
     }
 
-    public func attribute(_ key: String) -> AnyValue? {
+    package func attribute(_ key: String) -> AnyValue? {
         attributes.first { $0.key == key }?.value
     }
 }
 
 /// A decoded `Resource`.
-public struct ResourceDetail: Sendable, Equatable {
-    public var attributes: [KeyValue]
-    public var droppedAttributesCount: UInt32
-    public init(attributes: [KeyValue], droppedAttributesCount: UInt32 = 0) {
+package struct ResourceDetail: Sendable, Equatable {
+    package var attributes: [KeyValue]
+    package var droppedAttributesCount: UInt32
+    package init(attributes: [KeyValue], droppedAttributesCount: UInt32 = 0) {
         self.attributes = attributes
         self.droppedAttributesCount = droppedAttributesCount
     }
 }
 
 /// A decoded `InstrumentationScope`.
-public struct ScopeDetail: Sendable, Equatable {
-    public var name: String
-    public var version: String
-    public var attributes: [KeyValue]
-    public var droppedAttributesCount: UInt32
-    public init(name: String, version: String, attributes: [KeyValue] = [], droppedAttributesCount: UInt32 = 0) {
+package struct ScopeDetail: Sendable, Equatable {
+    package var name: String
+    package var version: String
+    package var attributes: [KeyValue]
+    package var droppedAttributesCount: UInt32
+    package init(name: String, version: String, attributes: [KeyValue] = [], droppedAttributesCount: UInt32 = 0) {
         self.name = name
         self.version = version
         self.attributes = attributes

@@ -1,25 +1,25 @@
 /// Where a span's name, status and attributes lie inside its request payload, found without
 /// decoding any of them: what the store reads to write a span straight from the received bytes
 /// (`SpanRecord.decodeDetail` decodes everything into strings and values instead).
-public struct SpanLayout: Sendable {
-    public struct Attribute: Sendable, Equatable {
+package struct SpanLayout: Sendable {
+    package struct Attribute: Sendable, Equatable {
         /// The key's bytes (UTF-8 as received, not validated).
-        public var key: Range<Int>
+        package var key: Range<Int>
         /// The value's bytes when the value is a plain `string_value`; nil for any other value.
-        public var string: Range<Int>?
+        package var string: Range<Int>?
         /// The encoded `AnyValue` message (empty when the pair has none); `RequestPayload.anyValue(at:)`
         /// decodes it.
-        public var value: Range<Int>
+        package var value: Range<Int>
     }
 
-    public var name: Range<Int> = 0..<0
-    public var statusCode: Int32 = 0
-    public var statusMessage: Range<Int> = 0..<0
-    public var hasEvents = false
-    public var hasLinks = false
-    public var attributes: [Attribute] = []
+    package var name: Range<Int> = 0..<0
+    package var statusCode: Int32 = 0
+    package var statusMessage: Range<Int> = 0..<0
+    package var hasEvents = false
+    package var hasLinks = false
+    package var attributes: [Attribute] = []
 
-    public init() {}
+    package init() {}
 }
 
 extension SpanRecord {
@@ -29,7 +29,7 @@ extension SpanRecord {
     ///
     /// Follows the same proto3 rules as `decodeDetail`: the last name wins, status fields merge,
     /// a known field with an unexpected wire type is skipped.
-    public func layout(into layout: inout SpanLayout) throws(WireError) -> Bool {
+    package func layout(into layout: inout SpanLayout) throws(WireError) -> Bool {
         layout.name = 0..<0
         layout.statusCode = 0
         layout.statusMessage = 0..<0
@@ -63,7 +63,7 @@ extension SpanRecord {
 extension RequestPayload {
     /// Decodes the `AnyValue` message in `range` (a `SpanLayout.Attribute.value`) as `decodeDetail`
     /// decodes an attribute's value.
-    public func anyValue(at range: Range<Int>) throws(WireError) -> AnyValue {
+    package func anyValue(at range: Range<Int>) throws(WireError) -> AnyValue {
         try read(range, "attribute value") { reader, range throws(WireError) -> AnyValue in
             var value = AnyValue.empty
             try reader.mergeAnyValue(range, into: &value, depth: 1)

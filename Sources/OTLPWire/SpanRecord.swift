@@ -3,17 +3,17 @@
 /// Spans are not copied out of the request: each `SpanRecord` keeps the byte range of its encoded
 /// `Span` message inside `bytes`, so that forwarding copies bytes instead of re-encoding and the
 /// store decodes the full span only when it writes it.
-public final class RequestPayload: Sendable {
+package final class RequestPayload: Sendable {
     /// The whole (decompressed) protobuf body. For OTLP/JSON requests, the protobuf encoding of it.
-    public let bytes: [UInt8]
+    package let bytes: [UInt8]
     /// Every `ResourceSpans.resource` of the request, in request order.
-    public let resources: [ResourceEntry]
+    package let resources: [ResourceEntry]
     /// Every `ScopeSpans` of the request, in request order; each names its resource.
-    public let scopes: [ScopeEntry]
+    package let scopes: [ScopeEntry]
     /// From the `x-mlflow-experiment-id` header, if the client sent one.
-    public let experimentID: String?
+    package let experimentID: String?
 
-    public init(bytes: [UInt8], resources: [ResourceEntry], scopes: [ScopeEntry], experimentID: String?) {
+    package init(bytes: [UInt8], resources: [ResourceEntry], scopes: [ScopeEntry], experimentID: String?) {
         self.bytes = bytes
         self.resources = resources
         self.scopes = scopes
@@ -22,16 +22,16 @@ public final class RequestPayload: Sendable {
 }
 
 /// A `Resource` as it was received: its encoded bytes plus what the pipeline needs without decoding.
-public struct ResourceEntry: Sendable, Equatable {
+package struct ResourceEntry: Sendable, Equatable {
     /// Byte range of the encoded `opentelemetry.proto.resource.v1.Resource` inside the payload
     /// (empty when the `ResourceSpans` had no resource).
-    public var resourceBytes: Range<Int>
+    package var resourceBytes: Range<Int>
     /// Byte range of `ResourceSpans.schema_url` (field 3) contents, empty if absent.
-    public var schemaURL: Range<Int>
+    package var schemaURL: Range<Int>
     /// The `service.name` attribute, if present and a string.
-    public var serviceName: String?
+    package var serviceName: String?
 
-    public init(resourceBytes: Range<Int>, schemaURL: Range<Int>, serviceName: String?) {
+    package init(resourceBytes: Range<Int>, schemaURL: Range<Int>, serviceName: String?) {
         self.resourceBytes = resourceBytes
         self.schemaURL = schemaURL
         self.serviceName = serviceName
@@ -39,15 +39,15 @@ public struct ResourceEntry: Sendable, Equatable {
 }
 
 /// An `InstrumentationScope` as it was received.
-public struct ScopeEntry: Sendable, Equatable {
+package struct ScopeEntry: Sendable, Equatable {
     /// Index into `RequestPayload.resources`.
-    public var resourceIndex: Int
+    package var resourceIndex: Int
     /// Byte range of the encoded `InstrumentationScope` (empty when absent).
-    public var scopeBytes: Range<Int>
+    package var scopeBytes: Range<Int>
     /// Byte range of `ScopeSpans.schema_url` (field 3) contents, empty if absent.
-    public var schemaURL: Range<Int>
+    package var schemaURL: Range<Int>
 
-    public init(resourceIndex: Int, scopeBytes: Range<Int>, schemaURL: Range<Int>) {
+    package init(resourceIndex: Int, scopeBytes: Range<Int>, schemaURL: Range<Int>) {
         self.resourceIndex = resourceIndex
         self.scopeBytes = scopeBytes
         self.schemaURL = schemaURL
@@ -55,26 +55,26 @@ public struct ScopeEntry: Sendable, Equatable {
 }
 
 /// What the pipeline keeps per span: ids and times as integers, the rest as a byte range.
-public struct SpanRecord: Sendable {
-    public var traceID: TraceID
-    public var spanID: SpanID
+package struct SpanRecord: Sendable {
+    package var traceID: TraceID
+    package var spanID: SpanID
     /// `SpanID.none` for a root span.
-    public var parentSpanID: SpanID
-    public var startTimeUnixNano: UInt64
-    public var endTimeUnixNano: UInt64
+    package var parentSpanID: SpanID
+    package var startTimeUnixNano: UInt64
+    package var endTimeUnixNano: UInt64
     /// `Span.flags` (0x100: has is_remote, 0x200: parent is remote).
-    public var flags: UInt32
+    package var flags: UInt32
     /// `Span.kind` raw value (0 unspecified … 5 consumer).
-    public var kind: Int32
+    package var kind: Int32
     /// `Status.code` raw value (0 unset, 1 ok, 2 error).
-    public var statusCode: Int32
+    package var statusCode: Int32
     /// Index into `payload.scopes` (and through it, the resource).
-    public var scopeIndex: Int
+    package var scopeIndex: Int
     /// Byte range of the encoded `Span` message inside `payload.bytes`.
-    public var spanBytes: Range<Int>
-    public var payload: RequestPayload
+    package var spanBytes: Range<Int>
+    package var payload: RequestPayload
 
-    public init(
+    package init(
         traceID: TraceID, spanID: SpanID, parentSpanID: SpanID,
         startTimeUnixNano: UInt64, endTimeUnixNano: UInt64,
         flags: UInt32, kind: Int32, statusCode: Int32,
@@ -93,15 +93,15 @@ public struct SpanRecord: Sendable {
         self.payload = payload
     }
 
-    public var isRoot: Bool { parentSpanID.isZero }
+    package var isRoot: Bool { parentSpanID.isZero }
 
     /// Index into `payload.resources`.
-    public var resourceIndex: Int { payload.scopes[scopeIndex].resourceIndex }
+    package var resourceIndex: Int { payload.scopes[scopeIndex].resourceIndex }
 
-    public var resource: ResourceEntry { payload.resources[resourceIndex] }
+    package var resource: ResourceEntry { payload.resources[resourceIndex] }
 
-    public var serviceName: String? { resource.serviceName }
+    package var serviceName: String? { resource.serviceName }
 
     /// Size of the encoded span message; what buffering is accounted in.
-    public var encodedSize: Int { spanBytes.count }
+    package var encodedSize: Int { spanBytes.count }
 }

@@ -1,13 +1,13 @@
 /// The spans of one request that the pipeline can use, plus the count of those it could not.
-public struct DecodedBatch: Sendable {
-    public var payload: RequestPayload
-    public var spans: [SpanRecord]
+package struct DecodedBatch: Sendable {
+    package var payload: RequestPayload
+    package var spans: [SpanRecord]
     /// Spans rejected one by one (wrong id length, all-zero ids): reported as OTLP partial success.
-    public var rejectedSpans: Int
+    package var rejectedSpans: Int
     /// Names the first rejected span and its problem, e.g.
     /// "resource_spans[0].scope_spans[1].spans[3]: trace_id must be 16 bytes, got 8".
-    public var firstRejection: String?
-    public init(payload: RequestPayload, spans: [SpanRecord], rejectedSpans: Int, firstRejection: String?) {
+    package var firstRejection: String?
+    package init(payload: RequestPayload, spans: [SpanRecord], rejectedSpans: Int, firstRejection: String?) {
         self.payload = payload
         self.spans = spans
         self.rejectedSpans = rejectedSpans
@@ -15,10 +15,10 @@ public struct DecodedBatch: Sendable {
     }
 }
 
-public enum OTLPTraceDecoder {
+package enum OTLPTraceDecoder {
     /// How deeply `AnyValue`s may nest (through arrays and key-value lists) before a message is refused,
     /// so that hostile input cannot exhaust the stack of the recursive readers.
-    public static let maxAnyValueDepth = 32
+    package static let maxAnyValueDepth = 32
 
     /// Decodes an `ExportTraceServiceRequest`. Throws only when the body is not a decodable message;
     /// individually bad spans are counted in `rejectedSpans`.
@@ -30,7 +30,7 @@ public enum OTLPTraceDecoder {
     ///
     /// Once this succeeds, `decodeDetail()` of every returned span and `resourceDetail(at:)` /
     /// `scopeDetail(at:)` of every index cannot fail.
-    public static func decode(_ bytes: [UInt8], experimentID: String?) throws(WireError) -> DecodedBatch {
+    package static func decode(_ bytes: [UInt8], experimentID: String?) throws(WireError) -> DecodedBatch {
         let layout = try bytes.withUnsafeBufferPointer { buffer throws(WireError) in
             try RequestLayout.scan(WireReader(buffer, 0..<buffer.count))
         }

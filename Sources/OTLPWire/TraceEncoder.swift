@@ -1,10 +1,10 @@
-public enum OTLPTraceEncoder {
+package enum OTLPTraceEncoder {
     /// An `ExportTraceServiceRequest` holding `spans`, grouped by their original resource and scope,
     /// by copying the received bytes (no re-encoding of spans).
     ///
     /// Groups are keyed by (payload, resource index) and (payload, scope index) and written in the order
     /// in which each first appears in `spans`; spans keep their order within a scope.
-    public static func encodeRequest(_ spans: [SpanRecord]) -> [UInt8] {
+    package static func encodeRequest(_ spans: [SpanRecord]) -> [UInt8] {
         let groups = ResourceGroup.group(spans)
         var total = 0
         for group in groups {
@@ -20,7 +20,7 @@ public enum OTLPTraceEncoder {
 
     /// An `ExportTraceServiceRequest` encoding `resourceSpans` field by field (for OTLP/JSON, tests and
     /// load generation; the forwarding path uses `encodeRequest(_:)`).
-    public static func encodeRequest(resourceSpans: [ResourceSpansDetail]) -> [UInt8] {
+    package static func encodeRequest(resourceSpans: [ResourceSpansDetail]) -> [UInt8] {
         var writer = WireWriter()
         for entry in resourceSpans {
             writer.message(Field.Request.resourceSpans) { writer in

@@ -5,14 +5,14 @@ import Deflate
 /// OTLP/HTTP: "the server MUST limit the size of the request body, including after decompression".
 /// Inflation stops as soon as the output passes the limit, so a gzip bomb costs at most `limit`
 /// bytes of memory and the time to produce them.
-public enum BodyDecompressor {
-    public enum Encoding: Sendable, Equatable {
+package enum BodyDecompressor {
+    package enum Encoding: Sendable, Equatable {
         case identity
         case gzip
         case deflate
 
         /// Parses a `Content-Encoding` header value; nil when unsupported.
-        public init?(header: String?) {
+        package init?(header: String?) {
             guard let raw = header?.trimmingASCIIWhitespace().lowercased(), !raw.isEmpty else {
                 self = .identity
                 return
@@ -26,10 +26,10 @@ public enum BodyDecompressor {
         }
     }
 
-    public typealias Failure = Deflate.Failure
+    package typealias Failure = Deflate.Failure
 
     /// Returns the inflated bytes, or throws `.tooLarge` once more than `limit` bytes come out.
-    public static func decompress(_ input: [UInt8], encoding: Encoding, limit: Int) throws(Failure) -> [UInt8] {
+    package static func decompress(_ input: [UInt8], encoding: Encoding, limit: Int) throws(Failure) -> [UInt8] {
         switch encoding {
         case .identity:
             guard input.count <= limit else { throw .tooLarge }

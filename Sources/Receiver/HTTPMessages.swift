@@ -1,15 +1,15 @@
 import OTLPWire
 
 /// A request as the receiver's routes see it (transport details stripped).
-public struct HTTPRequestSummary: Sendable {
-    public var method: String
+package struct HTTPRequestSummary: Sendable {
+    package var method: String
     /// The path without the query string.
-    public var path: String
+    package var path: String
     /// Decoded query parameters; the last value wins for repeated names.
-    public var query: [String: String]
-    public var headers: [(name: String, value: String)]
+    package var query: [String: String]
+    package var headers: [(name: String, value: String)]
 
-    public init(method: String, path: String, query: [String: String], headers: [(name: String, value: String)]) {
+    package init(method: String, path: String, query: [String: String], headers: [(name: String, value: String)]) {
         self.method = method
         self.path = path
         self.query = query
@@ -17,17 +17,17 @@ public struct HTTPRequestSummary: Sendable {
     }
 
     /// The first value of a header, case-insensitive.
-    public func header(_ name: String) -> String? {
+    package func header(_ name: String) -> String? {
         Self.header(name, in: headers)
     }
 
     /// The first value of header `name` in `headers`, case-insensitive.
-    public static func header(_ name: String, in headers: [(name: String, value: String)]) -> String? {
+    package static func header(_ name: String, in headers: [(name: String, value: String)]) -> String? {
         headers.first { $0.name.equalsIgnoringCase(name) }?.value
     }
 
     /// Splits a request target such as `/api/v1/traces?max_results=5` into path and query.
-    public static func split(target: String) -> (path: String, query: [String: String]) {
+    package static func split(target: String) -> (path: String, query: [String: String]) {
         guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
         let path = String(target[..<mark])
         var query: [String: String] = [:]
@@ -63,28 +63,28 @@ public struct HTTPRequestSummary: Sendable {
 }
 
 /// A complete response.
-public struct HTTPResponseValue: Sendable {
-    public var status: Int
-    public var headers: [(name: String, value: String)]
-    public var body: [UInt8]
+package struct HTTPResponseValue: Sendable {
+    package var status: Int
+    package var headers: [(name: String, value: String)]
+    package var body: [UInt8]
 
-    public init(status: Int, contentType: String, body: [UInt8], headers: [(name: String, value: String)] = []) {
+    package init(status: Int, contentType: String, body: [UInt8], headers: [(name: String, value: String)] = []) {
         self.status = status
         self.headers = [("Content-Type", contentType)] + headers
         self.body = body
     }
 
-    public static func text(_ status: Int, _ text: String) -> HTTPResponseValue {
+    package static func text(_ status: Int, _ text: String) -> HTTPResponseValue {
         HTTPResponseValue(status: status, contentType: "text/plain; charset=utf-8", body: Array(text.utf8))
     }
 
-    public static func json(_ status: Int, _ body: [UInt8]) -> HTTPResponseValue {
+    package static func json(_ status: Int, _ body: [UInt8]) -> HTTPResponseValue {
         HTTPResponseValue(status: status, contentType: "application/json", body: body)
     }
 }
 
 /// Serves the non-OTLP routes on the receiver's port (health, metrics, query API).
-public protocol HTTPRouteHandler: Sendable {
+package protocol HTTPRouteHandler: Sendable {
     /// Returns nil when the path is not one of this handler's routes (the receiver answers 404).
     func handle(_ request: HTTPRequestSummary) async -> HTTPResponseValue?
 }

@@ -9,12 +9,12 @@ import OTLPWire
 /// `Content-Type`, the response in the request's content type; 200 with partial success for spans
 /// that cannot be used; 400 for undecodable data; 413 over the body limit; 429/503 + Retry-After
 /// to throttle.
-public struct OTLPExportEndpoint: Sendable {
-    public enum MediaType: Sendable {
+package struct OTLPExportEndpoint: Sendable {
+    package enum MediaType: Sendable {
         case protobuf
         case json
 
-        public var contentType: String {
+        package var contentType: String {
             switch self {
             case .protobuf: "application/x-protobuf"
             case .json: "application/json"
@@ -22,7 +22,7 @@ public struct OTLPExportEndpoint: Sendable {
         }
 
         /// Parameters such as `; charset=utf-8` are ignored.
-        public init?(contentType: String?) {
+        package init?(contentType: String?) {
             guard let contentType else { return nil }
             let essence = contentType.split(separator: ";", maxSplits: 1).first.map { String($0).trimmingASCIIWhitespace().lowercased() } ?? ""
             switch essence {
@@ -35,14 +35,14 @@ public struct OTLPExportEndpoint: Sendable {
 
     /// The paths that take `POST` of `ExportTraceServiceRequest`. `/` is accepted because SDKs use
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` verbatim (otlp.md, "the endpoint pitfall").
-    public static let paths: Set<String> = ["/v1/traces", "/"]
+    package static let paths: Set<String> = ["/v1/traces", "/"]
 
-    public let maxBodySize: Int
+    package let maxBodySize: Int
     let ingest: any SpanIngest
     let metrics: ReceiverMetrics
     let logger: Logger
 
-    public init(maxBodySize: Int, ingest: any SpanIngest, metrics: ReceiverMetrics, logger: Logger) {
+    package init(maxBodySize: Int, ingest: any SpanIngest, metrics: ReceiverMetrics, logger: Logger) {
         self.maxBodySize = maxBodySize
         self.ingest = ingest
         self.metrics = metrics
@@ -50,7 +50,7 @@ public struct OTLPExportEndpoint: Sendable {
     }
 
     /// Checks that can be made before reading the body (so a large body need not be buffered).
-    public func precheck(method: String, path: String, headers: [(name: String, value: String)], contentLength: Int?) -> ReceiverError? {
+    package func precheck(method: String, path: String, headers: [(name: String, value: String)], contentLength: Int?) -> ReceiverError? {
         guard method == "POST" else {
             return .methodNotAllowed(method, path: path, allowed: "POST")
         }
@@ -68,7 +68,7 @@ public struct OTLPExportEndpoint: Sendable {
     }
 
     /// Handles a complete request. `body` is what arrived on the wire (at most `maxBodySize` bytes).
-    public func handle(headers: [(name: String, value: String)], body: [UInt8]) async -> HTTPResponseValue {
+    package func handle(headers: [(name: String, value: String)], body: [UInt8]) async -> HTTPResponseValue {
         let lookup = { (name: String) in HTTPRequestSummary.header(name, in: headers) }
         let media = MediaType(contentType: lookup("content-type")) ?? .protobuf
         do {
@@ -134,7 +134,7 @@ public struct OTLPExportEndpoint: Sendable {
     }
 
     /// A `google.rpc.Status` body in the request's content type, with `Retry-After` when throttling.
-    public func errorResponse(_ error: ReceiverError, media: MediaType?) -> HTTPResponseValue {
+    package func errorResponse(_ error: ReceiverError, media: MediaType?) -> HTTPResponseValue {
         metrics.count(status: error.httpStatus)
         metrics.refusal(error)
         if error.httpStatus >= 500 || error.httpStatus == 429 {
@@ -152,14 +152,14 @@ public struct OTLPExportEndpoint: Sendable {
 }
 
 /// The receiver's counters; created from an injected `MetricsFactory`.
-public struct ReceiverMetrics: Sendable {
+package struct ReceiverMetrics: Sendable {
     let spansReceived: Counter
     let spansRejected: Counter
     let spansRefused: Counter
     let bytesReceived: Counter
     let factory: any MetricsFactory
 
-    public init(factory: any MetricsFactory) {
+    package init(factory: any MetricsFactory) {
         self.factory = factory
         spansReceived = Counter(label: "stitch_spans_received_total", factory: factory)
         spansRejected = Counter(label: "stitch_spans_rejected_total", factory: factory)

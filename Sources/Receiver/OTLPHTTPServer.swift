@@ -7,17 +7,17 @@ import NIOPosix
 import Synchronization
 
 /// Where and how the receiver listens.
-public struct ReceiverConfiguration: Sendable, Equatable {
-    public var host: String
-    public var port: Int
+package struct ReceiverConfiguration: Sendable, Equatable {
+    package var host: String
+    package var port: Int
     /// Limit on the request body, on the wire and after decompression (OTLP: MUST limit; 413 over it).
-    public var maxBodySize: Int
+    package var maxBodySize: Int
     /// Open connections beyond this are closed at once (and counted).
-    public var maxConnections: Int
+    package var maxConnections: Int
     /// A connection with no request for this long is closed.
-    public var idleConnectionTimeout: TimeAmount
+    package var idleConnectionTimeout: TimeAmount
 
-    public init(host: String = "127.0.0.1", port: Int = 4318, maxBodySize: Int = 64 * 1024 * 1024,
+    package init(host: String = "127.0.0.1", port: Int = 4318, maxBodySize: Int = 64 * 1024 * 1024,
                 maxConnections: Int = 4096, idleConnectionTimeout: TimeAmount = .seconds(120)) {
         self.host = host
         self.port = port
@@ -29,8 +29,8 @@ public struct ReceiverConfiguration: Sendable, Equatable {
 
 /// OTLP/HTTP on SwiftNIO: `POST /v1/traces` (and `/`) to the export endpoint, everything else to the
 /// route handler (health, metrics, query API).
-public final class OTLPHTTPServer: Sendable {
-    public let configuration: ReceiverConfiguration
+package final class OTLPHTTPServer: Sendable {
+    package let configuration: ReceiverConfiguration
     let endpoint: OTLPExportEndpoint
     let routes: any HTTPRouteHandler
     let group: any EventLoopGroup
@@ -39,7 +39,7 @@ public final class OTLPHTTPServer: Sendable {
     let openConnections = Atomic<Int>(0)
     let state = Mutex<(channel: (any Channel)?, quiesce: ServerQuiescingHelper?)>((nil, nil))
 
-    public init(configuration: ReceiverConfiguration, ingest: any SpanIngest, routes: any HTTPRouteHandler,
+    package init(configuration: ReceiverConfiguration, ingest: any SpanIngest, routes: any HTTPRouteHandler,
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger, metrics: ReceiverMetrics) {
         self.configuration = configuration
@@ -53,7 +53,7 @@ public final class OTLPHTTPServer: Sendable {
 
     /// Binds and starts accepting. Returns the bound address (useful with port 0).
     @discardableResult
-    public func start() async throws -> SocketAddress {
+    package func start() async throws -> SocketAddress {
         let quiesce = ServerQuiescingHelper(group: group)
         let server = self
         let bootstrap = ServerBootstrap(group: group)
@@ -79,7 +79,7 @@ public final class OTLPHTTPServer: Sendable {
     }
 
     /// Stops accepting, lets in-flight requests finish and closes every connection.
-    public func shutdown() async {
+    package func shutdown() async {
         guard let quiesce = state.withLock({ $0.quiesce }) else { return }
         let promise = group.next().makePromise(of: Void.self)
         quiesce.initiateShutdown(promise: promise)
@@ -185,8 +185,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                     respond(context: context, head: head, response: immediate(pending), close: false)
                 case .route(let summary):
                     let routes = self.routes
+                    let endpoint = self.endpoint
                     dispatch(context: context, head: head) {
-                        await routes.handle(summary) ?? .text(404, "not found: \(summary.path)\n")
+                        // Unknown paths are answered (and counted) like any other refused request.
+                        await routes.handle(summary) ?? endpoint.errorResponse(.notFound(summary.path), media: nil)
                     }
                 }
             case .idle, .responding:

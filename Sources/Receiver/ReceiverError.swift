@@ -1,6 +1,6 @@
 /// Why the receiver refused a request. A struct over a private code so that new cases can be added
 /// without breaking users; mapped to an HTTP status and a gRPC status code in exactly one place.
-public struct ReceiverError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct ReceiverError: Error, Sendable, Equatable, CustomStringConvertible {
     enum Code: Sendable, Equatable, CaseIterable {
         case notFound
         case methodNotAllowed
@@ -15,9 +15,9 @@ public struct ReceiverError: Error, Sendable, Equatable, CustomStringConvertible
 
     let code: Code
     /// What was wrong and what to do, for the developer reading the response.
-    public let message: String
+    package let message: String
     /// Seconds for `Retry-After` on 429/503.
-    public let retryAfterSeconds: Int?
+    package let retryAfterSeconds: Int?
 
     init(_ code: Code, _ message: String, retryAfterSeconds: Int? = nil) {
         self.code = code
@@ -25,41 +25,41 @@ public struct ReceiverError: Error, Sendable, Equatable, CustomStringConvertible
         self.retryAfterSeconds = retryAfterSeconds
     }
 
-    public static func notFound(_ path: String) -> ReceiverError {
+    package static func notFound(_ path: String) -> ReceiverError {
         ReceiverError(.notFound, "no route for \(path); OTLP traces go to POST /v1/traces (or POST /)")
     }
-    public static func methodNotAllowed(_ method: String, path: String, allowed: String) -> ReceiverError {
+    package static func methodNotAllowed(_ method: String, path: String, allowed: String) -> ReceiverError {
         ReceiverError(.methodNotAllowed, "\(method) is not allowed on \(path); use \(allowed)")
     }
-    public static func unsupportedMediaType(_ contentType: String?) -> ReceiverError {
+    package static func unsupportedMediaType(_ contentType: String?) -> ReceiverError {
         ReceiverError(.unsupportedMediaType,
                       "unsupported Content-Type '\(contentType ?? "")'; send application/x-protobuf or application/json")
     }
-    public static func unsupportedEncoding(_ encoding: String) -> ReceiverError {
+    package static func unsupportedEncoding(_ encoding: String) -> ReceiverError {
         ReceiverError(.unsupportedEncoding,
                       "unsupported Content-Encoding '\(encoding)'; accepted: gzip, deflate, identity")
     }
-    public static func bodyTooLarge(limit: Int, decompressed: Bool) -> ReceiverError {
+    package static func bodyTooLarge(limit: Int, decompressed: Bool) -> ReceiverError {
         let which = decompressed ? "decompressed body" : "body"
         return ReceiverError(.bodyTooLarge, "\(which) exceeds the limit of \(limit) bytes; split the batch (max_body_size)")
     }
-    public static func malformedBody(_ detail: String) -> ReceiverError {
+    package static func malformedBody(_ detail: String) -> ReceiverError {
         ReceiverError(.malformedBody, "cannot decode ExportTraceServiceRequest: \(detail)")
     }
-    public static func badHeader(_ detail: String) -> ReceiverError {
+    package static func badHeader(_ detail: String) -> ReceiverError {
         ReceiverError(.badHeader, detail)
     }
     /// Too many requests from clients right now (429); retry after the given delay.
-    public static func throttled(_ detail: String, retryAfterSeconds: Int) -> ReceiverError {
+    package static func throttled(_ detail: String, retryAfterSeconds: Int) -> ReceiverError {
         ReceiverError(.throttled, detail, retryAfterSeconds: retryAfterSeconds)
     }
     /// The pipeline cannot take data now (503); retry after the given delay.
-    public static func unavailable(_ detail: String, retryAfterSeconds: Int) -> ReceiverError {
+    package static func unavailable(_ detail: String, retryAfterSeconds: Int) -> ReceiverError {
         ReceiverError(.unavailable, detail, retryAfterSeconds: retryAfterSeconds)
     }
 
     /// OTLP/HTTP spec, "Failures": 400 for bad data (never retried), 429/503 to throttle (retried).
-    public var httpStatus: Int {
+    package var httpStatus: Int {
         switch code {
         case .notFound: 404
         case .methodNotAllowed: 405
@@ -72,7 +72,7 @@ public struct ReceiverError: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     /// The `google.rpc.Status.code` carried in the error body (gRPC canonical codes).
-    public var rpcCode: Int32 {
+    package var rpcCode: Int32 {
         switch code {
         case .notFound: 5  // NOT_FOUND
         case .methodNotAllowed, .unsupportedMediaType, .unsupportedEncoding: 12  // UNIMPLEMENTED
@@ -83,7 +83,7 @@ public struct ReceiverError: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     /// The metric label for this refusal.
-    public var reasonLabel: String { code.label }
+    package var reasonLabel: String { code.label }
 }
 
 extension ReceiverError.Code {
@@ -103,5 +103,5 @@ extension ReceiverError.Code {
 }
 
 extension ReceiverError {
-    public var description: String { "\(httpStatus): \(message)" }
+    package var description: String { "\(httpStatus): \(message)" }
 }

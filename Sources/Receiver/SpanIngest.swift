@@ -1,7 +1,7 @@
 import OTLPWire
 
 /// What the pipeline did with a decoded batch.
-public enum IngestDecision: Sendable, Equatable {
+package enum IngestDecision: Sendable, Equatable {
     /// Taken; the client is answered 200 (with partial success for rejected spans).
     case accepted
     /// Not taken: the pipeline is full. The client keeps its data and retries after the delay.
@@ -9,6 +9,6 @@ public enum IngestDecision: Sendable, Equatable {
 }
 
 /// The receiver's one downstream edge: where decoded spans go.
-public protocol SpanIngest: Sendable {
+package protocol SpanIngest: Sendable {
     func ingest(_ batch: DecodedBatch) async -> IngestDecision
 }

@@ -11,9 +11,9 @@ import TraceEdge
 /// Writes go through GRDB's single writer connection (a serial queue of its own), one transaction
 /// per `consume` call; reads use a pool of reader connections that WAL lets run beside the writer,
 /// in this process or in another one (`readOnly`).
-public final class SQLiteTraceStore: TraceSink {
+package final class SQLiteTraceStore: TraceSink {
     /// The database file.
-    public let path: String
+    package let path: String
     let pool: DatabasePool
     /// Checkpoints beside the writer (nil for a read-only store, or when it could not open).
     private let checkpointer: WALCheckpointer?
@@ -47,7 +47,7 @@ public final class SQLiteTraceStore: TraceSink {
 
     /// Opens (creating directories, schema and experiment `0` "Default" as needed).
     /// `readOnly` opens for queries while another process writes.
-    public convenience init(path: String, defaultExperimentID: String = "0", readOnly: Bool = false,
+    package convenience init(path: String, defaultExperimentID: String = "0", readOnly: Bool = false,
                             logger: Logger = Logger(label: "stitch.store"), metrics: any MetricsFactory = MetricsSystem.factory) throws {
         try self.init(path: path, defaultExperimentID: defaultExperimentID, readOnly: readOnly, logger: logger,
                       metrics: metrics, walRestartBytes: Self.walRestartBytes, backgroundCheckpoints: true)
@@ -145,7 +145,7 @@ public final class SQLiteTraceStore: TraceSink {
 
     /// Writes many finished traces in one transaction (new traces inserted, late fragments merged).
     /// Runs on GRDB's writer queue, never on the caller's event loop.
-    public func consume(_ traces: [FinishedTrace]) async throws {
+    package func consume(_ traces: [FinishedTrace]) async throws {
         guard !traces.isEmpty else { return }
         let started = ContinuousClock.now
         var prepared: [PreparedTrace] = []
@@ -182,7 +182,7 @@ public final class SQLiteTraceStore: TraceSink {
 
     /// Closes the store's connections once the writes queued before this call are done. Nothing may
     /// use the store afterwards.
-    public func close() async throws {
+    package func close() async throws {
         // Every write is queued on the writer's serial queue: once this block runs, they are done.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             pool.asyncWriteWithoutTransaction { _ in continuation.resume() }
@@ -193,7 +193,7 @@ public final class SQLiteTraceStore: TraceSink {
 
     /// Frees the connections' page caches (the writer's holds up to `writerCacheKiB` after a burst);
     /// reader connections close and reopen on the next query. Returns once the writer's is freed.
-    public func releaseMemory() async {
+    package func releaseMemory() async {
         pool.releaseMemoryEventually()
         // The writer's release was queued on its serial queue above; this block runs after it.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

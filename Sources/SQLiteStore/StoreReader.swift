@@ -4,7 +4,7 @@ import GRDB
 
 extension SQLiteTraceStore {
     /// Page size bounds for `search`.
-    public static let maximumSearchResults = 1000
+    package static let maximumSearchResults = 1000
 
     /// Searches `trace_info` newest first (`timestamp_ms` descending, then `request_id` descending),
     /// at most `maxResults` per page (clamped to 1…1000). `pageToken` continues after the last
@@ -15,7 +15,7 @@ extension SQLiteTraceStore {
     /// `metadata.<key>`, `status = 'OK' | 'ERROR' | 'IN_PROGRESS'`, `timestamp_ms` and
     /// `execution_time_ms` with `= != < <= > >=`, `trace.session_id`, `trace.name`, and
     /// `span.name` / `span.type` / `span.status` (some span matches), joined by `AND`.
-    public func search(_ query: TraceQuery) throws -> TraceSearchPage {
+    package func search(_ query: TraceQuery) throws -> TraceSearchPage {
         let filter = try TraceFilter.parse(query.filter ?? "")
         var clauses = filter.clauses
         var values: [(any DatabaseValueConvertible)?] = filter.arguments.map { argument in
@@ -63,7 +63,7 @@ extension SQLiteTraceStore {
 
     /// The trace and its spans (ordered by start time, each with the service that sent it), or nil
     /// when no such trace is stored. `id` is `tr-<32 hex>`.
-    public func trace(id: String) throws -> StoredTrace? {
+    package func trace(id: String) throws -> StoredTrace? {
         try pool.read { db in
             guard let row = try Row.fetchOne(
                 db, sql: "SELECT \(TraceInfoColumns.select) FROM trace_info ti WHERE ti.request_id = ?", arguments: [id]),

@@ -19,11 +19,11 @@ import Glibc
 /// dropping those would read the unrelocated bytes back from the file. Only code objects qualify
 /// because they stay mapped for the life of the process: a mapped data file could be unmapped, and
 /// its addresses reused for heap, between the listing and the advice.
-public enum CodePages {
+package enum CodePages {
     /// Unmaps the clean pages of read-only private file mappings; returns the bytes advised.
     /// Linux only; elsewhere, or when `/proc/self/smaps` cannot be read, does nothing.
     @discardableResult
-    public static func release() -> Int {
+    package static func release() -> Int {
         #if os(Linux)
         guard let smaps = readFile("/proc/self/smaps") else { return 0 }
         var released = 0

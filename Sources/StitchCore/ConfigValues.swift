@@ -5,11 +5,11 @@
 /// Numbers are read as `Double` and compared with the range before they become a `Duration` or an
 /// `Int`, so no text, however large, negative or odd (`1e308`, `nan`, `99999999999999h`), can overflow
 /// a conversion: it is a problem with a message, never a crash.
-public enum ConfigValues {
+package enum ConfigValues {
     /// Why a value was not accepted (the reason shown after the key path).
-    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
-        public var reason: String
-        public var description: String { reason }
+    package struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        package var reason: String
+        package var description: String { reason }
     }
 
     private static let durationUnits: [(suffix: String, seconds: Double)] = [
@@ -52,7 +52,7 @@ public enum ConfigValues {
     }
 
     /// `text` as a duration within `range`.
-    public static func duration(_ text: String, within range: ClosedRange<Duration>) -> Result<Duration, Problem> {
+    package static func duration(_ text: String, within range: ClosedRange<Duration>) -> Result<Duration, Problem> {
         guard let seconds = seconds(text) else {
             return .failure(Problem(reason: "'\(text)' is not a duration (e.g. 500ms, 2s, 10m, 1h)"))
         }
@@ -64,7 +64,7 @@ public enum ConfigValues {
     }
 
     /// `text` as a byte count within `range`.
-    public static func size(_ text: String, within range: ClosedRange<Int>) -> Result<Int, Problem> {
+    package static func size(_ text: String, within range: ClosedRange<Int>) -> Result<Int, Problem> {
         guard let bytes = bytes(text) else {
             return .failure(Problem(reason: "'\(text)' is not a byte size (e.g. 1048576, 512KiB, 64MiB, 1GiB)"))
         }
@@ -75,7 +75,7 @@ public enum ConfigValues {
     }
 
     /// `text` as a whole number within `range` (`_` may group digits).
-    public static func count(_ text: String, within range: ClosedRange<Int>) -> Result<Int, Problem> {
+    package static func count(_ text: String, within range: ClosedRange<Int>) -> Result<Int, Problem> {
         guard let value = plainNumber(text.trimmingCharacters(in: .whitespaces)), value.rounded() == value else {
             return .failure(Problem(reason: "'\(text)' is not a whole number"))
         }
@@ -86,10 +86,10 @@ public enum ConfigValues {
     }
 
     /// The longest duration any option accepts: ten years.
-    public static let longestDuration: Duration = .seconds(10 * 365 * 86400)
+    package static let longestDuration: Duration = .seconds(10 * 365 * 86400)
 
     /// Any non-negative duration up to `longestDuration` (for callers without a range of their own).
-    public static func duration(_ text: String) -> Duration? {
+    package static func duration(_ text: String) -> Duration? {
         try? duration(text, within: .zero ... longestDuration).get()
     }
 
@@ -99,11 +99,11 @@ public enum ConfigValues {
     }
 
     /// Any non-negative size an `Int` can hold.
-    public static func size(_ text: String) -> Int? {
+    package static func size(_ text: String) -> Int? {
         try? size(text, within: 0 ... Int.max / 2).get()
     }
 
-    public static func format(_ duration: Duration) -> String {
+    package static func format(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         if millis % 1000 != 0 { return "\(millis)ms" }
@@ -112,7 +112,7 @@ public enum ConfigValues {
         return "\(seconds)s"
     }
 
-    public static func format(size: Int) -> String {
+    package static func format(size: Int) -> String {
         for (suffix, factor) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] where size >= factor && size % factor == 0 {
             return "\(size / factor)\(suffix)"
         }
@@ -121,16 +121,16 @@ public enum ConfigValues {
 }
 
 /// `HOST:PORT`; IPv6 hosts in brackets (`[::1]:4318`).
-public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+package struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
 
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
 
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard let colon = trimmed.lastIndex(of: ":") else { return nil }
         var host = String(trimmed[..<colon])
@@ -141,7 +141,7 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
         self.init(host: host, port: port)
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 import Foundation

@@ -18,8 +18,8 @@ import Yams
 ///   - name: local
 ///     store: { path: ./stitch-data/stitch.db }
 /// ```
-public struct DestinationConfiguration: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
+package struct DestinationConfiguration: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable {
         case store(path: String)
         /// `otlp:` with `protocol: http/protobuf` (the default).
         case otlp(OTLPHTTPExporterConfiguration)
@@ -30,14 +30,14 @@ public struct DestinationConfiguration: Sendable, Equatable {
 
     /// Which finished traces a destination wants. Late fragments go to every destination (each merges
     /// them into what it has), so that a trace stays whole everywhere.
-    public enum Selection: String, Sendable, Equatable, CaseIterable {
+    package enum Selection: String, Sendable, Equatable, CaseIterable {
         case all
         /// Only traces released closed (a root and every parent).
         case complete
         /// Only traces released incomplete (no root or missing parents): for debugging pipelines.
         case incomplete
 
-        public func wants(_ isComplete: Bool, isLate: Bool) -> Bool {
+        package func wants(_ isComplete: Bool, isLate: Bool) -> Bool {
             if isLate { return true }
             switch self {
             case .all: return true
@@ -47,16 +47,16 @@ public struct DestinationConfiguration: Sendable, Equatable {
         }
     }
 
-    public var name: String
-    public var kind: Kind
-    public var traces: Selection
+    package var name: String
+    package var kind: Kind
+    package var traces: Selection
     /// Byte limit and fsync policy of this destination's on-disk queue (not used by `store`).
-    public var queueMaxBytes: Int
-    public var queueFsync: FsyncPolicy
+    package var queueMaxBytes: Int
+    package var queueFsync: FsyncPolicy
     /// Back-off between retries of transient failures (`retry: { initial_interval, max_interval }`).
-    public var retry: RetryPolicy
+    package var retry: RetryPolicy
 
-    public init(name: String, kind: Kind, traces: Selection = .all, queueMaxBytes: Int = 1 << 30, queueFsync: FsyncPolicy = .batch,
+    package init(name: String, kind: Kind, traces: Selection = .all, queueMaxBytes: Int = 1 << 30, queueFsync: FsyncPolicy = .batch,
                 retry: RetryPolicy = RetryPolicy()) {
         self.name = name
         self.kind = kind
@@ -67,7 +67,7 @@ public struct DestinationConfiguration: Sendable, Equatable {
     }
 
     /// An OTLP/HTTP destination from `--forward URL`.
-    public static func forward(_ url: String, index: Int) -> DestinationConfiguration {
+    package static func forward(_ url: String, index: Int) -> DestinationConfiguration {
         DestinationConfiguration(name: "forward-\(index)", kind: .otlp(OTLPHTTPExporterConfiguration(endpoint: url)))
     }
 }

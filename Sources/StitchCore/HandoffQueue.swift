@@ -8,7 +8,7 @@ import TraceEdge
 /// The assembler hands releases over synchronously (it must not wait on a disk); the bound is enforced
 /// upstream: while `isFull`, the receiver refuses new requests (429/503 + Retry-After), so the queue
 /// overshoots its limit by at most what the assembler already buffered.
-public final class HandoffQueue: Sendable {
+package final class HandoffQueue: Sendable {
     private struct State {
         var traces = Deque<FinishedTrace>()
         var bytes = 0
@@ -18,14 +18,14 @@ public final class HandoffQueue: Sendable {
         var waiter: CheckedContinuation<Void, Never>?
     }
 
-    public let maxBytes: Int
+    package let maxBytes: Int
     private let state = Mutex(State())
 
-    public init(maxBytes: Int) {
+    package init(maxBytes: Int) {
         self.maxBytes = maxBytes
     }
 
-    public func enqueue(_ traces: [FinishedTrace]) {
+    package func enqueue(_ traces: [FinishedTrace]) {
         guard !traces.isEmpty else { return }
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             for trace in traces {
@@ -39,17 +39,17 @@ public final class HandoffQueue: Sendable {
         waiter?.resume()
     }
 
-    public var isFull: Bool { state.withLock { $0.bytes >= maxBytes } }
+    package var isFull: Bool { state.withLock { $0.bytes >= maxBytes } }
 
-    public var occupancy: (traces: Int, bytes: Int) { state.withLock { ($0.traces.count, $0.bytes) } }
+    package var occupancy: (traces: Int, bytes: Int) { state.withLock { ($0.traces.count, $0.bytes) } }
 
     /// Traces enqueued so far, and whether every one of them has been written (none queued or in flight).
-    public var activity: (enqueued: Int, drained: Bool) {
+    package var activity: (enqueued: Int, drained: Bool) {
         state.withLock { ($0.enqueued, $0.traces.isEmpty && $0.bytes == 0) }
     }
 
     /// No more input will come; `next` returns nil once the queue is empty.
-    public func finish() {
+    package func finish() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.finished = true
             defer { state.waiter = nil }
@@ -60,7 +60,7 @@ public final class HandoffQueue: Sendable {
 
     /// Waits for traces and takes up to `maxTraces` of them, stopping before `maxSpans` would be
     /// passed (always at least one trace); nil when finished and drained. One consumer at a time.
-    public func next(maxTraces: Int, maxSpans: Int = .max) async -> [FinishedTrace]? {
+    package func next(maxTraces: Int, maxSpans: Int = .max) async -> [FinishedTrace]? {
         while true {
             enum Step { case batch([FinishedTrace]), done, wait }
             let step = state.withLock { state -> Step in
@@ -97,7 +97,7 @@ public final class HandoffQueue: Sendable {
     }
 
     /// Marks a taken batch as written: its bytes no longer count against the limit.
-    public func completed(_ batch: [FinishedTrace]) {
+    package func completed(_ batch: [FinishedTrace]) {
         let bytes = batch.reduce(0) { $0 + $1.encodedBytes }
         state.withLock { $0.bytes -= bytes }
     }

@@ -30,7 +30,7 @@ struct IdleMemoryState {
 /// has been quiet for `interval` (see `IdleMemoryState`), the stores free their caches and the heap's
 /// free pages go back to the system (`malloc_trim`), and the code pages the burst mapped in are
 /// unmapped (`CodePages`), so an idle Stitch is small again.
-public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration {
+package struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration {
     let assembler: TraceAssembler<C>
     let queues: [HandoffQueue]
     let stores: [SQLiteTraceStore]
@@ -39,9 +39,9 @@ public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration 
     let logger: Logger
     let releases: Counter
 
-    public static var defaultInterval: Duration { .seconds(5) }
+    package static var defaultInterval: Duration { .seconds(5) }
 
-    public init(assembler: TraceAssembler<C>, queues: [HandoffQueue], stores: [SQLiteTraceStore], clock: C,
+    package init(assembler: TraceAssembler<C>, queues: [HandoffQueue], stores: [SQLiteTraceStore], clock: C,
                 interval: Duration = Self.defaultInterval, logger: Logger, metrics: any MetricsFactory) {
         self.assembler = assembler
         self.queues = queues
@@ -52,7 +52,7 @@ public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration 
         releases = Counter(label: "stitch_idle_memory_releases_total", factory: metrics)
     }
 
-    public func run() async throws {
+    package func run() async throws {
         await cancelWhenGracefulShutdown {
             var state = IdleMemoryState()
             while true {
@@ -80,13 +80,13 @@ public struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration 
 /// with any live block. After an end-to-end burst the default left ~20 MiB resident for ~4 MiB in
 /// use across a dozen arenas; two arenas left ~11 MiB, with the same accept and end-to-end rates
 /// on two cores (paired runs).
-public enum HeapArenas {
-    public static let limit: Int32 = 2
+package enum HeapArenas {
+    package static let limit: Int32 = 2
 
     /// Caps the number of arenas; call before the server's threads start. False when glibc refuses,
     /// and where there is no glibc.
     @discardableResult
-    public static func limitCount() -> Bool {
+    package static func limitCount() -> Bool {
         #if os(Linux)
         mallopt(M_ARENA_MAX, limit) == 1
         #else

@@ -11,13 +11,13 @@ import TraceModel
 /// - `GET /metrics` → Prometheus text
 /// - `GET /api/v1/traces?experiment_id=&filter=&max_results=&page_token=` → `{"traces": […], "next_page_token": …}`
 /// - `GET /api/v1/traces/{tr-…}` → MLflow's Trace JSON
-public struct QueryRoutes: HTTPRouteHandler {
+package struct QueryRoutes: HTTPRouteHandler {
     let store: SQLiteTraceStore?
     let registry: PrometheusCollectorRegistry
     let threadPool: NIOThreadPool
 
     /// `store` nil: no store destination is configured; the query API answers 404.
-    public init(store: SQLiteTraceStore?, registry: PrometheusCollectorRegistry, threadPool: NIOThreadPool = .singleton) {
+    package init(store: SQLiteTraceStore?, registry: PrometheusCollectorRegistry, threadPool: NIOThreadPool = .singleton) {
         self.store = store
         self.registry = registry
         self.threadPool = threadPool
@@ -25,7 +25,7 @@ public struct QueryRoutes: HTTPRouteHandler {
 
     static let maxResultsLimit = 1000
 
-    public func handle(_ request: HTTPRequestSummary) async -> HTTPResponseValue? {
+    package func handle(_ request: HTTPRequestSummary) async -> HTTPResponseValue? {
         let isQuery = request.path == "/api/v1/traces" || request.path.hasPrefix("/api/v1/traces/")
         guard request.path == "/healthz" || request.path == "/metrics" || isQuery else { return nil }
         guard request.method == "GET" || request.method == "HEAD" else {

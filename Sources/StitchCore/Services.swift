@@ -11,7 +11,7 @@ import TraceModel
 
 /// Writes finished traces from the queue into a sink, many per call. Runs until the queue is finished
 /// and drained, so that on shutdown everything released is written before the process exits.
-public struct SinkWriter: Service {
+package struct SinkWriter: Service {
     let queue: HandoffQueue
     let sink: any TraceSink
     let batchSize: Int
@@ -25,11 +25,11 @@ public struct SinkWriter: Service {
 
     /// Spans per batch at most (unless one trace alone has more): with two batches in flight, one
     /// prepared while the other is written, a few large traces must still make several batches.
-    public static let defaultBatchSpans = 10_000
+    package static let defaultBatchSpans = 10_000
 
     /// `name` labels the metrics (`destination`). `concurrentWrites` > 1 only for sinks whose result
     /// does not depend on the order of batches (the store merges by trace and span id).
-    public init(name: String, queue: HandoffQueue, sink: any TraceSink, batchSize: Int,
+    package init(name: String, queue: HandoffQueue, sink: any TraceSink, batchSize: Int,
                 batchSpans: Int = SinkWriter.defaultBatchSpans, concurrentWrites: Int = 1,
                 logger: Logger, metrics: any MetricsFactory) {
         self.batchSpans = max(1, batchSpans)
@@ -45,7 +45,7 @@ public struct SinkWriter: Service {
         queuedTraces = Gauge(label: "stitch_sink_queued_traces", dimensions: dimensions, factory: metrics)
     }
 
-    public func run() async throws {
+    package func run() async throws {
         // The queue is finished by the assembler service after its final flush; until then keep
         // writing, also during graceful shutdown (the writer is the last service to stop).
         // Up to `concurrentWrites` batches are in flight: the store prepares a batch (decoding, span
@@ -110,16 +110,16 @@ public struct SinkWriter: Service {
 
 /// Runs the assembler's timers; on graceful shutdown releases everything it holds (reason
 /// `shutdown`) and then finishes the hand-off queues, so that their writers drain and stop.
-public struct AssemblerService<C: Clock>: Service where C.Duration == Duration {
+package struct AssemblerService<C: Clock>: Service where C.Duration == Duration {
     let assembler: TraceAssembler<C>
     let queues: [HandoffQueue]
 
-    public init(assembler: TraceAssembler<C>, queues: [HandoffQueue]) {
+    package init(assembler: TraceAssembler<C>, queues: [HandoffQueue]) {
         self.assembler = assembler
         self.queues = queues
     }
 
-    public func run() async throws {
+    package func run() async throws {
         await cancelWhenGracefulShutdown {
             await assembler.run()
         }
@@ -129,16 +129,16 @@ public struct AssemblerService<C: Clock>: Service where C.Duration == Duration {
 }
 
 /// Serves OTLP/HTTP until graceful shutdown, then stops accepting and finishes in-flight requests.
-public struct ReceiverService: Service {
+package struct ReceiverService: Service {
     let server: OTLPHTTPServer
     let onStarted: @Sendable (SocketAddress) -> Void
 
-    public init(server: OTLPHTTPServer, onStarted: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+    package init(server: OTLPHTTPServer, onStarted: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
         self.server = server
         self.onStarted = onStarted
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let address = try await server.start()
         onStarted(address)
         // Wait until shutdown is requested (or the task is cancelled).

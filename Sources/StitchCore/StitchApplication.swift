@@ -18,12 +18,12 @@ import TraceModel
 ///
 /// Services are ordered so that graceful shutdown (reverse order) stops the receiver first, then
 /// the assembler flushes everything it holds, and the store writer drains last.
-public struct StitchApplication: Sendable {
-    public let configuration: StitchConfiguration
-    public let registry: PrometheusCollectorRegistry
+package struct StitchApplication: Sendable {
+    package let configuration: StitchConfiguration
+    package let registry: PrometheusCollectorRegistry
     let logger: Logger
 
-    public init(configuration: StitchConfiguration, logger: Logger, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    package init(configuration: StitchConfiguration, logger: Logger, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.configuration = configuration
         self.logger = logger
         self.registry = registry
@@ -42,7 +42,7 @@ public struct StitchApplication: Sendable {
     ///     like SIGTERM).
     ///   - onShutdownTimeout: called when graceful shutdown outlives `shutdown_timeout`, before the
     ///     group is cancelled and `run` throws; `stitch serve` exits with status 3 there.
-    public func run(
+    package func run(
         signals: [UnixSignal] = [.sigterm, .sigint],
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in },
         onGroup: @Sendable (ServiceGroup) -> Void = { _ in },
@@ -149,9 +149,9 @@ public struct StitchApplication: Sendable {
 }
 
 /// A destination could not be opened at start-up (Stitch exits with status 2).
-public struct DestinationStartupError: Error, Sendable, CustomStringConvertible {
-    public var destination: String
-    public var target: String
-    public var reason: String
-    public var description: String { "destination '\(destination)' (\(target)) cannot start: \(reason)" }
+package struct DestinationStartupError: Error, Sendable, CustomStringConvertible {
+    package var destination: String
+    package var target: String
+    package var reason: String
+    package var description: String { "destination '\(destination)' (\(target)) cannot start: \(reason)" }
 }

@@ -10,42 +10,42 @@ import Yams
 /// Sources, lowest to highest precedence: built-in defaults, the YAML file (`Config/stitch.yaml` or
 /// `--config FILE`), environment variables `STITCH_<KEY>`, command-line flags `--<key-in-kebab-case>`.
 /// Every key below exists in all three forms (`idle_timeout`, `STITCH_IDLE_TIMEOUT`, `--idle-timeout`).
-public struct StitchConfiguration: Sendable, Equatable {
+package struct StitchConfiguration: Sendable, Equatable {
     /// `listen`: address of the OTLP/HTTP receiver, query API, health and metrics.
-    public var listen = ListenAddress(host: "127.0.0.1", port: 4318)
+    package var listen = ListenAddress(host: "127.0.0.1", port: 4318)
     /// `db`: path of the embedded SQLite store.
-    public var db = "./stitch-data/stitch.db"
+    package var db = "./stitch-data/stitch.db"
     /// `default_experiment_id`: experiment of traces whose requests carry no `x-mlflow-experiment-id`.
-    public var defaultExperimentID = "0"
+    package var defaultExperimentID = "0"
     /// The completion rules (`idle_timeout`, `max_trace_age`, `max_spans_per_trace`, `max_traces`,
     /// `max_buffered_bytes`, `late_window`).
-    public var assembler = AssemblerConfiguration()
+    package var assembler = AssemblerConfiguration()
     /// `max_body_size`: request body limit, compressed and decompressed (413 over it).
-    public var maxBodySize = 64 * 1024 * 1024
+    package var maxBodySize = 64 * 1024 * 1024
     /// `max_connections`: open connections beyond this are closed at once.
-    public var maxConnections = 4096
+    package var maxConnections = 4096
     /// `store_queue_max_bytes`: finished traces waiting for the store; while every destination is over it
     /// the receiver answers 429 (503 when a disk queue is full; see `PipelineIngest`).
-    public var storeQueueMaxBytes = 256 * 1024 * 1024
+    package var storeQueueMaxBytes = 256 * 1024 * 1024
     /// `store_batch_max_traces`: traces written per store transaction at most.
-    public var storeBatchMaxTraces = 1000
+    package var storeBatchMaxTraces = 1000
     /// `retry_after`: the delay announced in `Retry-After` when refusing under pressure.
-    public var retryAfter: Duration = .seconds(1)
+    package var retryAfter: Duration = .seconds(1)
     /// `shutdown_timeout`: how long graceful shutdown (receiver stopped, assembler flushed, writers
     /// drained) may take; past it Stitch says what it could not finish and exits with status 3.
-    public var shutdownTimeout: Duration = .seconds(30)
+    package var shutdownTimeout: Duration = .seconds(30)
     /// `log_level`: trace, debug, info, notice, warning, error, critical.
-    public var logLevel = Logger.Level.info
+    package var logLevel = Logger.Level.info
     /// `queue_dir`: where each forwarding destination keeps its on-disk queue and dead letters.
-    public var queueDirectory = "./stitch-data/queues"
+    package var queueDirectory = "./stitch-data/queues"
     /// `destinations:` from the file; empty means the embedded store at `db`.
-    public var destinations: [DestinationConfiguration] = []
+    package var destinations: [DestinationConfiguration] = []
     /// `--forward URL` (repeatable) / `STITCH_FORWARD` (comma-separated): OTLP/HTTP destinations added
     /// to the others.
-    public var forward: [String] = []
+    package var forward: [String] = []
 
     /// What the pipeline delivers to: the configured destinations (or the embedded store), plus `--forward`.
-    public var effectiveDestinations: [DestinationConfiguration] {
+    package var effectiveDestinations: [DestinationConfiguration] {
         let base = destinations.isEmpty
             ? [DestinationConfiguration(name: "store", kind: .store(path: db))]
             : destinations
@@ -53,46 +53,46 @@ public struct StitchConfiguration: Sendable, Equatable {
     }
 
     /// The store the query API and CLI read: the first store destination, else `db`.
-    public var queryStorePath: String {
+    package var queryStorePath: String {
         for destination in effectiveDestinations {
             if case .store(let path) = destination.kind { return path }
         }
         return db
     }
 
-    public init() {}
+    package init() {}
 }
 
 /// One problem found in the configuration: where (key and source) and why.
-public struct ConfigurationProblem: Sendable, Equatable, CustomStringConvertible {
-    public var keyPath: String
-    public var source: String
-    public var reason: String
-    public var description: String { "\(keyPath) (\(source)): \(reason)" }
+package struct ConfigurationProblem: Sendable, Equatable, CustomStringConvertible {
+    package var keyPath: String
+    package var source: String
+    package var reason: String
+    package var description: String { "\(keyPath) (\(source)): \(reason)" }
 }
 
 /// All problems at once, so that a user fixes the configuration in one go.
-public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
-    public var problems: [ConfigurationProblem]
-    public var description: String {
+package struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    package var problems: [ConfigurationProblem]
+    package var description: String {
         "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
     }
 }
 
 /// A configuration key: its names in every source, its default and how it is parsed.
-public struct ConfigurationOption: Sendable {
-    public var key: String
-    public var help: String
-    public var defaultValue: @Sendable (StitchConfiguration) -> String
+package struct ConfigurationOption: Sendable {
+    package var key: String
+    package var help: String
+    package var defaultValue: @Sendable (StitchConfiguration) -> String
     let apply: @Sendable (inout StitchConfiguration, String) -> String?
 
-    public var flag: String { "--" + key.replacingOccurrences(of: "_", with: "-") }
-    public var environmentVariable: String { "STITCH_" + key.uppercased() }
+    package var flag: String { "--" + key.replacingOccurrences(of: "_", with: "-") }
+    package var environmentVariable: String { "STITCH_" + key.uppercased() }
 }
 
 extension StitchConfiguration {
     /// Every option; the file, environment and flags are derived from this table.
-    public static let options: [ConfigurationOption] = [
+    package static let options: [ConfigurationOption] = [
         string("listen", "HOST:PORT of the OTLP/HTTP receiver and query API", { $0.listen.description }) { config, value in
             guard let address = ListenAddress(value) else { return "'\(value)' is not HOST:PORT (e.g. 127.0.0.1:4318)" }
             config.listen = address
@@ -116,7 +116,7 @@ extension StitchConfiguration {
                  .milliseconds(1) ... .seconds(86400)),
         count("max_spans_per_trace", "release a trace in parts above this many spans", \.assembler.maxSpansPerTrace, 1 ... 10_000_000),
         count("max_traces", "buffered traces at most; the oldest are released early", \.assembler.maxTraces, 1 ... 10_000_000),
-        size("max_buffered_bytes", "buffered span bytes at most; the oldest traces are released early", \.assembler.maxBufferedBytes,
+        size("max_buffered_bytes", "request bytes the buffered spans hold at most; the oldest traces are released early", \.assembler.maxBufferedBytes,
              1 << 10 ... 1 << 40),
         duration("late_window", "how long released trace ids are remembered for late spans", \.assembler.lateWindow,
                  .zero ... .seconds(7 * 86400)),
@@ -189,7 +189,7 @@ extension StitchConfiguration {
     ///   - environment: the process environment (only `STITCH_<KEY>` for known keys is read).
     ///   - flags: values given on the command line, by key (`idle_timeout`).
     ///   - forwardFlags: `--forward` URLs (they replace `STITCH_FORWARD`).
-    public static func load(file: (path: String, contents: String)?, environment: [String: String],
+    package static func load(file: (path: String, contents: String)?, environment: [String: String],
                             flags: [String: String], forwardFlags: [String] = []) throws(ConfigurationError) -> StitchConfiguration {
         var config = StitchConfiguration()
         var problems: [ConfigurationProblem] = []
@@ -258,7 +258,7 @@ extension StitchConfiguration {
     }
 
     /// Cross-field and range checks (after every source is applied).
-    public func validate() -> [ConfigurationProblem] {
+    package func validate() -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
         func problem(_ key: String, _ reason: String) {
             guard !problems.contains(where: { $0.keyPath == key && $0.reason == reason }) else { return }
@@ -307,7 +307,7 @@ extension StitchConfiguration {
 
     /// Loads from the file named by `configPath` (else `STITCH_CONFIG`, else `Config/stitch.yaml`
     /// when it exists in the working directory), the environment and `flags`.
-    public static func load(configPath: String?, flags: [String: String], forwardFlags: [String] = [],
+    package static func load(configPath: String?, flags: [String: String], forwardFlags: [String] = [],
                             environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> StitchConfiguration {
         var file: (path: String, contents: String)?
         if let path = configPath ?? environment["STITCH_CONFIG"] {
@@ -322,12 +322,12 @@ extension StitchConfiguration {
     }
 
     /// The Retry-After value in whole seconds.
-    public var retryAfterSeconds: Int { max(1, Int(retryAfter.components.seconds)) }
+    package var retryAfterSeconds: Int { max(1, Int(retryAfter.components.seconds)) }
 }
 
 /// A plain message error for the core.
-public struct StitchError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+package struct StitchError: Error, Sendable, CustomStringConvertible {
+    package var message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
 }

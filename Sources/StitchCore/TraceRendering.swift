@@ -3,9 +3,9 @@ import SQLiteStore
 import TraceModel
 
 /// Text views of stored traces for the command line.
-public enum TraceRendering {
+package enum TraceRendering {
     /// One row per trace: id, start time, state, duration, completeness, services, request preview.
-    public static func table(_ traces: [TraceInfoRecord]) -> String {
+    package static func table(_ traces: [TraceInfoRecord]) -> String {
         guard !traces.isEmpty else { return "no traces\n" }
         var rows: [[String]] = [["TRACE ID", "STARTED (UTC)", "STATE", "DURATION", "COMPLETENESS", "SERVICES", "REQUEST"]]
         for info in traces {
@@ -24,7 +24,7 @@ public enum TraceRendering {
 
     /// The span tree: indentation by parent; per span name, type, service, duration, status.
     /// Spans whose parent is not in the trace are shown at the top level with the missing id.
-    public static func tree(_ trace: StoredTrace) -> String {
+    package static func tree(_ trace: StoredTrace) -> String {
         let info = trace.info
         var out = "\(info.requestID)  experiment \(info.experimentID)  \(info.status)  "
         out += "\(info.executionTimeMs.map(milliseconds) ?? "-")  started \(timestamp(info.timestampMs))\n"

@@ -1,19 +1,20 @@
 /// The completion rules' limits (DESIGN.md, "When is a trace finished?").
-public struct AssemblerConfiguration: Sendable, Equatable {
+package struct AssemblerConfiguration: Sendable, Equatable {
     /// A closed trace is released after this long without new spans.
-    public var idleTimeout: Duration
+    package var idleTimeout: Duration
     /// Any trace is released this long after its first span, marked incomplete if not closed.
-    public var maxTraceAge: Duration
+    package var maxTraceAge: Duration
     /// A trace with more buffered spans than this is released in parts (reason `too_large`).
-    public var maxSpansPerTrace: Int
+    package var maxSpansPerTrace: Int
     /// At most this many traces are buffered; over it the oldest are released (reason `evicted`).
-    public var maxTraces: Int
-    /// At most this many encoded span bytes are buffered; over it the oldest traces are released.
-    public var maxBufferedBytes: Int
+    package var maxTraces: Int
+    /// At most this many request bytes are held by buffered spans (`AssemblerStats.bufferedBytes`); over
+    /// it the oldest traces are released.
+    package var maxBufferedBytes: Int
     /// Released trace ids are remembered this long, so that late spans are marked `late`.
-    public var lateWindow: Duration
+    package var lateWindow: Duration
 
-    public init(
+    package init(
         idleTimeout: Duration = .seconds(2),
         maxTraceAge: Duration = .seconds(30),
         maxSpansPerTrace: Int = 10_000,
@@ -33,16 +34,16 @@ public struct AssemblerConfiguration: Sendable, Equatable {
 extension AssemblerConfiguration {
     /// At most this many released trace ids are remembered for late spans (4 × `maxTraces`); beyond it
     /// the oldest are forgotten early (counted), bounding memory when traces churn fast.
-    public var rememberedTraceLimit: Int { 4 * max(1, maxTraces) }
+    package var rememberedTraceLimit: Int { 4 * max(1, maxTraces) }
 
     /// One invalid limit: the option (DESIGN.md spelling) and why.
-    public struct Problem: Sendable, Equatable {
-        public var key: String
-        public var reason: String
+    package struct Problem: Sendable, Equatable {
+        package var key: String
+        package var reason: String
     }
 
     /// Every problem with these limits; empty when valid.
-    public var problems: [Problem] {
+    package var problems: [Problem] {
         var problems: [Problem] = []
         func check(_ valid: Bool, _ key: String, _ reason: String) {
             if !valid { problems.append(Problem(key: key, reason: reason)) }

@@ -27,7 +27,8 @@ struct AssemblerCore: Sendable {
     /// Traces that got spans in the current `receive` call (kept to reuse its storage).
     private var touched: [TraceID] = []
     private var bufferedSpans = 0
-    private var bufferedBytes = 0
+    /// The payloads the buffered spans keep alive; their bytes are what `maxBufferedBytes` limits.
+    private var held = HeldPayloads()
     private var maxSpansPerTrace: Int { max(1, configuration.maxSpansPerTrace) }
 
     private(set) var counters = AssemblerCounters()
@@ -38,7 +39,7 @@ struct AssemblerCore: Sendable {
     }
 
     var stats: AssemblerStats {
-        AssemblerStats(bufferedTraces: traces.count, bufferedSpans: bufferedSpans, bufferedBytes: bufferedBytes)
+        AssemblerStats(bufferedTraces: traces.count, bufferedSpans: bufferedSpans, bufferedBytes: held.bytes)
     }
 
     var rememberedTraceCount: Int { released.count }
@@ -73,7 +74,7 @@ struct AssemblerCore: Sendable {
                     lateOrder.append(BufferedTrace(firstSeen: now, incarnation: 0))
                 }
                 if lateOrder[slot].register(span) {
-                    lateOrder[slot].append(span)
+                    _ = lateOrder[slot].append(span)
                     summary.late += 1
                 } else {
                     summary.duplicates += 1
@@ -81,7 +82,7 @@ struct AssemblerCore: Sendable {
             } else {
                 var trace = BufferedTrace(firstSeen: now, incarnation: takeStamp())
                 _ = trace.register(span)
-                trace.append(span)
+                _ = trace.append(span)
                 trace.touchedInCall = callSerial
                 ageQueue.append(Timer(
                     traceID: span.traceID, stamp: trace.incarnation,
@@ -89,10 +90,11 @@ struct AssemblerCore: Sendable {
                 traces[span.traceID] = trace
                 touched.append(span.traceID)
                 bufferedSpans += 1
-                bufferedBytes += span.encodedSize
+                held.hold(span, newHolder: span.traceID)
                 summary.accepted += 1
             }
         }
+        held.settle()
 
         for fragment in lateOrder {
             guard let traceID = fragment.spans.first?.traceID else { continue }
@@ -140,6 +142,7 @@ struct AssemblerCore: Sendable {
         let forgottenBefore = released.forgottenEarly
         released.expire(now: now, window: configuration.lateWindow)
         counters.releasedIDsForgottenEarly += released.forgottenEarly - forgottenBefore
+        compactWastefulPayloads()
         releaseStorageIfEmpty()
         return releases
     }
@@ -149,6 +152,7 @@ struct AssemblerCore: Sendable {
     private mutating func releaseStorageIfEmpty() {
         guard traces.isEmpty, traces.capacity > Self.capacityKeptWhenEmpty else { return }
         traces = [:]
+        held.releaseStorage()
         idleQueue = []
         ageQueue = []
         touched = []
@@ -166,6 +170,7 @@ struct AssemblerCore: Sendable {
         }
         idleQueue.removeAll()
         assert(traces.isEmpty, "every buffered trace has exactly one current age-queue entry")
+        _ = held.takeCandidates()
         return releases
     }
 
@@ -211,22 +216,21 @@ struct AssemblerCore: Sendable {
 
     private mutating func buffer(_ span: SpanRecord, at index: TraceIndex) {
         let call = callSerial
-        let firstThisCall = inPlace(index) { trace -> Bool in
-            trace.append(span)
+        let (firstThisCall, newHolder) = inPlace(index) { trace -> (Bool, Bool) in
+            let newHolder = trace.append(span)
             defer { trace.touchedInCall = call }
-            return trace.touchedInCall != call
+            return (trace.touchedInCall != call, newHolder)
         }
         bufferedSpans += 1
-        bufferedBytes += span.encodedSize
+        held.hold(span, newHolder: newHolder ? span.traceID : nil)
         if firstThisCall { touched.append(traces.keys[index]) }
     }
 
     /// Releases the buffered spans of a trace that stays open.
     private mutating func releasePart(at index: TraceIndex) -> FinishedTrace {
-        let bytes = traces.values[index].bufferedBytes
-        let spans = traces.values[index].takeSpans()
+        let spans = inPlace(index) { $0.takeSpans() }
         bufferedSpans -= spans.count
-        bufferedBytes -= bytes
+        held.release(spans)
         return finished(
             traces.keys[index], spans, .tooLarge, isComplete: false,
             experimentID: traces.values[index].experimentID)
@@ -238,7 +242,7 @@ struct AssemblerCore: Sendable {
     ) -> FinishedTrace {
         let (traceID, trace) = traces.remove(at: index)
         bufferedSpans -= trace.spans.count
-        bufferedBytes -= trace.bufferedBytes
+        held.release(trace.spans)
         let forgottenBefore = released.forgottenEarly
         released.remember(traceID, experimentID: trace.experimentID, at: now)
         counters.releasedIDsForgottenEarly += released.forgottenEarly - forgottenBefore
@@ -257,10 +261,54 @@ struct AssemblerCore: Sendable {
     /// DESIGN.md: over `max_traces` or `max_buffered_bytes`, the oldest traces are released early.
     private mutating func evictOverLimits(now: Duration, into releases: inout [FinishedTrace]) {
         let maxTraces = max(1, configuration.maxTraces)
-        while traces.count > maxTraces || bufferedBytes > configuration.maxBufferedBytes,
+        // Spans left in a payload by the parts released in this call are moved out before anything is
+        // evicted for bytes; so are those left by each eviction, before the next.
+        compactWastefulPayloads()
+        while traces.count > maxTraces || held.bytes > configuration.maxBufferedBytes,
               let timer = ageQueue.popFirst() {
             guard let index = trace(ofAgeTimer: timer) else { continue }
             releases.append(release(at: index, reason: .evicted, now: now))
+            compactWastefulPayloads()
+        }
+    }
+
+    /// Moves the buffered spans of each wasteful payload (see `HeldPayloads`) into a compact payload of
+    /// their own: one copy of those spans' bytes (at most half of the payload's), so that the rest of the
+    /// request is no longer kept alive, nor counted.
+    private mutating func compactWastefulPayloads() {
+        guard held.hasCandidates else { return }
+        for id in held.takeCandidates() {
+            guard let entry = held.entries[id], HeldPayloads.isWasteful(entry) else { continue }
+            var places: [(trace: TraceIndex, span: Int)] = []
+            var spans: [SpanRecord] = []
+            var holders: [TraceID] = []
+            var seen = Set<TraceID>()
+            places.reserveCapacity(entry.spans)
+            spans.reserveCapacity(entry.spans)
+            for traceID in entry.holders where seen.insert(traceID).inserted {
+                guard let index = traces.index(forKey: traceID) else { continue }
+                let before = spans.count
+                inPlace(index) { trace in
+                    for (position, span) in trace.spans.enumerated() where span.payload === entry.payload {
+                        places.append((index, position))
+                        spans.append(span)
+                    }
+                }
+                if spans.count > before { holders.append(traceID) }
+            }
+            assert(spans.count == entry.spans, "a held payload's spans are all in its holders")
+            guard spans.count == entry.spans, let moved = OTLPTraceDecoder.compacted(spans),
+                  let compact = moved.first?.payload else { continue }
+            let newID = ObjectIdentifier(compact)
+            for (place, record) in zip(places, moved) {
+                inPlace(place.trace) { trace in
+                    trace.spans[place.span] = record
+                    if trace.lastPayload == id { trace.lastPayload = newID }
+                }
+            }
+            held.replace(id, with: compact, holders: holders)
+            counters.compactedSpans += moved.count
+            counters.compactedBytes += compact.bytes.count
         }
     }
 

@@ -9,6 +9,8 @@ struct AssemblerMetrics {
     private let lateSpans: Counter
     private let releasedTraces: [ReleaseReason: Counter]
     private let forgottenIDs: Counter
+    private let compactedSpans: Counter
+    private let compactedBytes: Counter
     private let bufferedTraces: Gauge
     private let bufferedSpans: Gauge
     private let bufferedBytes: Gauge
@@ -27,6 +29,8 @@ struct AssemblerMetrics {
         }
         releasedTraces = released
         forgottenIDs = Counter(label: "stitch_late_ids_forgotten_total", dimensions: [], factory: factory)
+        compactedSpans = Counter(label: "stitch_spans_compacted_total", dimensions: [], factory: factory)
+        compactedBytes = Counter(label: "stitch_compacted_bytes_total", dimensions: [], factory: factory)
         bufferedTraces = Gauge(label: "stitch_buffered_traces", dimensions: [], factory: factory)
         bufferedSpans = Gauge(label: "stitch_buffered_spans", dimensions: [], factory: factory)
         bufferedBytes = Gauge(label: "stitch_buffered_bytes", dimensions: [], factory: factory)
@@ -37,6 +41,8 @@ struct AssemblerMetrics {
         Self.add(counters.duplicateSpans - reported.duplicateSpans, to: duplicateSpans)
         Self.add(counters.lateSpans - reported.lateSpans, to: lateSpans)
         Self.add(counters.releasedIDsForgottenEarly - reported.releasedIDsForgottenEarly, to: forgottenIDs)
+        Self.add(counters.compactedSpans - reported.compactedSpans, to: compactedSpans)
+        Self.add(counters.compactedBytes - reported.compactedBytes, to: compactedBytes)
         for (reason, count) in counters.releasedTraces {
             if let counter = releasedTraces[reason] {
                 Self.add(count - reported.releasedTraces[reason, default: 0], to: counter)

@@ -16,7 +16,12 @@ import TraceEdge
 ///   always has at least one span. The final release gets the normal reason, and its `isComplete`
 ///   describes the whole trace (all parts), because destinations merge the parts into one trace.
 /// - After each `receive`, while more than `maxTraces` traces or more than `maxBufferedBytes` bytes are
-///   buffered, the trace with the oldest first span is released (`evicted`, complete if closed).
+///   buffered, the trace with the oldest first span is released (`evicted`, complete if closed). The bytes
+///   are those the buffered spans keep alive: each request payload they point into, whole, once.
+/// - When a release leaves a payload's buffered spans a small share of it (at most half, beyond a 4 KiB
+///   allowance for its resource and scope), those spans are moved into a compact payload of their own at
+///   the end of the call (`receive`: before evicting for bytes), so that the rest of the request is freed.
+///   Their records keep every field; only `payload`, `scopeIndex` and `spanBytes` change.
 /// - Released trace ids are remembered for `lateWindow` (and at most `rememberedTraceLimit` of them).
 ///   Spans for a remembered id are late: they are released in the same `receive` call, one
 ///   `late` fragment per trace id, never complete (the destination recomputes completeness when it
@@ -32,41 +37,41 @@ import TraceEdge
 /// `tick` only looks at timers that are due. Deadlines sit in two FIFO queues whose entries are
 /// invalidated lazily (a stamp that no longer matches the trace's), because every deadline of one
 /// kind is "now + a fixed duration" and so the queues stay sorted by appending.
-public struct AssemblerState<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
+package struct AssemblerState<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
     private var core: AssemblerCore
     /// The first instant given; the core counts time from here.
     private var origin: Instant?
 
-    public init(configuration: AssemblerConfiguration) {
+    package init(configuration: AssemblerConfiguration) {
         core = AssemblerCore(configuration: configuration)
     }
 
-    public var configuration: AssemblerConfiguration { core.configuration }
+    package var configuration: AssemblerConfiguration { core.configuration }
 
     /// Buffer occupancy now.
-    public var stats: AssemblerStats { core.stats }
+    package var stats: AssemblerStats { core.stats }
 
     /// Running totals, for metrics.
-    public var counters: AssemblerCounters { core.counters }
+    package var counters: AssemblerCounters { core.counters }
 
     /// How many released trace ids are remembered for late spans.
-    public var rememberedTraceCount: Int { core.rememberedTraceCount }
+    package var rememberedTraceCount: Int { core.rememberedTraceCount }
 
     /// Buffers `spans` (in order) that arrived at `now`. Returns what happened to them and what must be
     /// released at once: `too_large` parts, `late` fragments, and `evicted` traces.
-    public mutating func receive(_ spans: [SpanRecord], now: Instant) -> (IngestSummary, [FinishedTrace]) {
+    package mutating func receive(_ spans: [SpanRecord], now: Instant) -> (IngestSummary, [FinishedTrace]) {
         core.receive(spans, now: elapsed(at: now))
     }
 
     /// Applies the timers due at `now`: idle closed traces (`closed`), traces at `maxTraceAge`
     /// (`timeout`), and forgets released ids older than `lateWindow`.
-    public mutating func tick(now: Instant) -> [FinishedTrace] {
+    package mutating func tick(now: Instant) -> [FinishedTrace] {
         core.tick(now: elapsed(at: now))
     }
 
     /// Releases every buffered trace (`shutdown`, complete if closed), oldest first span first.
     /// Their ids are remembered as released at `now`, like any release.
-    public mutating func flush(now: Instant) -> [FinishedTrace] {
+    package mutating func flush(now: Instant) -> [FinishedTrace] {
         core.flush(now: elapsed(at: now))
     }
 

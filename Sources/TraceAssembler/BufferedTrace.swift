@@ -9,8 +9,9 @@ import TraceEdge
 struct BufferedTrace {
     /// Spans not yet released, in arrival order.
     var spans: [SpanRecord]
-    /// Sum of `encodedSize` over `spans`.
-    var bufferedBytes: Int
+    /// The payload of the last span appended, to tell `HeldPayloads` once (not per span) that this trace
+    /// holds spans of a payload; nil when `spans` is empty.
+    var lastPayload: ObjectIdentifier?
     /// Every span id this trace has accepted, including spans of parts already released.
     var spanIDs: SpanIDSet
     /// Parent ids referenced by accepted spans but not (yet) among `spanIDs`.
@@ -33,7 +34,6 @@ struct BufferedTrace {
 
     init(firstSeen: Duration, incarnation: UInt64) {
         self.spans = []
-        self.bufferedBytes = 0
         self.spanIDs = SpanIDSet()
         self.missingParents = SpanIDSet()
         self.hasRoot = false
@@ -62,19 +62,24 @@ struct BufferedTrace {
         return true
     }
 
-    /// Buffers a span already accepted by `register`.
-    mutating func append(_ span: SpanRecord) {
+    /// Buffers a span already accepted by `register`. Returns whether the trace had no span of this
+    /// span's payload just before (it may have some from before another payload's spans).
+    mutating func append(_ span: SpanRecord) -> Bool {
         // Most traces have several spans: skip the first doublings of the array.
         if spans.capacity == 0 { spans.reserveCapacity(8) }
         spans.append(span)
-        bufferedBytes += span.encodedSize
+        let payload = ObjectIdentifier(span.payload)
+        guard payload != lastPayload else { return false }
+        lastPayload = payload
+        return true
     }
 
     /// Hands out the buffered spans, keeping the ids and closure facts.
     mutating func takeSpans() -> [SpanRecord] {
         let taken = spans
         spans = []
-        bufferedBytes = 0
+        // The payload may be freed now and its address reused by another.
+        lastPayload = nil
         return taken
     }
 }

@@ -10,9 +10,10 @@ import OTLPWire
 ///
 /// Metrics (created with the injected factory): counters `stitch_spans_accepted_total`,
 /// `stitch_spans_duplicate_total`, `stitch_spans_late_total`, `stitch_traces_released_total{reason}`,
-/// `stitch_late_ids_forgotten_total`; gauges `stitch_buffered_traces`, `stitch_buffered_spans`,
-/// `stitch_buffered_bytes`.
-public actor TraceAssembler<C: Clock> where C.Duration == Duration {
+/// `stitch_late_ids_forgotten_total`, `stitch_spans_compacted_total`, `stitch_compacted_bytes_total`;
+/// gauges `stitch_buffered_traces`, `stitch_buffered_spans`, `stitch_buffered_bytes` (request bytes the
+/// buffered spans keep alive, `AssemblerStats.bufferedBytes`).
+package actor TraceAssembler<C: Clock> where C.Duration == Duration {
     private var state: AssemblerState<C.Instant>
     private let clock: C
     private let tickInterval: Duration
@@ -20,7 +21,7 @@ public actor TraceAssembler<C: Clock> where C.Duration == Duration {
     private var metrics: AssemblerMetrics
     private let release: @Sendable ([FinishedTrace]) -> Void
 
-    public init(
+    package init(
         configuration: AssemblerConfiguration,
         clock: C,
         tickInterval: Duration = .milliseconds(100),
@@ -37,29 +38,29 @@ public actor TraceAssembler<C: Clock> where C.Duration == Duration {
     }
 
     /// Buffers spans; releases (late fragments, evictions, parts) may be handed to `release` at once.
-    public func ingest(_ spans: [SpanRecord]) -> IngestSummary {
+    package func ingest(_ spans: [SpanRecord]) -> IngestSummary {
         let (summary, releases) = state.receive(spans, now: clock.now)
         hand(releases)
         return summary
     }
 
     /// Applies the timers now.
-    public func tick() {
+    package func tick() {
         hand(state.tick(now: clock.now))
     }
 
     /// Releases everything buffered with reason `shutdown`.
-    public func flush() {
+    package func flush() {
         hand(state.flush(now: clock.now))
     }
 
-    public var stats: AssemblerStats { state.stats }
+    package var stats: AssemblerStats { state.stats }
 
     /// Running totals since start.
-    public var counters: AssemblerCounters { state.counters }
+    package var counters: AssemblerCounters { state.counters }
 
     /// Ticks every `tickInterval` until the task is cancelled, then returns (the caller flushes).
-    public func run() async {
+    package func run() async {
         while !Task.isCancelled {
             do {
                 try await clock.sleep(for: tickInterval)

@@ -1,7 +1,7 @@
 import OTLPWire
 
 /// Why the assembler let a trace (or a part of one) go.
-public enum ReleaseReason: String, Sendable, CaseIterable, Codable {
+package enum ReleaseReason: String, Sendable, CaseIterable, Codable {
     /// Has a root and every parent; quiet for `idle_timeout`.
     case closed
     /// Reached `max_trace_age` without closing.
@@ -17,18 +17,18 @@ public enum ReleaseReason: String, Sendable, CaseIterable, Codable {
 }
 
 /// The edge type between the assembler and its sinks: a released trace, or a late fragment of one.
-public struct FinishedTrace: Sendable {
-    public var traceID: TraceID
+package struct FinishedTrace: Sendable {
+    package var traceID: TraceID
     /// Deduplicated (trace id + span id kept once), in arrival order.
-    public var spans: [SpanRecord]
-    public var reason: ReleaseReason
+    package var spans: [SpanRecord]
+    package var reason: ReleaseReason
     /// True when the released spans had a root and every parent was present (the trace was closed).
-    public var isComplete: Bool
+    package var isComplete: Bool
     /// The experiment named by the request that carried the root span, else by the first request
     /// that named one; nil when no request named one (the destination's default applies).
-    public var experimentID: String?
+    package var experimentID: String?
 
-    public init(traceID: TraceID, spans: [SpanRecord], reason: ReleaseReason, isComplete: Bool, experimentID: String?) {
+    package init(traceID: TraceID, spans: [SpanRecord], reason: ReleaseReason, isComplete: Bool, experimentID: String?) {
         self.traceID = traceID
         self.spans = spans
         self.reason = reason
@@ -37,12 +37,12 @@ public struct FinishedTrace: Sendable {
     }
 
     /// `reason == .late`: to be merged into a trace the destination already has.
-    public var isLateFragment: Bool { reason == .late }
+    package var isLateFragment: Bool { reason == .late }
 
-    public var encodedBytes: Int { spans.reduce(0) { $0 + $1.encodedSize } }
+    package var encodedBytes: Int { spans.reduce(0) { $0 + $1.encodedSize } }
 }
 
 /// The one edge protocol between the assembler and what it feeds: the store, a disk queue, a test fake.
-public protocol TraceSink: Sendable {
+package protocol TraceSink: Sendable {
     func consume(_ traces: [FinishedTrace]) async throws
 }

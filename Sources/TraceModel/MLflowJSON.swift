@@ -7,7 +7,7 @@ extension TraceInfoRecord {
     /// proto, so keys come in field-number order, absent fields and empty maps are omitted, and
     /// `execution_duration` becomes `execution_duration_ms` at the end. Like `to_proto`, tag keys
     /// and values are cut to 250 / 4,096 characters and metadata keys and values to 250.
-    public func mlflowJSON() -> Data {
+    package func mlflowJSON() -> Data {
         Data(PyJSONWriter.dump(jsonValue, ensureASCII: false).utf8)
     }
 
@@ -42,7 +42,7 @@ extension TraceInfoRecord {
 extension StoredTrace {
     /// MLflow's Trace JSON (`{"info": …, "data": {"spans": […]}}`), loadable by `Trace.from_json`.
     /// Each span is its stored `content`, unchanged.
-    public func mlflowJSON() -> Data {
+    package func mlflowJSON() -> Data {
         var out = "{\"info\": "
         PyJSONWriter.write(info.jsonValue, ensureASCII: false, into: &out)
         out += ", \"data\": {\"spans\": ["
@@ -58,7 +58,7 @@ extension StoredTrace {
 extension TraceSearchPage {
     /// `{"traces": [TraceInfo JSON…], "next_page_token": …}` (the token omitted on the last page),
     /// as MLflow's `SearchTracesV3` answers.
-    public func mlflowJSON() -> Data {
+    package func mlflowJSON() -> Data {
         var object = PyObject()
         object["traces"] = .array(traces.map(\.jsonValue))
         if let nextPageToken { object["next_page_token"] = .string(nextPageToken) }

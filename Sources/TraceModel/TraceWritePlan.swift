@@ -289,11 +289,11 @@ package enum Completeness {
 }
 
 /// The conversion step alone, for `stitch-bench-store --prepare-only`.
-public enum StorePreparation {
+package enum StorePreparation {
     /// Converts every trace as the store does before writing, in batches of `batch` traces
     /// (`direct: false` decodes every span first, the general way); returns the bytes of span
     /// content produced.
-    public static func prepare(_ traces: [FinishedTrace], direct: Bool = true, batch: Int = 500) -> Int {
+    package static func prepare(_ traces: [FinishedTrace], direct: Bool = true, batch: Int = 500) -> Int {
         var total = 0
         for start in stride(from: 0, to: traces.count, by: max(1, batch)) {
             var context = PreparedTrace.PreparationContext()

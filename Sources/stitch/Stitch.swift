@@ -35,7 +35,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Release any trace this long after its first span (default 30s).") var maxTraceAge: String?
     @Option(help: "Release a trace in parts above this many spans (default 10000).") var maxSpansPerTrace: String?
     @Option(help: "Buffered traces at most (default 100000).") var maxTraces: String?
-    @Option(help: "Buffered span bytes at most (default 256MiB).") var maxBufferedBytes: String?
+    @Option(help: "Request bytes held by buffered spans at most (default 256MiB).") var maxBufferedBytes: String?
     @Option(help: "How long released traces accept late spans (default 10m).") var lateWindow: String?
     @Option(help: "Request body limit, compressed and decompressed (default 64MiB).") var maxBodySize: String?
     @Option(help: "Open connections at most (default 4096).") var maxConnections: String?

@@ -77,6 +77,7 @@ struct OTLPHTTPServerTests {
             #expect(text.status == 415)
             let missing = try await client.request(method: "GET", path: "/nope")
             #expect(missing.status == 404)
+            #expect(missing.text.contains("no route for /nope"), "a 404 says what was wrong: \(missing.text)")
             let health = try await client.request(method: "GET", path: "/healthz")
             #expect(health.status == 200)
             #expect(health.text == "ok\n")

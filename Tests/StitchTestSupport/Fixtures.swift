@@ -6,9 +6,9 @@ import Foundation
 /// The folder is part of the checkout, so a missing or emptied one is a broken checkout, not a reason to
 /// skip: the first use stops the test process with a message naming the folder, instead of letting
 /// parameterized tests run over zero fixtures and report "no test cases".
-public enum Fixtures {
+package enum Fixtures {
     /// `Tests/Fixtures/mlflow-otlp`, found from this source file's path; checked once.
-    public static let directory: URL = {
+    package static let directory: URL = {
         // Tests/StitchTestSupport/Fixtures.swift → Tests/
         let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         let directory = tests.appendingPathComponent("Fixtures/mlflow-otlp")
@@ -18,7 +18,7 @@ public enum Fixtures {
 
     /// Why `directory` cannot serve as the fixture folder, or nil when it can: it must hold every file
     /// `SHA256SUMS` names and at least one captured body.
-    public static func problem(in directory: URL) -> String? {
+    package static func problem(in directory: URL) -> String? {
         let sums = directory.appendingPathComponent("SHA256SUMS")
         guard let listing = try? String(contentsOf: sums, encoding: .utf8) else {
             return "the captured fixtures are missing: no \(sums.path) (a broken checkout? run `git status`)"
@@ -33,7 +33,7 @@ public enum Fixtures {
     }
 
     /// Every captured protobuf body (`*.pb`, `*.pb.gz`) in the fixture folder, by file name, sorted.
-    public static var bodyNames: [String] { bodyNames(in: directory) }
+    package static var bodyNames: [String] { bodyNames(in: directory) }
 
     static func bodyNames(in directory: URL) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
@@ -41,11 +41,11 @@ public enum Fixtures {
     }
 
     /// The raw bytes of a fixture file, by name prefix (`"01"`) or its full file name.
-    public static func bytes(_ name: String) throws -> [UInt8] {
+    package static func bytes(_ name: String) throws -> [UInt8] {
         Array(try Data(contentsOf: try url(name)))
     }
 
-    public static func url(_ name: String) throws -> URL {
+    package static func url(_ name: String) throws -> URL {
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
         if files.contains(name) { return directory.appendingPathComponent(name) }
         guard let match = files.first(where: { $0.hasPrefix(name + "-") && ($0.hasSuffix(".pb") || $0.hasSuffix(".pb.gz")) }) else {
@@ -54,9 +54,9 @@ public enum Fixtures {
         return directory.appendingPathComponent(match)
     }
 
-    public struct FixtureError: Error, CustomStringConvertible {
-        public var message: String
-        public init(message: String) { self.message = message }
-        public var description: String { message }
+    package struct FixtureError: Error, CustomStringConvertible {
+        package var message: String
+        package init(message: String) { self.message = message }
+        package var description: String { message }
     }
 }

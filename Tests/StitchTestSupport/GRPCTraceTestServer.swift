@@ -8,8 +8,8 @@ import Synchronization
 ///
 /// Messages go through the serializer pair the caller passes (the exporters' raw-bytes one), so
 /// the server reads exactly the bytes a client sent.
-public final class GRPCTraceTestServer: Sendable {
-    public enum Answer: Sendable {
+package final class GRPCTraceTestServer: Sendable {
+    package enum Answer: Sendable {
         /// `OK` with these `ExportTraceServiceResponse` bytes (empty: full success).
         case ok([UInt8])
         /// The call fails with this status (its metadata goes out as trailers).
@@ -19,12 +19,12 @@ public final class GRPCTraceTestServer: Sendable {
     }
 
     /// One call as received.
-    public struct Call: Sendable {
-        public var metadata: Metadata
-        public var message: [UInt8]
+    package struct Call: Sendable {
+        package var metadata: Metadata
+        package var message: [UInt8]
 
         /// The first string value of metadata `key` (lowercase).
-        public func value(_ key: String) -> String? {
+        package func value(_ key: String) -> String? {
             metadata[stringValues: key].first { _ in true }
         }
     }
@@ -40,7 +40,7 @@ public final class GRPCTraceTestServer: Sendable {
     private let serving = Mutex<Task<Void, Never>?>(nil)
 
     /// Answers in order; the last answer repeats. `port` 0 binds an ephemeral port.
-    public init(
+    package init(
         port: Int = 0, answers: [Answer] = [.ok([])],
         serializer: some MessageSerializer<[UInt8]>, deserializer: some MessageDeserializer<[UInt8]>
     ) {
@@ -74,10 +74,10 @@ public final class GRPCTraceTestServer: Sendable {
     }
 
     /// Every call so far, in arrival order.
-    public var calls: [Call] { recorded.calls.withLock { $0 } }
+    package var calls: [Call] { recorded.calls.withLock { $0 } }
 
     /// Starts serving and returns the bound port.
-    public func start() async throws -> Int {
+    package func start() async throws -> Int {
         let server = self.server
         serving.withLock { task in
             task = Task { try? await server.serve() }
@@ -88,7 +88,7 @@ public final class GRPCTraceTestServer: Sendable {
     }
 
     /// Stops at once: calls in flight are cancelled, the port is released.
-    public func shutdown() async {
+    package func shutdown() async {
         guard let task = serving.withLock({ $0 }) else { return }
         server.beginGracefulShutdown()
         task.cancel()

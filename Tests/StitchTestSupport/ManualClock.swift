@@ -1,33 +1,33 @@
 import Synchronization
 
 /// A test-controlled instant: an offset from an arbitrary zero, so that tests say "t = 2.5 s".
-public struct TestInstant: InstantProtocol, CustomStringConvertible {
-    public var offset: Duration
+package struct TestInstant: InstantProtocol, CustomStringConvertible {
+    package var offset: Duration
 
-    public init(offset: Duration) { self.offset = offset }
+    package init(offset: Duration) { self.offset = offset }
 
-    public static let zero = TestInstant(offset: .zero)
+    package static let zero = TestInstant(offset: .zero)
 
-    public static func seconds(_ value: Double) -> TestInstant { TestInstant(offset: .milliseconds(Int64(value * 1000))) }
+    package static func seconds(_ value: Double) -> TestInstant { TestInstant(offset: .milliseconds(Int64(value * 1000))) }
 
-    public func advanced(by duration: Duration) -> TestInstant { TestInstant(offset: offset + duration) }
+    package func advanced(by duration: Duration) -> TestInstant { TestInstant(offset: offset + duration) }
 
-    public func duration(to other: TestInstant) -> Duration { other.offset - offset }
+    package func duration(to other: TestInstant) -> Duration { other.offset - offset }
 
-    public static func < (lhs: TestInstant, rhs: TestInstant) -> Bool { lhs.offset < rhs.offset }
+    package static func < (lhs: TestInstant, rhs: TestInstant) -> Bool { lhs.offset < rhs.offset }
 
-    public var description: String { "t=\(offset)" }
+    package var description: String { "t=\(offset)" }
 }
 
 /// A clock that moves only when the test says so (`advance(by:)`); sleepers wake when it passes
 /// their deadline and throw `CancellationError` when their task is cancelled. Every sleep is
 /// recorded with its length, and `nextSleep()` waits (without sleeping) until the code under test
 /// starts one. Shared by the assembler and the exporter tests.
-public final class ManualClock: Clock {
-    public typealias Instant = TestInstant
-    public typealias Duration = Swift.Duration
+package final class ManualClock: Clock {
+    package typealias Instant = TestInstant
+    package typealias Duration = Swift.Duration
 
-    public init() {}
+    package init() {}
 
     private struct Sleeper {
         var id: UInt64
@@ -47,13 +47,13 @@ public final class ManualClock: Clock {
 
     private let state = Mutex(State())
 
-    public var now: TestInstant { state.withLock { $0.now } }
-    public var minimumResolution: Duration { .zero }
+    package var now: TestInstant { state.withLock { $0.now } }
+    package var minimumResolution: Duration { .zero }
 
     /// Every sleep requested so far, in order.
-    public var sleeps: [Duration] { state.withLock { $0.allSleeps } }
+    package var sleeps: [Duration] { state.withLock { $0.allSleeps } }
 
-    public func sleep(until deadline: TestInstant, tolerance: Duration?) async throws {
+    package func sleep(until deadline: TestInstant, tolerance: Duration?) async throws {
         let id = state.withLock { state in
             state.nextID += 1
             return state.nextID
@@ -87,7 +87,7 @@ public final class ManualClock: Clock {
     }
 
     /// The length of the next sleep the code under test starts (or already started and no one saw).
-    public func nextSleep() async -> Duration {
+    package func nextSleep() async -> Duration {
         await withCheckedContinuation { continuation in
             let ready = state.withLock { state -> Duration? in
                 if !state.unseenSleeps.isEmpty { return state.unseenSleeps.removeFirst() }
@@ -99,15 +99,15 @@ public final class ManualClock: Clock {
     }
 
     /// How many tasks are sleeping on this clock.
-    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+    package var sleeperCount: Int { state.withLock { $0.sleepers.count } }
 
     /// Waits (yielding, never sleeping) until `count` tasks sleep on this clock.
-    public func waitForSleepers(_ count: Int) async {
+    package func waitForSleepers(_ count: Int) async {
         while sleeperCount < count { await Task.yield() }
     }
 
     /// Moves time forward and wakes every sleeper whose deadline has come.
-    public func advance(by duration: Duration) {
+    package func advance(by duration: Duration) {
         let due = state.withLock { state -> [Sleeper] in
             state.now = state.now.advanced(by: duration)
             let now = state.now

@@ -6,7 +6,7 @@ extension OTLPJSON {
     /// Converts a protobuf `ExportTraceServiceRequest` to OTLP/JSON: lowerCamelCase keys, ids as lowercase
     /// hex (as received, whatever their length), enums as integers, 64-bit integers as decimal strings,
     /// default values left out. `Resource.entity_refs` and unknown fields are not carried over.
-    public static func jsonFromProtobuf(_ bytes: [UInt8]) throws(WireError) -> [UInt8] {
+    package static func jsonFromProtobuf(_ bytes: [UInt8]) throws(WireError) -> [UInt8] {
         let request = try OTLPTraceDecoder.rawDetail(bytes)
         var writer = JSONWriter()
         writer.beginObject()

@@ -12,25 +12,25 @@ import Darwin
 ///
 /// Every call is `async` and does its blocking socket work on a Dispatch thread: blocking a thread of
 /// Swift's cooperative pool (2 threads on this machine) would starve the server under test.
-public final class RawHTTPClient: Sendable {
-    public struct Response: Sendable {
-        public var status: Int
-        public var headers: [(name: String, value: String)]
-        public var body: [UInt8]
-        public func header(_ name: String) -> String? {
+package final class RawHTTPClient: Sendable {
+    package struct Response: Sendable {
+        package var status: Int
+        package var headers: [(name: String, value: String)]
+        package var body: [UInt8]
+        package func header(_ name: String) -> String? {
             headers.first { $0.name.lowercased() == name.lowercased() }?.value
         }
-        public var text: String { String(decoding: body, as: UTF8.self) }
+        package var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    public struct ClientError: Error, CustomStringConvertible {
-        public var description: String
+    package struct ClientError: Error, CustomStringConvertible {
+        package var description: String
     }
 
     private let fd: Int32
     private let buffer = Mutex<[UInt8]>([])
 
-    public init(port: Int, timeoutSeconds: Int = 10) throws {
+    package init(port: Int, timeoutSeconds: Int = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError(description: "socket() failed") }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
@@ -51,7 +51,7 @@ public final class RawHTTPClient: Sendable {
     deinit { close(fd) }
 
     /// Binds an ephemeral 127.0.0.1 port, closes it and returns its number (free right now).
-    public static func listenAndClose() throws -> Int {
+    package static func listenAndClose() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError(description: "socket() failed") }
         defer { close(fd) }
@@ -71,7 +71,7 @@ public final class RawHTTPClient: Sendable {
     }
 
     /// Sends one request; `contentLength` overrides the header (to announce a body that is not sent).
-    public func send(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = [],
+    package func send(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = [],
                      contentLength: Int? = nil) async throws {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
@@ -79,21 +79,21 @@ public final class RawHTTPClient: Sendable {
         try await write(Array(head.utf8) + body)
     }
 
-    public func write(_ bytes: [UInt8]) async throws {
+    package func write(_ bytes: [UInt8]) async throws {
         try await offload { try self.writeBlocking(bytes) }
     }
 
-    public func request(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = []) async throws -> Response {
+    package func request(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = []) async throws -> Response {
         try await send(method: method, path: path, headers: headers, body: body)
         return try await readResponse()
     }
 
-    public func readResponse() async throws -> Response {
+    package func readResponse() async throws -> Response {
         try await offload { try self.buffer.withLock { try self.readResponseBlocking(&$0) } }
     }
 
     /// True when the server closed the connection (a read returns 0 bytes).
-    public func isClosedByPeer() async -> Bool {
+    package func isClosedByPeer() async -> Bool {
         (try? await offload { () -> Bool in
             var byte: UInt8 = 0
             return recv(self.fd, &byte, 1, 0) == 0

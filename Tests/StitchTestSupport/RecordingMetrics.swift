@@ -3,32 +3,32 @@ import Synchronization
 
 /// A `MetricsFactory` that keeps the latest value of every gauge and timer and the sum of every
 /// counter, keyed `label{name=value,…}`, so that tests can read what a component reported.
-public final class RecordingMetrics: MetricsFactory {
+package final class RecordingMetrics: MetricsFactory {
     private let values = Mutex<[String: Double]>([:])
 
-    public init() {}
+    package init() {}
 
-    public subscript(key: String) -> Double? { values.withLock { $0[key] } }
+    package subscript(key: String) -> Double? { values.withLock { $0[key] } }
 
     private func key(_ label: String, _ dimensions: [(String, String)]) -> String {
         dimensions.isEmpty ? label : label + "{" + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",") + "}"
     }
 
-    public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+    package func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
         Handler(key: key(label, dimensions), metrics: self, accumulates: true)
     }
 
-    public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
+    package func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         Handler(key: key(label, dimensions), metrics: self, accumulates: false)
     }
 
-    public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
+    package func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         Handler(key: key(label, dimensions), metrics: self, accumulates: false)
     }
 
-    public func destroyCounter(_ handler: any CounterHandler) {}
-    public func destroyRecorder(_ handler: any RecorderHandler) {}
-    public func destroyTimer(_ handler: any TimerHandler) {}
+    package func destroyCounter(_ handler: any CounterHandler) {}
+    package func destroyRecorder(_ handler: any RecorderHandler) {}
+    package func destroyTimer(_ handler: any TimerHandler) {}
 
     private final class Handler: CounterHandler, RecorderHandler, TimerHandler {
         let key: String

@@ -2,30 +2,30 @@ import OTLPWire
 
 /// Distributed traces made up for tests: each trace has `services` services, the first holding the
 /// root, each next one a child of a span of the previous service (a remote-parent edge).
-public struct SyntheticTraces: Sendable {
-    public var traceCount: Int
-    public var spansPerService: Int
-    public var services: [String]
+package struct SyntheticTraces: Sendable {
+    package var traceCount: Int
+    package var spansPerService: Int
+    package var services: [String]
     /// Offsets trace ids so that two sets do not collide.
-    public var seed: UInt64
+    package var seed: UInt64
 
-    public init(traceCount: Int, spansPerService: Int, services: [String], seed: UInt64 = 1) {
+    package init(traceCount: Int, spansPerService: Int, services: [String], seed: UInt64 = 1) {
         self.traceCount = traceCount
         self.spansPerService = spansPerService
         self.services = services
         self.seed = seed
     }
 
-    public var spansPerTrace: Int { spansPerService * services.count }
+    package var spansPerTrace: Int { spansPerService * services.count }
 
-    public func traceID(_ index: Int) -> TraceID { TraceID(high: seed &* 0x9E37_79B9_7F4A_7C15 | 1, low: UInt64(index + 1)) }
+    package func traceID(_ index: Int) -> TraceID { TraceID(high: seed &* 0x9E37_79B9_7F4A_7C15 | 1, low: UInt64(index + 1)) }
 
     func spanID(trace: Int, service: Int, span: Int) -> SpanID {
         SpanID(raw: UInt64(trace + 1) << 32 | UInt64(service + 1) << 16 | UInt64(span + 1))
     }
 
     /// One export request per service (as each service's SDK would send it), for traces in `range`.
-    public func requests(traces range: Range<Int>) -> [(service: String, body: [UInt8])] {
+    package func requests(traces range: Range<Int>) -> [(service: String, body: [UInt8])] {
         services.indices.map { service in
             let spans = range.flatMap { trace in
                 (0..<spansPerService).map { span in self.span(trace: trace, service: service, span: span) }

@@ -4,7 +4,8 @@ import OTLPWire
 import TraceEdge
 
 /// Builds span records without the wire decoder: one resource and scope per payload, and a span's
-/// "encoded bytes" are just a range of the wanted length (the assembler never reads them).
+/// "encoded bytes" are just a range of the wanted length (the assembler only reads them to compact a
+/// payload, which a span's own payload never needs: it is all span).
 enum TestSpans {
     static func payload(experimentID: String? = nil, service: String = "svc") -> RequestPayload {
         RequestPayload(
@@ -14,15 +15,20 @@ enum TestSpans {
             experimentID: experimentID)
     }
 
-    static let defaultPayload = payload()
-
     /// A span of trace `trace` with id `id` and parent `parent` (0: a root). `serial` goes into the
-    /// start time, so tests can tell two records with the same ids apart.
+    /// start time, so tests can tell two records with the same ids apart. Without `payload`, the span
+    /// gets a payload of its own of `size` bytes (so it is charged `size` buffered bytes); a payload from
+    /// `payload(experimentID:service:)` has no bytes and is charged nothing.
     static func span(
         trace: UInt64, id: UInt64, parent: UInt64 = 0, size: Int = 100, flags: UInt32 = 0x100,
-        serial: UInt64 = 0, payload: RequestPayload = defaultPayload
+        serial: UInt64 = 0, payload: RequestPayload? = nil
     ) -> SpanRecord {
-        SpanRecord(
+        let payload = payload ?? RequestPayload(
+            bytes: [UInt8](repeating: 0, count: size),
+            resources: [ResourceEntry(resourceBytes: 0..<0, schemaURL: 0..<0, serviceName: "svc")],
+            scopes: [ScopeEntry(resourceIndex: 0, scopeBytes: 0..<0, schemaURL: 0..<0)],
+            experimentID: nil)
+        return SpanRecord(
             traceID: TraceID(high: 0xABCD, low: trace), spanID: SpanID(raw: id), parentSpanID: SpanID(raw: parent),
             startTimeUnixNano: serial, endTimeUnixNano: serial + 1,
             flags: flags, kind: 1, statusCode: 0,
