@@ -78,6 +78,8 @@ package final class OTLPGRPCExporter: TraceExporter {
         connections = Task {
             do {
                 try await client.runConnections()
+            } catch let error as RuntimeError where error.code == .clientIsStopped {
+                // shutdown() came before the connections started: nothing was running.
             } catch {
                 logger.warning("gRPC client stopped", metadata: ["destination": "\(name)", "error": "\(error)"])
             }

@@ -228,3 +228,18 @@ struct OTLPGRPCExporterTests {
         #expect(ProtobufResponses.retryDelay(statusDetails: status.bytes) == nil)
     }
 }
+
+@Suite("OTLPGRPCExporter lifecycle", .timeLimit(.minutes(1)))
+struct OTLPGRPCExporterLifecycleTests {
+    @Test("shutdown right after opening, and shutdown after calls, both return and log nothing")
+    func shutdown() async throws {
+        let logs = ExportTestLogs()
+        let idle = try OTLPGRPCExporter(configuration: OTLPGRPCExporterConfiguration(endpoint: "http://127.0.0.1:1"), logger: logs.logger())
+        await idle.shutdown()
+        let trace = try ExportTestTraces.synthetic(trace: 1, spanCount: 1)
+        try await withGRPCExporter(logs: logs) { exporter, _ in
+            #expect(await exporter.deliver([trace]) == .delivered)
+        }
+        #expect(logs.lines.allSatisfy { !$0.text.contains("gRPC client stopped") })
+    }
+}
