@@ -105,3 +105,19 @@ extension ReceiverError.Code {
 extension ReceiverError {
     public var description: String { "\(httpStatus): \(message)" }
 }
+
+/// A receiver could not listen at start-up (Stitch exits with status 2, naming the address).
+public struct ListenerStartupError: Error, Sendable, CustomStringConvertible {
+    /// `OTLP/HTTP` or `OTLP/gRPC`.
+    public var listener: String
+    public var address: String
+    public var reason: String
+
+    public init(listener: String, address: String, reason: String) {
+        self.listener = listener
+        self.address = address
+        self.reason = reason
+    }
+
+    public var description: String { "the \(listener) receiver cannot listen on \(address): \(reason)" }
+}
