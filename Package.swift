@@ -2,7 +2,7 @@
 import PackageDescription
 
 // One module per pipeline stage; dependencies point one way:
-// OTLPWire ← TraceEdge ← { TraceAssembler, TraceModel ← SQLiteStore, Exporters }, Receiver ← StitchCore ← stitch
+// OTLPWire ← TraceEdge ← { TraceAssembler, TraceModel ← SQLiteStore, Exporters }, Receiver ← GRPCReceiver ← StitchCore ← stitch
 let package = Package(
     name: "stitch",
     // Linux only (Debian 12, Swift 6.3), as the README says; the glibc- and /proc-specific memory release
@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.42.0"),
     ],
     targets: [
         // zlib from the system (zlib1g-dev) for bounded, streaming inflate of request bodies.
@@ -112,11 +113,30 @@ let package = Package(
             ]
         ),
 
+        // OTLP/gRPC server (grpc-swift 2 over its NIO HTTP/2 transport): the message bytes go to the same
+        // decode/answer path as OTLP/HTTP (Receiver's OTLPExportEndpoint); no generated code.
+        .target(
+            name: "GRPCReceiver",
+            dependencies: [
+                "OTLPWire",
+                "Deflate",
+                "Receiver",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+
         // Configuration, pipeline wiring, metrics, lifecycle, query API.
         .target(
             name: "StitchCore",
             dependencies: [
-                "OTLPWire", "TraceEdge", "TraceAssembler", "TraceModel", "SQLiteStore", "Receiver", "Exporters", "CMalloc",
+                "OTLPWire", "TraceEdge", "TraceAssembler", "TraceModel", "SQLiteStore", "Receiver", "GRPCReceiver", "Exporters", "CMalloc",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -176,9 +196,9 @@ let package = Package(
             path: "Benchmarks/StoreBench"
         ),
 
-        // Fixture loading, a raw HTTP client and compression helpers shared by the test targets.
+        // Fixture loading, a raw HTTP client, a recording ingest and compression helpers shared by the test targets.
         .target(name: "StitchTestSupport", dependencies: [
-            "OTLPWire",
+            "OTLPWire", "Receiver",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -198,6 +218,13 @@ let package = Package(
         ]),
         .testTarget(name: "ReceiverTests", dependencies: [
             "Receiver", "OTLPWire", "Deflate", "StitchTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .testTarget(name: "GRPCReceiverTests", dependencies: [
+            "GRPCReceiver", "Receiver", "OTLPWire", "Deflate", "StitchTestSupport",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

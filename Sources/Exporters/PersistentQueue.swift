@@ -64,7 +64,7 @@ package final class PersistentQueue: Sendable {
 
     /// Opens (or creates) the queue in `configuration.directory` and recovers what is on disk.
     /// - Parameter now: wall-clock time in milliseconds since 1970 (append times, oldest-age gauge).
-    package init(
+    package convenience init(
         name: String, configuration: PersistentQueueConfiguration, logger: Logger, metrics: any MetricsFactory,
         now: @escaping @Sendable () -> Int64
     ) throws {
@@ -78,6 +78,16 @@ package final class PersistentQueue: Sendable {
         let recovered = try QueueRecovery(
             directory: configuration.directory, configuration: configuration, logger: logger, metrics: metrics
         ).recover()
+        self.init(name: name, configuration: configuration, logger: logger, metrics: metrics, recovered: recovered, now: now)
+    }
+
+    /// Everything that can fail is done by the convenience initializer above: Swift 6.3.1's optimizer
+    /// crashed ("Found outside of lifetime use", CopyPropagation) on this class's initializer while it
+    /// both threw and stored the Mutex-wrapped core.
+    private init(
+        name: String, configuration: PersistentQueueConfiguration, logger: Logger, metrics: PersistentQueueMetrics,
+        recovered: QueueRecovery.Result, now: @escaping @Sendable () -> Int64
+    ) {
         self.name = name
         self.configuration = configuration
         self.now = now

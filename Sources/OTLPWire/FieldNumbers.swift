@@ -124,4 +124,22 @@ enum Field {
         static let message: UInt32 = 2
         static let details: UInt32 = 3
     }
+
+    /// `google.protobuf.Any`
+    enum AnyMessage {
+        static let typeURL: UInt32 = 1
+        static let value: UInt32 = 2
+    }
+
+    /// `google.rpc.RetryInfo` and its `google.protobuf.Duration`
+    enum RetryInfo {
+        static let retryDelay: UInt32 = 1
+        static let seconds: UInt32 = 1
+    }
+
+    /// `grpc.health.v1.HealthCheckRequest` / `HealthCheckResponse`
+    enum Health {
+        static let service: UInt32 = 1
+        static let status: UInt32 = 1
+    }
 }

@@ -33,6 +33,26 @@ package enum OTLPResponses {
         return writer.bytes
     }
 
+    /// `google.rpc.Status` with `code` (a gRPC code) and `message`; with `retryDelaySeconds`, its
+    /// `details` carry a `google.rpc.RetryInfo` (OTLP/gRPC spec, "Failures": the client waits that long).
+    /// Binary only: it is what gRPC sends in `grpc-status-details-bin`.
+    package static func status(code: Int32, message: String, retryDelaySeconds: Int?) -> [UInt8] {
+        var writer = WireWriter()
+        writer.int32Field(Field.RPCStatus.code, code)
+        writer.stringField(Field.RPCStatus.message, message)
+        if let retryDelaySeconds {
+            writer.message(Field.RPCStatus.details) { any in
+                any.stringField(Field.AnyMessage.typeURL, "type.googleapis.com/google.rpc.RetryInfo")
+                var info = WireWriter()
+                info.message(Field.RetryInfo.retryDelay) { duration in
+                    duration.int64Field(Field.RetryInfo.seconds, Int64(retryDelaySeconds))
+                }
+                any.lengthDelimited(Field.AnyMessage.value, info.bytes)
+            }
+        }
+        return writer.bytes
+    }
+
     /// `google.rpc.Status` with `code` (a gRPC code) and `message`.
     package static func status(code: Int32, message: String, json: Bool) -> [UInt8] {
         if json {

@@ -71,31 +71,59 @@ package struct OTLPExportEndpoint: Sendable {
     package func handle(headers: [(name: String, value: String)], body: [UInt8]) async -> HTTPResponseValue {
         let lookup = { (name: String) in HTTPRequestSummary.header(name, in: headers) }
         let media = MediaType(contentType: lookup("content-type")) ?? .protobuf
-        do {
-            let batch = try decode(media: media, encoding: lookup("content-encoding"),
-                                   experimentHeader: lookup("x-mlflow-experiment-id"), body: body)
-            metrics.spansReceived.increment(by: Int64(batch.spans.count))
-            if batch.rejectedSpans > 0 {
-                metrics.spansRejected.increment(by: Int64(batch.rejectedSpans))
-                logger.debug("rejected spans", metadata: [
-                    "spans.rejected": "\(batch.rejectedSpans)", "reason": "\(batch.firstRejection ?? "")",
-                ])
-            }
-            if !batch.spans.isEmpty, case .refused(let error) = await ingest.ingest(batch) {
-                metrics.spansRefused.increment(by: Int64(batch.spans.count))
-                return errorResponse(error, media: media)
-            }
-            let message = batch.rejectedSpans > 0
-                ? "\(batch.rejectedSpans) span(s) rejected; first: \(batch.firstRejection ?? "invalid span")"
-                : nil
+        switch await export(media: media, encoding: lookup("content-encoding"),
+                            experimentHeader: lookup("x-mlflow-experiment-id"), body: body) {
+        case .accepted(let rejectedSpans, let message):
             metrics.count(status: 200)
             return HTTPResponseValue(
                 status: 200, contentType: media.contentType,
-                body: OTLPResponses.exportResponse(rejectedSpans: Int64(batch.rejectedSpans), errorMessage: message,
+                body: OTLPResponses.exportResponse(rejectedSpans: Int64(rejectedSpans), errorMessage: message,
                                                    json: media == .json))
-        } catch {
-            return errorResponse(error, media: media)
+        case .refused(let error):
+            return httpAnswer(error, media: media)
         }
+    }
+
+    /// The export itself, the same for every transport (OTLP/HTTP here, OTLP/gRPC in GRPCReceiver):
+    /// decompress within the limit, decode, count, hand to the pipeline. A refusal is counted here.
+    ///
+    /// - Parameters:
+    ///   - encoding: `Content-Encoding` (HTTP) or `grpc-encoding` (gRPC); nil for none.
+    ///   - body: the message as it arrived (still compressed).
+    package func export(media: MediaType, encoding: String?, experimentHeader: String?, body: [UInt8]) async -> ExportOutcome {
+        metrics.bytesReceived.increment(by: Int64(body.count))
+        let batch: DecodedBatch
+        do {
+            batch = try decode(media: media, encoding: encoding, experimentHeader: experimentHeader, body: body)
+        } catch {
+            return refuse(error)
+        }
+        metrics.spansReceived.increment(by: Int64(batch.spans.count))
+        if batch.rejectedSpans > 0 {
+            metrics.spansRejected.increment(by: Int64(batch.rejectedSpans))
+            logger.debug("rejected spans", metadata: [
+                "spans.rejected": "\(batch.rejectedSpans)", "reason": "\(batch.firstRejection ?? "")",
+            ])
+        }
+        if !batch.spans.isEmpty, case .refused(let error) = await ingest.ingest(batch) {
+            metrics.spansRefused.increment(by: Int64(batch.spans.count))
+            return refuse(error)
+        }
+        let message = batch.rejectedSpans > 0
+            ? "\(batch.rejectedSpans) span(s) rejected; first: \(batch.firstRejection ?? "invalid span")"
+            : nil
+        return .accepted(rejectedSpans: batch.rejectedSpans, message: message)
+    }
+
+    /// Counts (by reason) and logs a refusal; every transport's refusals go through here.
+    package func refuse(_ error: ReceiverError) -> ExportOutcome {
+        metrics.refusal(error)
+        if error.httpStatus >= 500 || error.httpStatus == 429 {
+            logger.debug("refused request", metadata: [
+                "protocol": "\(metrics.protocolName)", "http.status": "\(error.httpStatus)", "reason": "\(error.message)",
+            ])
+        }
+        return .refused(error)
     }
 
     func decode(media: MediaType, encoding: String?, experimentHeader: String?, body: [UInt8]) throws(ReceiverError) -> DecodedBatch {
@@ -133,13 +161,15 @@ package struct OTLPExportEndpoint: Sendable {
         return value
     }
 
-    /// A `google.rpc.Status` body in the request's content type, with `Retry-After` when throttling.
+    /// A refusal found by the HTTP transport (before the export): counted, then answered.
     package func errorResponse(_ error: ReceiverError, media: MediaType?) -> HTTPResponseValue {
+        _ = refuse(error)
+        return httpAnswer(error, media: media)
+    }
+
+    /// A `google.rpc.Status` body in the request's content type, with `Retry-After` when throttling.
+    func httpAnswer(_ error: ReceiverError, media: MediaType?) -> HTTPResponseValue {
         metrics.count(status: error.httpStatus)
-        metrics.refusal(error)
-        if error.httpStatus >= 500 || error.httpStatus == 429 {
-            logger.debug("refused request", metadata: ["http.status": "\(error.httpStatus)", "reason": "\(error.message)"])
-        }
         let media = media ?? .json
         var extra: [(name: String, value: String)] = []
         if let retry = error.retryAfterSeconds { extra.append(("Retry-After", String(retry))) }
@@ -151,29 +181,48 @@ package struct OTLPExportEndpoint: Sendable {
     }
 }
 
+/// What an export came to, whatever the transport carried it.
+package enum ExportOutcome: Sendable, Equatable {
+    /// Taken: OTLP success, with `partial_success` when spans were rejected (`message` says why).
+    case accepted(rejectedSpans: Int, message: String?)
+    /// Not taken (bad data, over the limit, the pipeline full); already counted by reason.
+    case refused(ReceiverError)
+}
+
 /// The receiver's counters; created from an injected `MetricsFactory`.
 package struct ReceiverMetrics: Sendable {
     let spansReceived: Counter
     let spansRejected: Counter
     let spansRefused: Counter
     let bytesReceived: Counter
-    let factory: any MetricsFactory
+    package let factory: any MetricsFactory
+    /// The `protocol` label of every counter here: `http` or `grpc`.
+    package let protocolName: String
 
-    package init(factory: any MetricsFactory) {
+    /// Every counter carries `protocol` (`http` for OTLP/HTTP, `grpc` for OTLP/gRPC), so that the two
+    /// receivers' figures add up under one name and can be told apart.
+    package init(factory: any MetricsFactory, protocol protocolName: String = "http") {
         self.factory = factory
-        spansReceived = Counter(label: "stitch_spans_received_total", factory: factory)
-        spansRejected = Counter(label: "stitch_spans_rejected_total", factory: factory)
-        spansRefused = Counter(label: "stitch_spans_refused_total", factory: factory)
-        bytesReceived = Counter(label: "stitch_request_bytes_total", factory: factory)
+        self.protocolName = protocolName
+        let label = [("protocol", protocolName)]
+        spansReceived = Counter(label: "stitch_spans_received_total", dimensions: label, factory: factory)
+        spansRejected = Counter(label: "stitch_spans_rejected_total", dimensions: label, factory: factory)
+        spansRefused = Counter(label: "stitch_spans_refused_total", dimensions: label, factory: factory)
+        bytesReceived = Counter(label: "stitch_request_bytes_total", dimensions: label, factory: factory)
+        connectionsRefused = Counter(label: "stitch_connections_refused_total", dimensions: label, factory: factory)
         var byStatus: [Int: Counter] = [:]
         for status in [200, 400, 404, 405, 413, 415, 429, 500, 503] {
             byStatus[status] = Counter(label: "stitch_http_requests_total", dimensions: [("status", String(status))], factory: factory)
         }
         requestsByStatus = byStatus
         refusalsByReason = Dictionary(uniqueKeysWithValues: ReceiverError.Code.allCases.map { code in
-            (code.label, Counter(label: "stitch_requests_refused_total", dimensions: [("reason", code.label)], factory: factory))
+            (code.label, Counter(label: "stitch_requests_refused_total",
+                                 dimensions: [("protocol", protocolName), ("reason", code.label)], factory: factory))
         })
     }
+
+    /// Connections closed at once because `max_connections` were open.
+    package let connectionsRefused: Counter
 
     /// Pre-made for the statuses the receiver answers, so that counting a request does not look up
     /// the registry on the hot path.

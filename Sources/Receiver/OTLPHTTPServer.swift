@@ -93,7 +93,7 @@ package final class OTLPHTTPServer: Sendable {
             _ = openConnections.subtract(1, ordering: .relaxed)
         }
         if open > configuration.maxConnections {
-            Counter(label: "stitch_connections_refused_total", factory: metrics.factory).increment()
+            metrics.connectionsRefused.increment()
             return channel.close()
         }
         return channel.eventLoop.makeCompletedFuture {
@@ -175,7 +175,6 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 state = .responding
                 let headers = head.headers.map { (name: $0.name, value: $0.value) }
                 let bytes = body
-                endpoint.metrics.bytesReceived.increment(by: Int64(bytes.count))
                 let endpoint = self.endpoint
                 dispatch(context: context, head: head) { await endpoint.handle(headers: headers, body: bytes) }
             case .discarding(let head, _, let pending):

@@ -105,3 +105,19 @@ extension ReceiverError.Code {
 extension ReceiverError {
     package var description: String { "\(httpStatus): \(message)" }
 }
+
+/// A receiver could not listen at start-up (Stitch exits with status 2, naming the address).
+package struct ListenerStartupError: Error, Sendable, CustomStringConvertible {
+    /// `OTLP/HTTP` or `OTLP/gRPC`.
+    package var listener: String
+    package var address: String
+    package var reason: String
+
+    package init(listener: String, address: String, reason: String) {
+        self.listener = listener
+        self.address = address
+        self.reason = reason
+    }
+
+    package var description: String { "the \(listener) receiver cannot listen on \(address): \(reason)" }
+}

@@ -2,6 +2,7 @@ import Logging
 import Metrics
 import NIOCore
 import OTLPWire
+import GRPCReceiver
 import Receiver
 import ServiceLifecycle
 import TraceAssembler
@@ -139,11 +140,36 @@ package struct ReceiverService: Service {
     }
 
     package func run() async throws {
-        let address = try await server.start()
+        let address: SocketAddress
+        do {
+            address = try await server.start()
+        } catch {
+            let configuration = server.configuration
+            throw ListenerStartupError(listener: "OTLP/HTTP", address: "\(configuration.host):\(configuration.port)", reason: "\(error)")
+        }
         onStarted(address)
         // Wait until shutdown is requested (or the task is cancelled).
         try? await gracefulShutdown()
         await server.shutdown()
+    }
+}
+
+/// Serves OTLP/gRPC until graceful shutdown, then stops taking calls and answers those in flight.
+package struct GRPCReceiverService: Service {
+    let server: OTLPGRPCServer
+    let onStarted: @Sendable (_ port: Int) -> Void
+
+    package init(server: OTLPGRPCServer, onStarted: @escaping @Sendable (_ port: Int) -> Void = { _ in }) {
+        self.server = server
+        self.onStarted = onStarted
+    }
+
+    package func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.serve(onListening: onStarted)
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+        }
     }
 }
 

@@ -4,6 +4,7 @@ import Metrics
 import NIOCore
 import NIOPosix
 import Prometheus
+import GRPCReceiver
 import Receiver
 import ServiceLifecycle
 import UnixSignals
@@ -38,6 +39,7 @@ package struct StitchApplication: Sendable {
     ///
     /// - Parameters:
     ///   - onListening: called with the bound address once the receiver accepts connections.
+    ///   - onGRPCListening: called with the bound port once the OTLP/gRPC receiver (when on) accepts connections.
     ///   - onGroup: called with the running service group (`triggerGracefulShutdown()` on it stops it
     ///     like SIGTERM).
     ///   - onShutdownTimeout: called when graceful shutdown outlives `shutdown_timeout`, before the
@@ -45,6 +47,7 @@ package struct StitchApplication: Sendable {
     package func run(
         signals: [UnixSignal] = [.sigterm, .sigint],
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in },
+        onGRPCListening: @escaping @Sendable (_ port: Int) -> Void = { _ in },
         onGroup: @Sendable (ServiceGroup) -> Void = { _ in },
         onShutdownTimeout: @escaping @Sendable (any Error) -> Void = { _ in }
     ) async throws {
@@ -53,7 +56,7 @@ package struct StitchApplication: Sendable {
         do {
             let progress = ShutdownDeadline.Progress()
             let group = makeServiceGroup(destinations: destinations, metrics: factory, progress: progress,
-                                         signals: signals, onListening: onListening)
+                                         signals: signals, onListening: onListening, onGRPCListening: onGRPCListening)
             onGroup(group)
             try await ShutdownDeadline(timeout: configuration.shutdownTimeout, progress: progress)
                 .run(group, logger: logger, onTimeout: onShutdownTimeout)
@@ -82,7 +85,8 @@ package struct StitchApplication: Sendable {
     /// The pipeline's services as a group over open destinations.
     func makeServiceGroup(destinations: [RunningDestination], metrics factory: PrometheusMetricsFactory,
                           progress: ShutdownDeadline.Progress, signals: [UnixSignal],
-                          onListening: @escaping @Sendable (SocketAddress) -> Void) -> ServiceGroup {
+                          onListening: @escaping @Sendable (SocketAddress) -> Void,
+                          onGRPCListening: @escaping @Sendable (_ port: Int) -> Void = { _ in }) -> ServiceGroup {
         let assembler = TraceAssembler(
             configuration: configuration.assembler, clock: ContinuousClock(),
             logger: logger, metrics: factory, release: { traces in Self.fanOut(traces, to: destinations) })
@@ -94,15 +98,22 @@ package struct StitchApplication: Sendable {
                 maxBodySize: configuration.maxBodySize, maxConnections: configuration.maxConnections),
             ingest: ingest,
             routes: QueryRoutes(store: queryStore, registry: registry),
-            logger: logger, metrics: ReceiverMetrics(factory: factory))
+            logger: logger, metrics: ReceiverMetrics(factory: factory, protocol: "http"))
+        let grpcServer = configuration.grpcListen.map { address in
+            OTLPGRPCServer(
+                configuration: GRPCReceiverConfiguration(
+                    host: address.host, port: address.port,
+                    maxBodySize: configuration.maxBodySize, maxConnections: configuration.maxConnections),
+                ingest: ingest, logger: logger, metrics: ReceiverMetrics(factory: factory, protocol: "grpc"))
+        }
         for destination in destinations {
             logger.info("destination", metadata: ["destination": "\(destination.configuration.name)",
                                                    "traces": "\(destination.configuration.traces.rawValue)",
                                                    "target": "\(Self.describe(destination.configuration.kind))"])
         }
 
-        // Senders first, writers next, then the assembler, the receiver last: graceful shutdown runs
-        // in reverse, so the receiver stops first and the senders last.
+        // Senders first, writers next, then the assembler, the receivers (HTTP, gRPC) last: graceful
+        // shutdown runs in reverse, so the receivers stop first and the senders last.
         let senders = destinations.flatMap { destination in
             destination.services.dropFirst().map { (ShutdownDeadline.Entry(name: "sender '\(destination.configuration.name)'",
                                                                             pending: { destination.pendingOnDisk }), $0) }
@@ -111,10 +122,17 @@ package struct StitchApplication: Sendable {
             destination.services.first.map { (ShutdownDeadline.Entry(name: "writer '\(destination.configuration.name)'",
                                                                       pending: { destination.pendingInMemory }), $0) }
         }
+        var receivers: [(ShutdownDeadline.Entry, any Service)] = [
+            (ShutdownDeadline.Entry(name: "receiver", pending: { nil }), ReceiverService(server: server, onStarted: onListening)),
+        ]
+        if let grpcServer {
+            receivers.append((ShutdownDeadline.Entry(name: "gRPC receiver", pending: { nil }),
+                              GRPCReceiverService(server: grpcServer, onStarted: onGRPCListening)))
+        }
         let pipeline: [(ShutdownDeadline.Entry, any Service)] = [
             (ShutdownDeadline.Entry(name: "assembler", pending: { nil }),
              AssemblerService(assembler: assembler, queues: destinations.map(\.handoff))),
-            (ShutdownDeadline.Entry(name: "receiver", pending: { nil }), ReceiverService(server: server, onStarted: onListening)),
+        ] + receivers + [
             (ShutdownDeadline.Entry(name: "idle memory", pending: { nil }),
              IdleMemoryService(assembler: assembler, queues: destinations.map(\.handoff),
                                stores: destinations.compactMap(\.store), clock: ContinuousClock(), logger: logger, metrics: factory)),
@@ -147,6 +165,9 @@ package struct StitchApplication: Sendable {
         }
     }
 }
+
+/// A receiver could not listen at start-up (Stitch exits with status 2, naming the address).
+package typealias ListenerStartupError = Receiver.ListenerStartupError
 
 /// A destination could not be opened at start-up (Stitch exits with status 2).
 package struct DestinationStartupError: Error, Sendable, CustomStringConvertible {

@@ -13,6 +13,8 @@ import Yams
 package struct StitchConfiguration: Sendable, Equatable {
     /// `listen`: address of the OTLP/HTTP receiver, query API, health and metrics.
     package var listen = ListenAddress(host: "127.0.0.1", port: 4318)
+    /// `grpc_listen`: address of the OTLP/gRPC receiver; nil (an empty value) turns it off.
+    package var grpcListen: ListenAddress? = ListenAddress(host: "127.0.0.1", port: 4317)
     /// `db`: path of the embedded SQLite store.
     package var db = "./stitch-data/stitch.db"
     /// `default_experiment_id`: experiment of traces whose requests carry no `x-mlflow-experiment-id`.
@@ -20,7 +22,8 @@ package struct StitchConfiguration: Sendable, Equatable {
     /// The completion rules (`idle_timeout`, `max_trace_age`, `max_spans_per_trace`, `max_traces`,
     /// `max_buffered_bytes`, `late_window`).
     package var assembler = AssemblerConfiguration()
-    /// `max_body_size`: request body limit, compressed and decompressed (413 over it).
+    /// `max_body_size`: request body (gRPC: message) limit, compressed and decompressed (413, gRPC
+    /// `RESOURCE_EXHAUSTED`, over it).
     package var maxBodySize = 64 * 1024 * 1024
     /// `max_connections`: open connections beyond this are closed at once.
     package var maxConnections = 4096
@@ -98,6 +101,15 @@ extension StitchConfiguration {
             config.listen = address
             return nil
         },
+        string("grpc_listen", "HOST:PORT of the OTLP/gRPC receiver; empty turns it off", { $0.grpcListen?.description ?? "" }) { config, value in
+            if value.trimmingCharacters(in: .whitespaces).isEmpty {
+                config.grpcListen = nil
+                return nil
+            }
+            guard let address = ListenAddress(value) else { return "'\(value)' is not HOST:PORT (e.g. 127.0.0.1:4317), nor empty (off)" }
+            config.grpcListen = address
+            return nil
+        },
         string("db", "path of the embedded SQLite store", { $0.db }) { config, value in
             guard !value.isEmpty else { return "must not be empty" }
             config.db = value
@@ -120,7 +132,7 @@ extension StitchConfiguration {
              1 << 10 ... 1 << 40),
         duration("late_window", "how long released trace ids are remembered for late spans", \.assembler.lateWindow,
                  .zero ... .seconds(7 * 86400)),
-        size("max_body_size", "request body limit, compressed and decompressed (413 over it)", \.maxBodySize, 1 << 10 ... 1 << 30),
+        size("max_body_size", "request body or gRPC message limit, compressed and decompressed (413 / RESOURCE_EXHAUSTED over it)", \.maxBodySize, 1 << 10 ... 1 << 30),
         count("max_connections", "open connections at most", \.maxConnections, 1 ... 1_000_000),
         size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 429", \.storeQueueMaxBytes,
              1 << 10 ... 1 << 40),

@@ -29,6 +29,7 @@ struct Serve: AsyncParsableCommand {
 
     // One flag per configuration key (StitchConfiguration.options), same name in kebab case.
     @Option(help: "HOST:PORT to listen on (default 127.0.0.1:4318).") var listen: String?
+    @Option(help: "HOST:PORT of the OTLP/gRPC receiver; empty turns it off (default 127.0.0.1:4317).") var grpcListen: String?
     @Option(help: "SQLite store path (default ./stitch-data/stitch.db).") var db: String?
     @Option(help: "Experiment for requests without x-mlflow-experiment-id (default 0).") var defaultExperimentId: String?
     @Option(help: "Release a closed trace after this quiet time (default 2s).") var idleTimeout: String?
@@ -37,7 +38,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Buffered traces at most (default 100000).") var maxTraces: String?
     @Option(help: "Request bytes held by buffered spans at most (default 256MiB).") var maxBufferedBytes: String?
     @Option(help: "How long released traces accept late spans (default 10m).") var lateWindow: String?
-    @Option(help: "Request body limit, compressed and decompressed (default 64MiB).") var maxBodySize: String?
+    @Option(help: "Request body / gRPC message limit, compressed and decompressed (default 64MiB).") var maxBodySize: String?
     @Option(help: "Open connections at most (default 4096).") var maxConnections: String?
     @Option(help: "Bytes of finished traces waiting for the store before 503 (default 256MiB).") var storeQueueMaxBytes: String?
     @Option(help: "Traces per store transaction at most (default 1000).") var storeBatchMaxTraces: String?
@@ -50,7 +51,7 @@ struct Serve: AsyncParsableCommand {
 
     var flags: [String: String] {
         let pairs: [(String, String?)] = [
-            ("listen", listen), ("db", db), ("default_experiment_id", defaultExperimentId),
+            ("listen", listen), ("grpc_listen", grpcListen), ("db", db), ("default_experiment_id", defaultExperimentId),
             ("idle_timeout", idleTimeout), ("max_trace_age", maxTraceAge), ("max_spans_per_trace", maxSpansPerTrace),
             ("max_traces", maxTraces), ("max_buffered_bytes", maxBufferedBytes), ("late_window", lateWindow),
             ("max_body_size", maxBodySize), ("max_connections", maxConnections),
@@ -91,6 +92,9 @@ struct Serve: AsyncParsableCommand {
                 Foundation.exit(shutdownTimeoutExitCode)
             })
         } catch let error as DestinationStartupError {
+            FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
+            throw ExitCode(configurationExitCode)
+        } catch let error as ListenerStartupError {
             FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
             throw ExitCode(configurationExitCode)
         }

@@ -171,9 +171,9 @@ struct OTLPExportEndpointTests {
             #expect(response.status == error.httpStatus)
             #expect(response.headers.first { $0.name == "Retry-After" }?.value == String(error.retryAfterSeconds ?? -1))
             // Each refusal counted by its reason.
-            #expect(metrics["stitch_requests_refused_total{reason=\(error.reasonLabel)}"] == 1)
+            #expect(metrics["stitch_requests_refused_total{protocol=http,reason=\(error.reasonLabel)}"] == 1)
             #expect(metrics["stitch_http_requests_total{status=\(error.httpStatus)}"] == 1)
-            #expect(metrics["stitch_spans_refused_total"] == 3)
+            #expect(metrics["stitch_spans_refused_total{protocol=http}"] == 3)
         }
     }
 }

@@ -2,26 +2,7 @@ import Logging
 import Metrics
 import OTLPWire
 import Receiver
-import Synchronization
-
-/// Records what reaches the pipeline and answers as told.
-final class RecordingIngest: SpanIngest {
-    private let state = Mutex<(batches: [DecodedBatch], decision: IngestDecision)>(([], .accepted))
-
-    init(decision: IngestDecision = .accepted) {
-        state.withLock { $0.decision = decision }
-    }
-
-    func ingest(_ batch: DecodedBatch) async -> IngestDecision {
-        state.withLock { state in
-            state.batches.append(batch)
-            return state.decision
-        }
-    }
-
-    var batches: [DecodedBatch] { state.withLock { $0.batches } }
-    var spanCount: Int { batches.reduce(0) { $0 + $1.spans.count } }
-}
+import StitchTestSupport
 
 /// Answers `/healthz` only.
 struct HealthRoutes: HTTPRouteHandler {

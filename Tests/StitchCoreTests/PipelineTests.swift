@@ -91,7 +91,7 @@ struct PipelineTests {
             _ = try await poll("the trace") { try store.trace(id: "tr-6507f72c0238f76e29de51e9d9c6b191") }
             let metrics = try await client.request(method: "GET", path: "/metrics")
             #expect(metrics.status == 200)
-            #expect(metrics.text.contains("stitch_spans_received_total 1"))
+            #expect(metrics.text.contains("stitch_spans_received_total{protocol=\"http\"} 1"))
             #expect(metrics.text.contains("stitch_traces_released_total{reason=\"closed\"} 1"))
             #expect(metrics.text.contains("stitch_http_requests_total{status=\"200\"} 1"))
         }

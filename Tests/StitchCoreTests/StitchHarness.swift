@@ -19,7 +19,8 @@ enum StitchHarness {
                            _ body: (Running) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stitch-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        var all = ["listen": "127.0.0.1:0", "queue_dir": directory.appendingPathComponent("queues").path,
+        // Both receivers on free ports (never 4317/4318: tests run in parallel).
+        var all = ["listen": "127.0.0.1:0", "grpc_listen": "127.0.0.1:0", "queue_dir": directory.appendingPathComponent("queues").path,
                    "idle_timeout": "200ms", "max_trace_age": "20s"]
         // A file that lists destinations names its stores itself (a `db` beside them is refused).
         if !(file?.contains("destinations:") ?? false) { all["db"] = directory.appendingPathComponent("stitch.db").path }

@@ -125,6 +125,8 @@ class StitchServer:
         #: A port chosen by the caller (e.g. one another process forwards to), else a free one per start.
         self.fixed_port = port
         self.port = 0
+        #: The OTLP/gRPC receiver's port: a free one per start (never 4317: tests run side by side).
+        self.grpc_port = 0
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -134,6 +136,11 @@ class StitchServer:
     @property
     def traces_endpoint(self) -> str:
         return f"{self.base_url}/v1/traces"
+
+    @property
+    def grpc_endpoint(self) -> str:
+        """What OTLP/gRPC clients are pointed at (`http://host:port`, no path)."""
+        return f"http://127.0.0.1:{self.grpc_port}"
 
     def start(self, ready_timeout: float = 30.0) -> "StitchServer":
         """Starts the server and waits for `GET /healthz` to answer 200.
@@ -145,10 +152,12 @@ class StitchServer:
         failures = []
         for _ in range(1 if self.fixed_port else 3):
             self.port = self.fixed_port or free_port()
+            self.grpc_port = free_port()
             # With a configuration that lists destinations the stores are named there (Stitch refuses a
             # --db beside them): the harness's own store flag is left out then.
             store = [] if self._config_lists_destinations() else ["--db", str(self.db)]
-            args = [str(self.binary), *self.subcommand, "--listen", f"127.0.0.1:{self.port}", *store, *self.options]
+            args = [str(self.binary), *self.subcommand, "--listen", f"127.0.0.1:{self.port}",
+                    "--grpc-listen", f"127.0.0.1:{self.grpc_port}", *store, *self.options]
             with open(self.log_path, "ab") as log:
                 log.write(f"$ {' '.join(args)}\n".encode())
                 log.flush()
@@ -332,8 +341,13 @@ def tag_list(info: dict, key: str) -> set[str]:
 # ---- client processes ----------------------------------------------------------------------------
 
 
-def otel_env(stitch: StitchServer, service_name: str, endpoint: str | None = None, **extra: str) -> dict[str, str]:
-    """What a user sets to point an OpenTelemetry (or MLflow) process at Stitch."""
+def otel_env(stitch: StitchServer, service_name: str, endpoint: str | None = None, grpc: bool = False,
+             **extra: str) -> dict[str, str]:
+    """What a user sets to point an OpenTelemetry (or MLflow) process at Stitch: OTLP/HTTP, or with
+    `grpc` only the gRPC endpoint and no protocol variable (gRPC is then the exporters' default)."""
+    if grpc:
+        return clean_env(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=endpoint or stitch.grpc_endpoint,
+                         OTEL_SERVICE_NAME=service_name, **extra)
     return clean_env(
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=endpoint or stitch.traces_endpoint,
         OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",

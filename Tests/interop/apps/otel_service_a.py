@@ -7,15 +7,16 @@ import sys
 
 import requests
 from opentelemetry import propagate, trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
+from otlp_exporter import span_exporter
+
 
 def main(service_b_url: str) -> None:
     provider = TracerProvider()  # resource from OTEL_SERVICE_NAME
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # endpoint from the environment
+    provider.add_span_processor(BatchSpanProcessor(span_exporter()))  # endpoint from the environment
     tracer = provider.get_tracer("stitch.interop.service-a")
     try:
         with tracer.start_as_current_span("A-root", kind=SpanKind.SERVER) as root:

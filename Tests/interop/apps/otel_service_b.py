@@ -5,15 +5,16 @@ B-handler (SERVER, remote parent) → B-db (CLIENT). Configured by OTEL_* enviro
 
 from flask import Flask, jsonify, request
 from opentelemetry import propagate, trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
+from otlp_exporter import span_exporter
+
 from serving import parse_args, serve
 
 provider = TracerProvider()  # resource from OTEL_SERVICE_NAME
-provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # endpoint from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+provider.add_span_processor(BatchSpanProcessor(span_exporter()))  # endpoint from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
 trace.set_tracer_provider(provider)
 tracer = trace.get_tracer("stitch.interop.service-b")
 
