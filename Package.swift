@@ -81,12 +81,16 @@ let package = Package(
             ]
         ),
 
+        // gRPC messages as raw bytes (one serializer for the receiver, the exporter and the load
+        // generator) and the status codes' names.
+        .target(name: "GRPCBytes", dependencies: [.product(name: "GRPCCore", package: "grpc-swift-2")]),
+
         // Destinations beyond the embedded store: OTLP/HTTP exporter, MLflow tracking server exporter,
         // per-destination persistent queue, retry policy, dead letters.
         .target(
             name: "Exporters",
             dependencies: [
-                "OTLPWire", "TraceEdge", "Deflate", "CZlib",
+                "OTLPWire", "TraceEdge", "Deflate", "CZlib", "GRPCBytes",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -120,6 +124,7 @@ let package = Package(
             dependencies: [
                 "OTLPWire",
                 "Deflate",
+                "GRPCBytes",
                 "Receiver",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -168,7 +173,7 @@ let package = Package(
         .executableTarget(
             name: "stitch-load",
             dependencies: [
-                "StitchLoadKit", "OTLPWire", "Exporters",
+                "StitchLoadKit", "OTLPWire", "Exporters", "GRPCBytes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -209,7 +214,7 @@ let package = Package(
         .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "TraceEdge", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "ExportersTests", dependencies: [
-            "Exporters", "OTLPWire", "TraceEdge", "StitchTestSupport", "Receiver",
+            "Exporters", "GRPCBytes", "OTLPWire", "TraceEdge", "StitchTestSupport", "Receiver",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -229,7 +234,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "StitchCoreTests", dependencies: [
-            "StitchCore", "Exporters", "TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport",
+            "StitchCore", "Exporters", "GRPCBytes", "TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),

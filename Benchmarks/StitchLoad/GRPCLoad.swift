@@ -1,4 +1,5 @@
 import Exporters
+import GRPCBytes
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import NIOCore
@@ -69,7 +70,7 @@ struct GRPCLoad: LoadSender {
             do {
                 _ = try await client.unary(
                     request: ClientRequest(message: message, metadata: metadata), descriptor: OTLPGRPCExporter.exportMethod,
-                    serializer: RawMessageSerializer(), deserializer: RawMessageDeserializer(), options: options
+                    serializer: RawBytesCoding(), deserializer: RawBytesCoding(), options: options
                 ) { response in try response.message }
                 let start = queue.isRateLimited ? claimed.due : startedAt
                 _ = stats.latencyMicros.record(UInt64(max(1, (NIODeadline.now() - start).nanoseconds / 1000)))

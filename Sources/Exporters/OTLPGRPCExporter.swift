@@ -1,3 +1,4 @@
+import GRPCBytes
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
@@ -107,7 +108,7 @@ package final class OTLPGRPCExporter: TraceExporter {
         do {
             return try await client.unary(
                 request: ClientRequest(message: message, metadata: metadata), descriptor: Self.exportMethod,
-                serializer: RawMessageSerializer(), deserializer: RawMessageDeserializer(), options: options
+                serializer: RawBytesCoding(), deserializer: RawBytesCoding(), options: options
             ) { response in
                 ProtobufResponses.successOutcome(try response.message)
             }
@@ -143,25 +144,7 @@ package final class OTLPGRPCExporter: TraceExporter {
 
     /// The status code's name as the gRPC spec writes it (`UNAVAILABLE`).
     static func codeName(_ code: RPCError.Code) -> String {
-        switch code {
-        case .cancelled: "CANCELLED"
-        case .unknown: "UNKNOWN"
-        case .invalidArgument: "INVALID_ARGUMENT"
-        case .deadlineExceeded: "DEADLINE_EXCEEDED"
-        case .notFound: "NOT_FOUND"
-        case .alreadyExists: "ALREADY_EXISTS"
-        case .permissionDenied: "PERMISSION_DENIED"
-        case .resourceExhausted: "RESOURCE_EXHAUSTED"
-        case .failedPrecondition: "FAILED_PRECONDITION"
-        case .aborted: "ABORTED"
-        case .outOfRange: "OUT_OF_RANGE"
-        case .unimplemented: "UNIMPLEMENTED"
-        case .internalError: "INTERNAL"
-        case .unavailable: "UNAVAILABLE"
-        case .dataLoss: "DATA_LOSS"
-        case .unauthenticated: "UNAUTHENTICATED"
-        default: "code \(code.rawValue)"
-        }
+        GRPCCodeName.of(code.rawValue) ?? "code \(code.rawValue)"
     }
 
     /// Stops taking calls, lets the one in flight finish (bounded by its deadline), and waits for
@@ -169,28 +152,5 @@ package final class OTLPGRPCExporter: TraceExporter {
     package func shutdown() async {
         client.beginGracefulShutdown()
         await connections.value
-    }
-}
-
-/// A gRPC message that is already protobuf bytes, passed through as is (the OTLP messages are
-/// written and read by the package's own wire code).
-package struct RawMessageSerializer: MessageSerializer {
-    package typealias Message = [UInt8]
-
-    package init() {}
-
-    package func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes {
-        Bytes(message)
-    }
-}
-
-/// The received message's bytes, copied out of the transport's buffer.
-package struct RawMessageDeserializer: MessageDeserializer {
-    package typealias Message = [UInt8]
-
-    package init() {}
-
-    package func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
-        serializedMessageBytes.withUnsafeBytes { Array($0) }
     }
 }

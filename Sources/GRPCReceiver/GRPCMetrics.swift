@@ -1,3 +1,4 @@
+import GRPCBytes
 import GRPCCore
 import Metrics
 
@@ -23,25 +24,6 @@ struct GRPCMetrics: Sendable {
 
     /// The canonical upper-case name (`RESOURCE_EXHAUSTED`), as gRPC's own tools print it.
     static func name(_ code: Status.Code) -> String {
-        switch code {
-        case .ok: "OK"
-        case .cancelled: "CANCELLED"
-        case .unknown: "UNKNOWN"
-        case .invalidArgument: "INVALID_ARGUMENT"
-        case .deadlineExceeded: "DEADLINE_EXCEEDED"
-        case .notFound: "NOT_FOUND"
-        case .alreadyExists: "ALREADY_EXISTS"
-        case .permissionDenied: "PERMISSION_DENIED"
-        case .resourceExhausted: "RESOURCE_EXHAUSTED"
-        case .failedPrecondition: "FAILED_PRECONDITION"
-        case .aborted: "ABORTED"
-        case .outOfRange: "OUT_OF_RANGE"
-        case .unimplemented: "UNIMPLEMENTED"
-        case .internalError: "INTERNAL"
-        case .unavailable: "UNAVAILABLE"
-        case .dataLoss: "DATA_LOSS"
-        case .unauthenticated: "UNAUTHENTICATED"
-        default: "CODE_\(code.rawValue)"
-        }
+        GRPCCodeName.of(code.rawValue) ?? "CODE_\(code.rawValue)"
     }
 }

@@ -1,3 +1,4 @@
+import GRPCBytes
 import GRPCCore
 import Logging
 import OTLPWire

@@ -1,3 +1,4 @@
+import GRPCBytes
 import GRPCCore
 @testable import OTLPWire
 import StitchTestSupport
@@ -11,7 +12,7 @@ func withGRPCExporter(
     logs: ExportTestLogs = ExportTestLogs(),
     _ body: (OTLPGRPCExporter, GRPCTraceTestServer) async throws -> Void
 ) async throws {
-    let server = GRPCTraceTestServer(answers: answers, serializer: RawMessageSerializer(), deserializer: RawMessageDeserializer())
+    let server = GRPCTraceTestServer(answers: answers, serializer: RawBytesCoding(), deserializer: RawBytesCoding())
     let port = try await server.start()
     var configuration = OTLPGRPCExporterConfiguration(endpoint: "http://127.0.0.1:\(port)")
     configure(&configuration)
@@ -171,7 +172,7 @@ struct OTLPGRPCExporterTests {
         let (reason, _) = try #require(await exporter.deliver([trace]).retryable)
         #expect(reason.hasPrefix("gRPC UNAVAILABLE"))
         #expect(ContinuousClock.now - start < .seconds(3), "fails fast, without waiting for the deadline")
-        let server = GRPCTraceTestServer(port: port, serializer: RawMessageSerializer(), deserializer: RawMessageDeserializer())
+        let server = GRPCTraceTestServer(port: port, serializer: RawBytesCoding(), deserializer: RawBytesCoding())
         _ = try await server.start()
         var outcome = await exporter.deliver([trace])
         for _ in 0..<50 where outcome != .delivered {

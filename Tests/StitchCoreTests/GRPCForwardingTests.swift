@@ -1,4 +1,5 @@
 import Exporters
+import GRPCBytes
 import Foundation
 import OTLPWire
 import StitchCore
@@ -24,7 +25,7 @@ struct GRPCForwardingTests {
     }
 
     func server(port: Int = 0) -> GRPCTraceTestServer {
-        GRPCTraceTestServer(port: port, serializer: RawMessageSerializer(), deserializer: RawMessageDeserializer())
+        GRPCTraceTestServer(port: port, serializer: RawBytesCoding(), deserializer: RawBytesCoding())
     }
 
     /// Every (trace id, span id) the server received, and how many times.
