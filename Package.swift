@@ -173,10 +173,12 @@ let package = Package(
         .executableTarget(
             name: "stitch-load",
             dependencies: [
-                "StitchLoadKit", "OTLPWire", "Exporters", "GRPCBytes",
+                "StitchLoadKit", "StitchTestSupport", "OTLPWire", "Exporters", "GRPCBytes", "Deflate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -207,6 +209,8 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         ], path: "Tests/StitchTestSupport"),
 
         .testTarget(name: "DeflateTests", dependencies: ["Deflate"]),
@@ -232,6 +236,8 @@ let package = Package(
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ]),
         .testTarget(name: "StitchCoreTests", dependencies: [
             "StitchCore", "Exporters", "GRPCBytes", "TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport",

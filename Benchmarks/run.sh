@@ -60,15 +60,17 @@ fmt() { python3 -c 'import sys; print(f"{float(sys.argv[1]):.{int(sys.argv[2])}f
 calc() { python3 -c "print($1)"; }
 metric() { curl -sf "http://127.0.0.1:$STITCH_PORT/metrics" | awk -v n="$1" '$1 == n || index($1, n"{") == 1 { print $2; exit }'; }
 
-# start_stitch NAME [flags…]: starts a release Stitch on a free port with a new store; sets STITCH_PID,
-# STITCH_PORT, STITCH_DB, STARTUP_MS (spawn → first 200 from /healthz).
+# start_stitch NAME [flags…]: starts a release Stitch on free ports (OTLP/HTTP and OTLP/gRPC) with a new
+# store; sets STITCH_PID, STITCH_PORT, STITCH_GRPC_PORT, STITCH_DB, STARTUP_MS (spawn → first 200 from /healthz).
 start_stitch() {
     local name=$1; shift
     STITCH_PORT=$(free_port)
+    STITCH_GRPC_PORT=$(free_port)
     STITCH_DB="$OUT/$name.db"
     rm -f "$STITCH_DB" "$STITCH_DB-wal" "$STITCH_DB-shm"
     local t0; t0=$(now_ns)
-    "$BIN/stitch" serve --listen "127.0.0.1:$STITCH_PORT" --db "$STITCH_DB" --log-level warning "$@" \
+    "$BIN/stitch" serve --listen "127.0.0.1:$STITCH_PORT" --grpc-listen "127.0.0.1:$STITCH_GRPC_PORT" \
+        --db "$STITCH_DB" --log-level warning "$@" \
         >"$OUT/$name.stitch.log" 2>&1 &
     STITCH_PID=$!
     PIDS+=("$STITCH_PID")
@@ -88,12 +90,14 @@ stop_stitch() {
     if [[ "${KEEP_STORES:-0}" != 1 ]]; then rm -f "$STITCH_DB" "$STITCH_DB-wal" "$STITCH_DB-shm"; fi
 }
 
-# load NAME MODE [flags…]: runs stitch-load against the current Stitch, output in $OUT/NAME.{txt,json}.
+# load NAME MODE [flags…]: runs stitch-load against the current Stitch, output in $OUT/NAME.{txt,json}
+# (with --protocol grpc among the flags, against its gRPC port).
 load() {
     local name=$1 mode=$2; shift 2
-    local db_flag=()
+    local db_flag=() port=$STITCH_PORT
     if [[ "$mode" == e2e ]]; then db_flag=(--db "$STITCH_DB"); fi
-    "$BIN/stitch-load" "$mode" --target "http://127.0.0.1:$STITCH_PORT" --seed "$SEED" "${db_flag[@]}" \
+    if [[ " $* " == *" --protocol grpc "* ]]; then port=$STITCH_GRPC_PORT; fi
+    "$BIN/stitch-load" "$mode" --target "http://127.0.0.1:$port" --seed "$SEED" "${db_flag[@]}" \
         --json-out "$OUT/$name.json" "$@" | tee "$OUT/$name.txt" >&2
 }
 
@@ -150,6 +154,20 @@ ENCODED_PER_SPAN=$(calc "$BUFFERED_BYTES / max(1, $BUFFERED_SPANS)")
 HELD_RATIO=$(calc "($RSS_AFTER_KIB - $IDLE_RSS_KIB) * 1024 / max(1, $BUFFERED_BYTES)")
 # Its 600k buffered spans are not needed: a graceful stop would spend the next seconds writing them into
 # SQLite (and the kernel flushing them) while the latency row below runs. Kill it, let the disk settle.
+kill -KILL "$STITCH_PID" 2>/dev/null || true
+wait "$STITCH_PID" 2>/dev/null || true
+sync
+sleep 2
+
+# The accept row's traffic over OTLP/gRPC (stitch-load's raw HTTP/2 sender, one call in flight per
+# connection), on a new instance; the HTTP figure above is the comparison.
+log "accept over OTLP/gRPC: $ACCEPT_TRACES traces as fast as accepted…"
+start_stitch accept-grpc "${RECEIVER_FLAGS[@]}"
+load accept-grpc accept --traces "$ACCEPT_TRACES" --connections 4 --protocol grpc
+GRPC_SPANS=$(jget "$OUT/accept-grpc.json" spans_per_second)
+GRPC_P50=$(jget "$OUT/accept-grpc.json" latency_p50_ms)
+GRPC_P99=$(jget "$OUT/accept-grpc.json" latency_p99_ms)
+GRPC_NOTOK=$(jget "$OUT/accept-grpc.json" non_2xx)
 kill -KILL "$STITCH_PID" 2>/dev/null || true
 wait "$STITCH_PID" 2>/dev/null || true
 sync
@@ -276,6 +294,7 @@ fi
     echo "|---|---:|---:|---|"
     echo "| decode | $(fmt_int "$DECODE_WIRE") spans/s per core ($(fmt "$(calc "$DECODE_BYTES / 1e9")" 2) GB/s); swift-protobuf $(fmt_int "$DECODE_PB") → $(fmt "$(calc "$DECODE_WIRE / $DECODE_PB")" 1)× | — | stitch-bench-decode, standard batch of 100 spans, one thread; full span decode (store path): $(fmt_int "$DECODE_DETAIL") spans/s |"
     echo "| accept | $(fmt_int "$ACCEPT_SPANS") spans/s ($(fmt_int "$ACCEPT_RPS") requests/s), p50 $(fmt "$ACCEPT_P50" 1) ms, p99 $(fmt "$ACCEPT_P99" 1) ms, non-2xx $ACCEPT_NON2XX | ≥ 500,000 | $(fmt_int "$(calc "$ACCEPT_TRACES * 20")") spans, 4 connections, as fast as answered, after one unmeasured burst; traces held (idle timeout 10m), so the store is idle |"
+    echo "| accept over OTLP/gRPC | $(fmt_int "$GRPC_SPANS") spans/s = $(fmt_int "$(calc "100 * $GRPC_SPANS / max(1, $ACCEPT_SPANS)")") % of the accept row, p50 $(fmt "$GRPC_P50" 1) ms, p99 $(fmt "$GRPC_P99" 1) ms, not OK $GRPC_NOTOK | ≥ 80 % of OTLP/HTTP | the accept row's traffic as TraceService/Export calls, 4 HTTP/2 connections, one call in flight on each, right after the accept row |"
     echo "| latency at half peak | p99 $(fmt "$HALF_P99" 1) ms (p50 $(fmt "$HALF_P50" 1), max $(fmt "$HALF_MAX" 1)) at $(fmt_int "$HALF_ACHIEVED") spans/s | p99 ≤ 10 ms | the accept row's $(fmt_int "$(calc "$ACCEPT_TRACES * 20")") spans at --rate $(fmt_int "$HALF_RATE"), 8 connections, latency from when each request was due |"
     echo "| end-to-end | $(fmt_int "$E2E_SPANS") spans/s (steady commit $(fmt_int "$E2E_STEADY") spans/s); traces exact $E2E_EXACT / $E2E_TOTAL; non-2xx $E2E_NON2XX | ≥ 100,000, 100 % exact | $(fmt_int "$(calc "$E2E_TRACES * 20")") spans, first request → every trace committed ($(fmt "${E2E_SECONDS:-0}" 1) s, includes the 2 s idle timeout), 1 % duplicate requests, 503s retried |"
     if [[ -n "$MLFLOW_SPANS" ]]; then

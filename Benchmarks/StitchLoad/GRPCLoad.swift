@@ -83,7 +83,7 @@ struct GRPCLoad: LoadSender {
                 stats.statusCounts[code.rawValue, default: 0] += 1
                 if Self.retryableCodes.contains(code), attempt < maxAttempts {
                     stats.retries += 1
-                    let backoff = min(0.05 * Double(1 << min(attempt - 1, 5)), 2)
+                    let backoff = retryDelay(attempt: attempt, suggested: nil)
                     attempt += 1
                     try? await Task.sleep(for: .milliseconds(Int(backoff * 1000)))
                     continue

@@ -197,8 +197,7 @@ final class LoadConnectionHandler: ChannelInboundHandler {
                 var retry = request
                 retry.attempts += 1
                 // Exponential back-off from 50 ms, or the server's Retry-After, at most 2 s.
-                let backoff = 0.05 * Double(1 << min(request.attempts - 1, 5))
-                let delay = min(response.retryAfterSeconds ?? backoff, 2)
+                let delay = retryDelay(attempt: request.attempts, suggested: response.retryAfterSeconds)
                 current = retry
                 if response.closes {
                     finish(context: context, unfinished: retry)
@@ -270,6 +269,12 @@ extension LoadSender {
         let seconds = Double((NIODeadline.now() - start).nanoseconds) / 1e9
         return (total, seconds)
     }
+}
+
+/// Seconds before sending again after the `attempt`-th retryable answer: what the server suggested
+/// (`Retry-After`, `RetryInfo`), else exponential back-off from 50 ms; at most 2 s.
+func retryDelay(attempt: Int, suggested: Double?) -> Double {
+    min(suggested ?? 0.05 * Double(1 << min(attempt - 1, 5)), 2)
 }
 
 /// Sends a queue of requests over `connections` keep-alive connections and merges what they measured.

@@ -17,6 +17,8 @@ struct StitchLoad: AsyncParsableCommand {
             Request bodies are built before the timed phase. The same --seed gives the same traffic.
             --protocol grpc sends the same messages as TraceService/Export calls (one HTTP/2 connection
             per --connections, one call in flight on each); --target is then the gRPC port (4317).
+            --grpc-client raw (the default) writes the calls as HTTP/2 frames on SwiftNIO's HTTP/2, as
+            cheaply as the HTTP/1.1 sender writes its requests; grpc-swift sends through grpc-swift 2.
             """)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
@@ -29,9 +31,16 @@ struct StitchLoad: AsyncParsableCommand {
         case grpc
     }
 
+    enum GRPCClient: String, ExpressibleByArgument, CaseIterable {
+        case raw
+        case grpcSwift = "grpc-swift"
+    }
+
     @Argument(help: "accept or e2e.") var mode: Mode = .accept
     @Option(name: .customLong("protocol"), help: "http (OTLP/HTTP 1.1) or grpc (OTLP/gRPC).")
     var transport: Transport = .http
+    @Option(help: "gRPC sender: raw (HTTP/2 frames on SwiftNIO) or grpc-swift (grpc-swift 2's client).")
+    var grpcClient: GRPCClient = .raw
     @Option(help: "Base URL of the receiver: OTLP/HTTP requests go to <target>/v1/traces; gRPC calls to its host and port (default port 4317 for grpc).")
     var target: String?
     @Option(help: "Services per trace.") var services = 3
@@ -108,6 +117,12 @@ struct StitchLoad: AsyncParsableCommand {
                 let head = RequestHead(url: url, shape: try shape())
                 try await run(HTTPLoad(host: url.host, port: url.port, connections: connections, maxAttempts: maxAttempts, group: group)) {
                     head.buffer(for: $0)
+                }
+            case .grpc where grpcClient == .raw:
+                let gzip = self.gzip
+                try await run(RawGRPCLoad(host: url.host, port: url.port, connections: connections, maxAttempts: maxAttempts,
+                                          gzip: gzip, experimentID: experimentId, group: group)) {
+                    RawGRPCLoad.framed($0.body, gzip: gzip)
                 }
             case .grpc:
                 try await run(GRPCLoad(host: url.host, port: url.port, connections: connections, maxAttempts: maxAttempts, gzip: gzip,

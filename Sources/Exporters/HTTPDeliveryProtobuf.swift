@@ -2,7 +2,7 @@
 ///
 /// Field numbers: `ExportTraceServiceResponse.partial_success` = 1; `ExportTracePartialSuccess`
 /// `rejected_spans` = 1 (int64), `error_message` = 2; `google.rpc.Status` `code` = 1, `message` = 2.
-enum ProtobufResponses {
+package enum ProtobufResponses {
     /// The `partial_success` of an `ExportTraceServiceResponse`; nil when the body has none or does
     /// not parse (an empty body is full success).
     static func partialSuccess(_ body: [UInt8]) -> (rejectedSpans: Int64, message: String)? {
@@ -52,7 +52,7 @@ extension ProtobufResponses {
     ///
     /// Field numbers: `Status.details` = 3 (repeated `Any`); `Any` `type_url` = 1, `value` = 2;
     /// `RetryInfo.retry_delay` = 1; `Duration` `seconds` = 1 (int64), `nanos` = 2 (int32).
-    static func retryDelay(statusDetails status: [UInt8]) -> Duration? {
+    package static func retryDelay(statusDetails status: [UInt8]) -> Duration? {
         var delay: Duration?
         guard ProtobufScanner.fields(status[...], { field, value in
             guard delay == nil, field == 3, case .bytes(let any) = value else { return }

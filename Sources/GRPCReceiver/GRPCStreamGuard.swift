@@ -1,92 +1,238 @@
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import OTLPWire
 import Receiver
 
-/// The first handler of every OTLP/gRPC HTTP/2 stream, in front of the transport's own: it sees the
-/// request as frames before the transport buffers a message, and
+/// The first handler of every OTLP/gRPC HTTP/2 stream, in front of grpc-swift's own.
 ///
-/// - refuses a message whose declared length is over `max_body_size` at once, with
-///   `RESOURCE_EXHAUSTED` (counted), instead of buffering it (the transport's own limit would end the
-///   stream with `INTERNAL`);
-/// - moves per-message compression (`grpc-encoding: gzip|deflate`) from the transport to the
-///   receiver: the header is renamed to `movedEncodingKey` and the messages' compressed flag cleared,
-///   so that the bytes reach `OTLPExportEndpoint.export` still compressed and are inflated there with
-///   the same hard limit, error answers and counters as an HTTP body (the transport's inflate failure
-///   over its limit is an uncounted `INTERNAL`, too);
-/// - counts calls to methods that are not served (the transport answers them `UNIMPLEMENTED`).
+/// `TraceService/Export` is answered here, on the stream's event loop: the message is collected
+/// from the DATA frames straight into one array (refused with `RESOURCE_EXHAUSTED` as soon as its
+/// declared length is over `max_body_size`), handed to `OTLPExportEndpoint.export` (the decode,
+/// limits, counters and pipeline edge of OTLP/HTTP; a compressed message is inflated there with the
+/// same hard limit) and the answer is written as the three frames of a unary response (or one
+/// trailers-only frame for an error). grpc-swift's server never sees those streams: its per-call
+/// machinery (an async task, sequences and writers per call, several hops between the event loop and
+/// the task pool) cost more than twice the CPU per span of OTLP/HTTP (`Benchmarks/README.md`).
+/// grpc-swift's transport still runs the connection: HTTP/2, settings, flow control, keepalive,
+/// idle and graceful shutdown (GOAWAY).
+///
+/// Every other stream (`grpc.health.v1.Health/Check`, unknown methods, which grpc-swift answers
+/// `UNIMPLEMENTED` and this handler counts) passes through, with the message-size refusal.
 final class GRPCStreamGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias InboundOut = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
 
-    /// The metadata key under which the client's `grpc-encoding` reaches the handler.
-    static let movedEncodingKey = "stitch-grpc-encoding"
+    private enum Mode {
+        /// No request headers yet.
+        case awaitingHeaders
+        /// grpc-swift serves the call; message lengths are still checked here.
+        case passThrough
+        /// An Export call answered here.
+        case export(encoding: String?, experiment: String?)
+        /// Answered or refused (or the export is running): nothing more is read.
+        case finished
+    }
 
     private let endpoint: OTLPExportEndpoint
     private let metrics: GRPCMetrics
     private let knownPaths: Set<String>
+    private let exportPath: String
+    private var mode = Mode.awaitingHeaders
     private var framing = GRPCMessageFraming()
-    private var sawRequestHeaders = false
-    private var clearCompressedFlag = false
-    private var refused = false
+    private var message = UnaryMessage()
+    private var removed = false
 
-    init(endpoint: OTLPExportEndpoint, metrics: GRPCMetrics, knownPaths: Set<String>) {
+    init(endpoint: OTLPExportEndpoint, metrics: GRPCMetrics, knownPaths: Set<String>, exportPath: String) {
         self.endpoint = endpoint
         self.metrics = metrics
         self.knownPaths = knownPaths
+        self.exportPath = exportPath
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // After a refusal the stream is being reset: nothing more reaches the transport.
-        guard !refused else { return }
-        switch unwrapInboundIn(data) {
-        case .headers(var headers) where !sawRequestHeaders:
-            sawRequestHeaders = true
-            if let path = headers.headers.first(name: ":path"), !knownPaths.contains(path) {
-                _ = endpoint.refuse(.notFound(path))
-                metrics.count(.unimplemented)
-            }
-            // Only the guard may set the moved key.
-            headers.headers.remove(name: Self.movedEncodingKey)
-            if let encoding = headers.headers.first(name: "grpc-encoding"), encoding.lowercased() != "identity" {
-                headers.headers.remove(name: "grpc-encoding")
-                headers.headers.add(name: Self.movedEncodingKey, value: encoding)
-                clearCompressedFlag = true
-            }
-            context.fireChannelRead(wrapInboundOut(.headers(headers)))
-        case .data(var payload):
-            guard case .byteBuffer(var buffer) = payload.data else {
+        let payload = unwrapInboundIn(data)
+        switch mode {
+        case .awaitingHeaders:
+            guard case .headers(let headers) = payload else {
                 context.fireChannelRead(data)
                 return
             }
-            if let declared = framing.scan(&buffer, clearingCompressedFlag: clearCompressedFlag, limit: endpoint.maxBodySize) {
-                refuse(context: context, .bodyTooLarge(limit: endpoint.maxBodySize, decompressed: false), declared: declared)
-                return
-            }
-            payload.data = .byteBuffer(buffer)
-            context.fireChannelRead(wrapInboundOut(.data(payload)))
-        default:
-            context.fireChannelRead(data)
+            begin(context: context, headers: headers, data: data)
+        case .passThrough:
+            passThrough(context: context, payload, data: data)
+        case .export:
+            collect(context: context, payload)
+        case .finished:
+            // After an answer or a refusal the stream is over: nothing more reaches grpc-swift.
+            break
         }
     }
 
-    /// Answers trailers-only with the refusal's status, then resets the stream (`NO_ERROR`: the client
-    /// stops sending the rest of the message; the answer stands). The transport's handler behind sees
-    /// the stream close and cancels the call.
-    private func refuse(context: ChannelHandlerContext, _ error: ReceiverError, declared: Int) {
-        refused = true
+    // MARK: Request headers
+
+    private func begin(context: ChannelHandlerContext, headers frame: HTTP2Frame.FramePayload.Headers, data: NIOAny) {
+        let headers = frame.headers
+        let path = headers.first(name: ":path") ?? ""
+        guard path == exportPath else {
+            if !knownPaths.contains(path) {
+                _ = endpoint.refuse(.notFound(path))
+                metrics.count(.unimplemented)
+            }
+            mode = .passThrough
+            context.fireChannelRead(data)
+            return
+        }
+        // gRPC over HTTP/2, "Requests": POST, and a Content-Type of application/grpc (else HTTP 415).
+        let contentType = headers.first(name: "content-type") ?? ""
+        guard headers.first(name: ":method") == "POST", Self.isGRPC(contentType: contentType) else {
+            _ = endpoint.refuse(.unsupportedGRPCContentType(contentType))
+            mode = .finished
+            var answer = HPACKHeaders()
+            answer.add(name: ":status", value: "415")
+            answer.add(name: "content-type", value: "text/plain")
+            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: answer, endStream: true))), promise: nil)
+            return
+        }
+        let encoding = headers.first(name: "grpc-encoding").flatMap { $0.lowercased() == "identity" ? nil : $0 }
+        mode = .export(encoding: encoding, experiment: headers.first(name: "x-mlflow-experiment-id"))
+        if frame.endStream {
+            finish(context: context)
+        }
+    }
+
+    static func isGRPC(contentType: String) -> Bool {
+        let type = (contentType.split(separator: ";", maxSplits: 1).first ?? "").filter { !$0.isWhitespace }.lowercased()
+        return type == "application/grpc" || type == "application/grpc+proto"
+    }
+
+    // MARK: Export
+
+    private func collect(context: ChannelHandlerContext, _ payload: HTTP2Frame.FramePayload) {
+        switch payload {
+        case .data(let frame):
+            if case .byteBuffer(let buffer) = frame.data {
+                do {
+                    try message.take(buffer, limit: endpoint.maxBodySize)
+                } catch {
+                    switch error {
+                    case .tooLarge(let declared):
+                        refuse(context: context, .bodyTooLarge(limit: endpoint.maxBodySize, decompressed: false),
+                               detail: " (message of \(declared) bytes)", reset: true)
+                    case .malformed(let detail):
+                        refuse(context: context, .malformedBody(detail), detail: "", reset: true)
+                    }
+                    return
+                }
+            }
+            if frame.endStream { finish(context: context) }
+        case .headers(let trailers):
+            // Request trailers end the request like END_STREAM on DATA.
+            if trailers.endStream { finish(context: context) }
+        default:
+            break
+        }
+    }
+
+    /// The request is complete: export its one message, then answer.
+    private func finish(context: ChannelHandlerContext) {
+        guard case .export(let encoding, let experiment) = mode else { return }
+        mode = .finished
+        let body: [UInt8]
+        do {
+            body = try message.finished()
+        } catch {
+            refuse(context: context, .malformedBody(error.detail), detail: "", reset: false)
+            return
+        }
+        // A message whose flag says "not compressed" is taken as it is whatever `grpc-encoding` says.
+        let messageEncoding = message.compressed ? encoding : nil
+        if message.compressed, messageEncoding == nil {
+            refuse(context: context, .malformedBody("the message is flagged compressed but grpc-encoding names no algorithm"),
+                   detail: "", reset: false)
+            return
+        }
+        message = UnaryMessage()
+        let endpoint = self.endpoint
+        let loop = context.eventLoop
+        let promise = loop.makePromise(of: ExportOutcome.self)
+        promise.completeWithTask {
+            await endpoint.export(media: .protobuf, encoding: messageEncoding, experimentHeader: experiment, body: body)
+        }
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
+        promise.futureResult.whenSuccess { outcome in
+            bound.value.handler.answer(context: bound.value.context, outcome)
+        }
+    }
+
+    private func answer(context: ChannelHandlerContext, _ outcome: ExportOutcome) {
+        guard !removed else { return }  // the client reset the stream meanwhile
+        switch outcome {
+        case .accepted(let rejectedSpans, let errorMessage):
+            metrics.count(.ok)
+            let body = OTLPResponses.exportResponse(rejectedSpans: Int64(rejectedSpans), errorMessage: errorMessage, json: false)
+            var headers = HPACKHeaders()
+            headers.add(name: ":status", value: "200")
+            headers.add(name: "content-type", value: "application/grpc")
+            headers.add(name: "grpc-accept-encoding", value: "gzip,deflate")
+            context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
+            var buffer = context.channel.allocator.buffer(capacity: 5 + body.count)
+            buffer.writeInteger(UInt8(0))
+            buffer.writeInteger(UInt32(body.count))
+            buffer.writeBytes(body)
+            context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: nil)
+            var trailers = HPACKHeaders()
+            trailers.add(name: "grpc-status", value: "0")
+            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
+        case .refused(let error):
+            writeError(context: context, error, detail: "")
+        }
+    }
+
+    /// Counts the refusal and answers trailers-only; with `reset` (the client may still be sending
+    /// the rest of the request) the stream is then reset with `NO_ERROR`: the client stops sending,
+    /// the answer stands.
+    private func refuse(context: ChannelHandlerContext, _ error: ReceiverError, detail: String, reset: Bool) {
+        mode = .finished
         _ = endpoint.refuse(error)
-        let rpcError = OTLPTraceService.rpcError(error)
-        metrics.count(.init(rpcError.code))
+        writeError(context: context, error, detail: detail)
+        if reset {
+            context.writeAndFlush(wrapOutboundOut(.rstStream(.noError)), promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    /// A trailers-only answer: `grpc-status`, `grpc-message` and, for a throttling refusal, the
+    /// `google.rpc.Status` with its `RetryInfo` in `grpc-status-details-bin`.
+    private func writeError(context: ChannelHandlerContext, _ error: ReceiverError, detail: String) {
+        metrics.count(.init(rawValue: Int(error.rpcCode)) ?? .unknown)
         var trailers = HPACKHeaders()
         trailers.add(name: ":status", value: "200")
         trailers.add(name: "content-type", value: "application/grpc")
-        trailers.add(name: "grpc-status", value: String(rpcError.code.rawValue))
-        trailers.add(name: "grpc-message", value: Self.percentEncoded(error.message + " (message of \(declared) bytes)"))
-        context.write(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.rstStream(.noError)), promise: nil)
-        context.close(promise: nil)
+        trailers.add(name: "grpc-status", value: String(error.rpcCode))
+        trailers.add(name: "grpc-message", value: Self.percentEncoded(error.message + detail))
+        if let retryAfter = error.retryAfterSeconds {
+            let status = OTLPResponses.status(code: error.rpcCode, message: error.message, retryDelaySeconds: retryAfter)
+            trailers.add(name: "grpc-status-details-bin", value: Base64.encode(status))
+        }
+        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
+    }
+
+    // MARK: Other methods
+
+    private func passThrough(context: ChannelHandlerContext, _ payload: HTTP2Frame.FramePayload, data: NIOAny) {
+        if case .data(let frame) = payload, case .byteBuffer(let buffer) = frame.data,
+           let declared = framing.scan(buffer, limit: endpoint.maxBodySize) {
+            refuse(context: context, .bodyTooLarge(limit: endpoint.maxBodySize, decompressed: false),
+                   detail: " (message of \(declared) bytes)", reset: true)
+            return
+        }
+        context.fireChannelRead(data)
     }
 
     /// gRPC over HTTP/2, "Responses": `grpc-message` is percent-encoded UTF-8; bytes outside
@@ -106,15 +252,76 @@ final class GRPCStreamGuard: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Follows the gRPC length-prefixed framing across DATA frames (each message: a compressed-flag byte,
-/// a 4-byte big-endian length, the message) without buffering anything but a split prefix.
+/// The one length-prefixed message of a unary request (a compressed-flag byte, a 4-byte big-endian
+/// length, the message), collected across DATA frames into a single array.
+struct UnaryMessage {
+    enum Problem: Error, Equatable {
+        /// The declared length is over the limit (nothing of it was kept).
+        case tooLarge(declared: Int)
+        case malformed(String)
+
+        var detail: String {
+            switch self {
+            case .tooLarge(let declared): "a message of \(declared) bytes"
+            case .malformed(let detail): detail
+            }
+        }
+    }
+
+    private var prefix: [UInt8] = []
+    private var body: [UInt8] = []
+    private var remaining = 0
+    private var isComplete = false
+    /// The message's compressed flag (meaningful once the prefix is read).
+    private(set) var compressed = false
+
+    mutating func take(_ buffer: ByteBuffer, limit: Int) throws(Problem) {
+        try buffer.withUnsafeReadableBytes { (bytes: UnsafeRawBufferPointer) throws(Problem) in
+            var index = 0
+            while index < bytes.count {
+                if remaining > 0 {
+                    let step = min(remaining, bytes.count - index)
+                    body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index ..< index + step]))
+                    index += step
+                    remaining -= step
+                    if remaining == 0 { isComplete = true }
+                    continue
+                }
+                if isComplete { throw .malformed("a unary call carries more than one message") }
+                prefix.append(bytes[index])
+                index += 1
+                guard prefix.count == 5 else { continue }
+                guard prefix[0] <= 1 else { throw .malformed("invalid compressed flag \(prefix[0]) in the message prefix") }
+                compressed = prefix[0] == 1
+                let length = prefix[1...4].reduce(0) { $0 << 8 | Int($1) }
+                if length > limit { throw .tooLarge(declared: length) }
+                body.reserveCapacity(length)
+                remaining = length
+                isComplete = length == 0
+            }
+        }
+    }
+
+    /// The message, once the request has ended.
+    func finished() throws(Problem) -> [UInt8] {
+        guard isComplete else {
+            throw prefix.isEmpty && body.isEmpty && remaining == 0
+                ? .malformed("the call carries no gRPC message")
+                : .malformed("the request ended inside a gRPC message (truncated)")
+        }
+        return body
+    }
+}
+
+/// Follows the gRPC length-prefixed framing across DATA frames without buffering anything but a
+/// split prefix, to refuse a message over the limit before grpc-swift buffers it.
 struct GRPCMessageFraming {
     private var prefix: [UInt8] = []
     private var bodyRemaining = 0
 
-    /// Walks `buffer`'s readable bytes. Clears each message's compressed flag when asked. Returns the
-    /// declared length of the first message over `limit` (nil when every message so far fits).
-    mutating func scan(_ buffer: inout ByteBuffer, clearingCompressedFlag: Bool, limit: Int) -> Int? {
+    /// Walks `buffer`'s readable bytes. Returns the declared length of the first message over
+    /// `limit` (nil when every message so far fits).
+    mutating func scan(_ buffer: ByteBuffer, limit: Int) -> Int? {
         var index = buffer.readerIndex
         let end = buffer.writerIndex
         while index < end {
@@ -125,9 +332,6 @@ struct GRPCMessageFraming {
                 continue
             }
             guard let byte = buffer.getInteger(at: index, as: UInt8.self) else { break }
-            if prefix.isEmpty, clearingCompressedFlag, byte == 1 {
-                buffer.setInteger(UInt8(0), at: index)
-            }
             prefix.append(byte)
             index += 1
             if prefix.count == 5 {

@@ -35,6 +35,10 @@ package struct ReceiverError: Error, Sendable, Equatable, CustomStringConvertibl
         ReceiverError(.unsupportedMediaType,
                       "unsupported Content-Type '\(contentType ?? "")'; send application/x-protobuf or application/json")
     }
+    /// A gRPC call whose Content-Type is not `application/grpc` (answered HTTP 415, as gRPC says).
+    package static func unsupportedGRPCContentType(_ contentType: String) -> ReceiverError {
+        ReceiverError(.unsupportedMediaType, "unsupported content-type '\(contentType)' for a gRPC call; send application/grpc")
+    }
     package static func unsupportedEncoding(_ encoding: String) -> ReceiverError {
         ReceiverError(.unsupportedEncoding,
                       "unsupported Content-Encoding '\(encoding)'; accepted: gzip, deflate, identity")

@@ -3,6 +3,10 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCReceiver
 import Logging
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
 import OTLPWire
 import Receiver
 import StitchTestSupport
@@ -217,5 +221,241 @@ extension Array where Element == UInt8 {
     func containsSubsequence(_ needle: [UInt8]) -> Bool {
         guard needle.count <= count else { return false }
         return (0...(count - needle.count)).contains { Array(self[$0..<$0 + needle.count]) == needle }
+    }
+}
+
+// MARK: - the Export exchange frame by frame
+
+/// Calls whose frames no well-behaved gRPC client sends (truncated, two messages, none, a wrong
+/// content type), written with SwiftNIO's HTTP/2 directly, and many calls at once on one connection.
+@Suite("OTLP/gRPC receiver, frame by frame")
+struct OTLPGRPCFrameTests {
+    static let exportPath = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+    @Test("a message cut short by the end of the stream: INVALID_ARGUMENT; the connection's next call is served")
+    func truncated() async throws {
+        let metrics = RecordingMetrics()
+        try await withServer(metrics: metrics) { port in
+            let client = try await RawHTTP2Client(port: port)
+            let message = try Fixtures.bytes("01")
+            let cut = try await client.call(data: [framed(message).getSlice(at: 0, length: 40)!])
+            #expect(cut.grpcStatus == 3)
+            #expect(cut.grpcMessage.contains("truncated"))
+            let whole = try await client.call(data: [framed(message)])
+            #expect(whole.grpcStatus == 0)
+            #expect(whole.message == [])
+            #expect(metrics["stitch_requests_refused_total{protocol=grpc,reason=malformed}"] == 1)
+            try await client.close()
+        }
+    }
+
+    @Test("a message split over many DATA frames is one message")
+    func split() async throws {
+        let ingest = RecordingIngest()
+        try await withServer(ingest: ingest) { port in
+            let client = try await RawHTTP2Client(port: port)
+            let whole = framed(try Fixtures.bytes("02"))
+            var pieces: [ByteBuffer] = []
+            var offset = 0
+            while offset < whole.readableBytes {
+                let length = min(3 + offset % 7, whole.readableBytes - offset)
+                pieces.append(whole.getSlice(at: offset, length: length)!)
+                offset += length
+            }
+            let answer = try await client.call(data: pieces)
+            #expect(answer.grpcStatus == 0)
+            #expect(ingest.spanCount == (try OTLPTraceDecoder.decode(try Fixtures.bytes("02"), experimentID: nil).spans.count))
+            try await client.close()
+        }
+    }
+
+    @Test("two messages in a unary call, or none: INVALID_ARGUMENT, nothing ingested")
+    func messageCount() async throws {
+        let ingest = RecordingIngest()
+        try await withServer(ingest: ingest) { port in
+            let client = try await RawHTTP2Client(port: port)
+            let message = try Fixtures.bytes("01")
+            let two = try await client.call(data: [framed(message), framed(message)])
+            #expect(two.grpcStatus == 3)
+            #expect(two.grpcMessage.contains("more than one message"))
+            let none = try await client.call(data: [])
+            #expect(none.grpcStatus == 3)
+            #expect(none.grpcMessage.contains("no gRPC message"))
+            #expect(ingest.spanCount == 0)
+            try await client.close()
+        }
+    }
+
+    @Test("a Content-Type that is not application/grpc: HTTP 415, counted")
+    func contentType() async throws {
+        let metrics = RecordingMetrics()
+        try await withServer(metrics: metrics) { port in
+            let client = try await RawHTTP2Client(port: port)
+            let answer = try await client.call(contentType: "application/json", data: [framed([])])
+            #expect(answer.httpStatus == "415")
+            #expect(metrics["stitch_requests_refused_total{protocol=grpc,reason=unsupported_media_type}"] == 1)
+            try await client.close()
+        }
+    }
+
+    @Test("grpc-encoding names gzip but the message's flag says uncompressed: taken as it is")
+    func uncompressedFlag() async throws {
+        let ingest = RecordingIngest()
+        try await withServer(ingest: ingest) { port in
+            let client = try await RawHTTP2Client(port: port)
+            let answer = try await client.call(extraHeaders: [("grpc-encoding", "gzip")], data: [framed(try Fixtures.bytes("01"))])
+            #expect(answer.grpcStatus == 0)
+            #expect(ingest.spanCount == 3)
+            let flagged = try await client.call(data: [framed(try Fixtures.bytes("01"), compressedFlag: 1)])
+            #expect(flagged.grpcStatus == 3)
+            try await client.close()
+        }
+    }
+
+    @Test("64 calls at once on one connection (grpc-swift's client): every one answered OK")
+    func concurrent() async throws {
+        let ingest = RecordingIngest()
+        try await withServer(ingest: ingest) { port in
+            let body = try Fixtures.bytes("01")
+            let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+            try await withGRPCClient(transport: transport) { client in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<64 {
+                        group.addTask {
+                            try await client.unary(request: ClientRequest(message: body), descriptor: exportMethod,
+                                                   serializer: BytesCoding(), deserializer: BytesCoding(), options: .defaults) {
+                                _ = try $0.message
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            #expect(ingest.spanCount == 64 * 3)
+        }
+    }
+}
+
+func framed(_ message: [UInt8], compressedFlag: UInt8 = 0) -> ByteBuffer {
+    var buffer = ByteBuffer()
+    buffer.writeInteger(compressedFlag)
+    buffer.writeInteger(UInt32(message.count))
+    buffer.writeBytes(message)
+    return buffer
+}
+
+/// What the server answered one raw call.
+struct RawAnswer: Sendable {
+    var httpStatus = ""
+    var grpcStatus: Int?
+    var grpcMessage = ""
+    /// The response message (without its prefix), when there was one.
+    var message: [UInt8]?
+}
+
+/// An HTTP/2 connection (prior knowledge, as gRPC's plaintext `http://` is) whose calls are written
+/// frame by frame.
+struct RawHTTP2Client {
+    let channel: any Channel
+    let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+
+    init(port: Int) async throws {
+        // The HTTP/2 handlers go in before the connection is active (added afterwards, the preface
+        // was seen to stay unsent now and then), and the first call waits for the server's SETTINGS.
+        let (channel, multiplexer, settled) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { $0.eventLoop.makeSucceededVoidFuture() }
+                    let settled = channel.eventLoop.makePromise(of: Void.self)
+                    try channel.pipeline.syncOperations.addHandler(ServerSettingsWaiter(settled: settled))
+                    return (channel, multiplexer, settled.futureResult)
+                }
+            }
+        try await settled.get()
+        self.channel = channel
+        self.multiplexer = multiplexer
+    }
+
+    /// Writes the request headers, then `data` as DATA frames, the last one ending the stream (the
+    /// headers end it when there is no data); returns the answer once the server ends the stream.
+    func call(path: String = OTLPGRPCFrameTests.exportPath, contentType: String = "application/grpc",
+              extraHeaders: [(String, String)] = [], data: [ByteBuffer]) async throws -> RawAnswer {
+        var headers = HPACKHeaders()
+        headers.add(name: ":method", value: "POST")
+        headers.add(name: ":scheme", value: "http")
+        headers.add(name: ":path", value: path)
+        headers.add(name: ":authority", value: "127.0.0.1")
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "te", value: "trailers")
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        let answer = channel.eventLoop.makePromise(of: RawAnswer.self)
+        let stream = try await multiplexer.createStreamChannel { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(RawAnswerCollector(answer: answer))
+            }
+        }.get()
+        let frames: [HTTP2Frame.FramePayload] = [.headers(.init(headers: headers, endStream: data.isEmpty))]
+            + data.enumerated().map { index, buffer in .data(.init(data: .byteBuffer(buffer), endStream: index == data.count - 1)) }
+        for frame in frames { stream.write(frame, promise: nil) }
+        stream.flush()
+        return try await answer.futureResult.get()
+    }
+
+    func close() async throws {
+        try await channel.close()
+    }
+}
+
+
+final class RawAnswerCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+
+    private let answer: EventLoopPromise<RawAnswer>
+    private var collected = RawAnswer()
+    private var body: [UInt8] = []
+
+    init(answer: EventLoopPromise<RawAnswer>) { self.answer = answer }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .headers(let frame):
+            if let status = frame.headers.first(name: ":status") { collected.httpStatus = status }
+            if let code = frame.headers.first(name: "grpc-status") { collected.grpcStatus = Int(code) }
+            if let message = frame.headers.first(name: "grpc-message") { collected.grpcMessage = message.removingPercentEncoding() }
+            if frame.endStream { finish() }
+        case .data(let frame):
+            if case .byteBuffer(let buffer) = frame.data { body += buffer.readableBytesView }
+            if frame.endStream { finish() }
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish()
+    }
+
+    private func finish() {
+        if body.count >= 5 { collected.message = Array(body.dropFirst(5)) }
+        answer.succeed(collected)
+    }
+}
+
+extension String {
+    /// `grpc-message` is percent-encoded; the tests compare the text.
+    func removingPercentEncoding() -> String {
+        var out: [UInt8] = []
+        var bytes = Array(utf8)[...]
+        while let byte = bytes.popFirst() {
+            if byte == UInt8(ascii: "%"), bytes.count >= 2, let value = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) {
+                out.append(value)
+                bytes = bytes.dropFirst(2)
+            } else {
+                out.append(byte)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

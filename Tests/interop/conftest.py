@@ -16,14 +16,15 @@ from tracking_server import MlflowTrackingServer
 
 @pytest.fixture
 def start_stitch(tmp_path: Path) -> Iterator[Callable[..., StitchServer]]:
-    """Starts Stitch servers with chosen options (and a chosen port, else a free one); every one is
+    """Starts Stitch servers with chosen options (and chosen ports, else free ones); every one is
     stopped (SIGTERM, then SIGKILL) after the test."""
     servers: list[StitchServer] = []
 
-    def start(options: Sequence[str] = FAST_OPTIONS, subcommand: Sequence[str] = ("serve",), port: int | None = None) -> StitchServer:
+    def start(options: Sequence[str] = FAST_OPTIONS, subcommand: Sequence[str] = ("serve",), port: int | None = None,
+              grpc_port: int | None = None) -> StitchServer:
         workdir = tmp_path / f"stitch-{len(servers)}"
         workdir.mkdir()
-        server = StitchServer(workdir, options=options, subcommand=subcommand, port=port)
+        server = StitchServer(workdir, options=options, subcommand=subcommand, port=port, grpc_port=grpc_port)
         servers.append(server)
         return server.start()
 

@@ -115,7 +115,7 @@ class StitchServer:
     """One `stitch` server process with its own store, on a free 127.0.0.1 port."""
 
     def __init__(self, workdir: Path, options: Sequence[str] = FAST_OPTIONS, subcommand: Sequence[str] = ("serve",),
-                 port: int | None = None):
+                 port: int | None = None, grpc_port: int | None = None):
         self.binary = stitch_binary()
         self.workdir = workdir
         self.db = workdir / "stitch-data" / "stitch.db"
@@ -125,7 +125,9 @@ class StitchServer:
         #: A port chosen by the caller (e.g. one another process forwards to), else a free one per start.
         self.fixed_port = port
         self.port = 0
-        #: The OTLP/gRPC receiver's port: a free one per start (never 4317: tests run side by side).
+        #: The OTLP/gRPC receiver's port: the caller's, else a free one per start (never 4317: tests
+        #: run side by side).
+        self.fixed_grpc_port = grpc_port
         self.grpc_port = 0
         self.proc: subprocess.Popen | None = None
 
@@ -150,9 +152,10 @@ class StitchServer:
         fixed port).
         """
         failures = []
-        for _ in range(1 if self.fixed_port else 3):
+        fixed = self.fixed_port or self.fixed_grpc_port
+        for _ in range(1 if fixed else 3):
             self.port = self.fixed_port or free_port()
-            self.grpc_port = free_port()
+            self.grpc_port = self.fixed_grpc_port or free_port()
             # With a configuration that lists destinations the stores are named there (Stitch refuses a
             # --db beside them): the harness's own store flag is left out then.
             store = [] if self._config_lists_destinations() else ["--db", str(self.db)]

@@ -1,7 +1,7 @@
 """Forwarding survives an outage and a restart of the forwarding process: nothing queued is lost.
 
 Stitch A (the binary) forwards through an `otlp` destination from its config file to Stitch B's
-port while nothing listens there. A Python sender posts 10,000 spans (200 traces, each in two
+port while nothing listens there, over OTLP/HTTP or (`protocol: grpc`) OTLP/gRPC to B's gRPC port. A Python sender posts 10,000 spans (200 traces, each in two
 pieces from two services) to A. A is stopped (SIGTERM) or killed (SIGKILL), started again with the
 same `--queue-dir`, and only then B (another stitch binary, with its store) comes up on the port:
 every span must arrive in B's store, every trace whole and once.
@@ -84,13 +84,18 @@ def make_workload() -> Workload:
     return workload
 
 
-def forwarding_config(path: Path, receiver_port: int) -> Path:
-    """A's config file: one OTLP destination (B's port), quick retries so that B's return is seen soon."""
+def forwarding_config(path: Path, receiver_port: int, protocol: str = "http") -> Path:
+    """A's config file: one OTLP destination (B's HTTP port, or with `protocol` "grpc" B's gRPC port),
+    quick retries so that B's return is seen soon."""
+    if protocol == "grpc":
+        otlp = f"endpoint: http://127.0.0.1:{receiver_port}\n      protocol: grpc"
+    else:
+        otlp = f"endpoint: http://127.0.0.1:{receiver_port}/v1/traces"
     path.write_text(f"""\
 destinations:
   - name: {DESTINATION}
     otlp:
-      endpoint: http://127.0.0.1:{receiver_port}/v1/traces
+      {otlp}
       compression: gzip
       timeout: 5s
     retry: {{ initial_interval: 100ms, max_interval: 1s }}
@@ -144,9 +149,10 @@ def check_delivery(receiver: StitchServer, workload: Workload) -> None:
 
 
 def restart_and_deliver(start_stitch, options: tuple[str, ...], receiver_port: int, workload: Workload,
-                        queued: int, record_property) -> StitchServer:
-    """Starts A again on its queue with B still down, checks the queue survived, brings B up and waits
-    until every span arrived there. Returns the restarted A."""
+                        queued: int, record_property, protocol: str = "http") -> StitchServer:
+    """Starts A again on its queue with B still down, checks the queue survived, brings B up (with
+    `receiver_port` as its HTTP or its gRPC port) and waits until every span arrived there. Returns
+    the restarted A."""
     restarted = start_stitch(options=options)
     metrics = restarted.metrics()
     # Nothing reached B (it is down), so what was queued before must be on disk now.
@@ -156,7 +162,8 @@ def restart_and_deliver(start_stitch, options: tuple[str, ...], receiver_port: i
                30.0, lambda: describe(restarted, "stitch_destination_retries_total"))
 
     started = time.monotonic()
-    receiver = start_stitch(options=RECEIVER_OPTIONS, port=receiver_port)
+    ports = {"grpc_port": receiver_port} if protocol == "grpc" else {"port": receiver_port}
+    receiver = start_stitch(options=RECEIVER_OPTIONS, **ports)
     wait_until("A's queue drained into B",
                lambda: restarted.metrics().value("stitch_queue_traces", destination=DESTINATION) == 0,
                DELIVERY_WAIT_S, lambda: describe(restarted, "stitch_queue_traces", "stitch_destination_sent_traces_total",
@@ -169,6 +176,8 @@ def restart_and_deliver(start_stitch, options: tuple[str, ...], receiver_port: i
     sender_metrics, receiver_metrics = restarted.metrics(), receiver.metrics()
     assert sender_metrics.value("stitch_destination_dead_lettered_traces_total") == 0
     received = receiver_metrics.value("stitch_spans_received_total")
+    # B took the traces on the protocol A was told to use.
+    assert receiver_metrics.value("stitch_spans_received_total", protocol=protocol) == received
     figures = {
         "delivery_seconds": round(time.monotonic() - started, 2),
         "queued_traces_before_restart": queued,
@@ -184,10 +193,11 @@ def restart_and_deliver(start_stitch, options: tuple[str, ...], receiver_port: i
     return restarted
 
 
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
 @pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_queued_traces_survive_a_restart(kill, start_stitch, tmp_path, record_property):
+def test_queued_traces_survive_a_restart(kill, protocol, start_stitch, tmp_path, record_property):
     receiver_port = free_port()  # B is down: nothing listens here until the end
-    options = ("--config", str(forwarding_config(tmp_path / "a.yaml", receiver_port)),
+    options = ("--config", str(forwarding_config(tmp_path / "a.yaml", receiver_port, protocol)),
                "--queue-dir", str(tmp_path / "queues"), "--log-level", "info", *RELEASE_QUICKLY)
     forwarder = start_stitch(options=options)
     workload = make_workload()
@@ -202,7 +212,7 @@ def test_queued_traces_survive_a_restart(kill, start_stitch, tmp_path, record_pr
     status = forwarder.proc.wait(timeout=30)
     assert status == (0 if kill == signal.SIGTERM else -signal.SIGKILL)
 
-    restart_and_deliver(start_stitch, options, receiver_port, workload, queued, record_property)
+    restart_and_deliver(start_stitch, options, receiver_port, workload, queued, record_property, protocol)
 
 
 def test_sigterm_queues_traces_still_buffered(start_stitch, tmp_path, record_property):
