@@ -88,7 +88,25 @@ package final class OTLPGRPCServer: Sendable {
                 if shutdownRequested.load(ordering: .relaxed) { server.beginGracefulShutdown() }
             }
         } catch where !listening.load(ordering: .relaxed) {
-            throw ListenerStartupError(listener: "OTLP/gRPC", address: configuration.address, reason: "\(error)")
+            // grpc-swift reports a failed bind as "no listening address bound"; binding the address
+            // once more says why (address in use, not permitted, not local).
+            let reason = await bindFailure(address: address) ?? "\(error)"
+            throw ListenerStartupError(listener: "OTLP/gRPC", address: configuration.address, reason: reason)
+        }
+    }
+
+    /// Why `address` cannot be bound, from a plain bind attempt (closed at once); nil if it can be.
+    private func bindFailure(address: GRPCNIOTransportCore.SocketAddress) async -> String? {
+        do {
+            let channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: configuration.host, port: configuration.port).get()
+            try? await channel.close()
+            return nil
+        } catch let error as IOError {
+            return error.description
+        } catch {
+            return "\(error)"
         }
     }
 

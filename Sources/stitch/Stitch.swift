@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import StitchCore
+import Synchronization
 import SQLiteStore
 import TraceModel
 
@@ -79,13 +80,20 @@ struct Serve: AsyncParsableCommand {
         let started = ContinuousClock.now
         HeapArenas.limitCount()
         let application = StitchApplication(configuration: configuration, logger: logger)
+        // Ready once every receiver listens: OTLP/HTTP, and OTLP/gRPC unless it is off.
+        let ready = ReadyGate(waitingFor: configuration.grpcListen == nil ? 1 : 2) { listening in
+            logger.info("stitch is ready", metadata: [
+                "listen": "\(listening.joined(separator: ", "))",
+                "startup.ms": "\((ContinuousClock.now - started) / .milliseconds(1))",
+            ])
+            let released = CodePages.release()
+            logger.debug("start-up code pages unmapped", metadata: ["bytes": "\(released)"])
+        }
         do {
             try await application.run(onListening: { address in
-                logger.info("stitch is ready", metadata: [
-                    "listen": "\(address)", "startup.ms": "\((ContinuousClock.now - started) / .milliseconds(1))",
-                ])
-                let released = CodePages.release()
-                logger.debug("start-up code pages unmapped", metadata: ["bytes": "\(released)"])
+                ready.listening("http \(address.ipAddress ?? "?"):\(address.port ?? 0)")
+            }, onGRPCListening: { port in
+                ready.listening("grpc \(configuration.grpcListen?.host ?? "?"):\(port)")
             }, onShutdownTimeout: { error in
                 // Services that do not end even when cancelled must not keep the process alive.
                 FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
@@ -99,6 +107,27 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(configurationExitCode)
         }
         logger.info("stitch stopped")
+    }
+}
+
+/// Calls `onReady` once, with what each listener reported, when the last of `count` reports.
+final class ReadyGate: Sendable {
+    private let state: Mutex<[String]>
+    private let count: Int
+    private let onReady: @Sendable ([String]) -> Void
+
+    init(waitingFor count: Int, onReady: @escaping @Sendable ([String]) -> Void) {
+        self.state = Mutex([])
+        self.count = count
+        self.onReady = onReady
+    }
+
+    func listening(_ description: String) {
+        let all: [String]? = state.withLock { listening in
+            listening.append(description)
+            return listening.count == count ? listening.sorted() : nil
+        }
+        if let all { onReady(all) }
     }
 }
 

@@ -146,14 +146,15 @@ struct OTLPGRPCServerTests {
         }
     }
 
-    @Test("an address that cannot be bound: ListenerStartupError naming it")
+    @Test("an address that cannot be bound: ListenerStartupError naming it and why")
     func bindFailure() async throws {
         try await withServer { port in
             let second = OTLPGRPCServer(configuration: GRPCReceiverConfiguration(host: "127.0.0.1", port: port),
                                         ingest: RecordingIngest(), logger: Logger(label: "test"),
                                         metrics: ReceiverMetrics(factory: RecordingMetrics(), protocol: "grpc"))
             await #expect { try await second.serve() } throws: { error in
-                (error as? ListenerStartupError)?.address == "127.0.0.1:\(port)"
+                guard let error = error as? ListenerStartupError else { return false }
+                return error.address == "127.0.0.1:\(port)" && error.reason.contains("in use")
             }
         }
     }
