@@ -210,6 +210,7 @@ let package = Package(
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         ], path: "Tests/StitchTestSupport"),
 

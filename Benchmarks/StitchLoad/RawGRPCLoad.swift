@@ -1,6 +1,7 @@
 import Deflate
 import Exporters
-import Foundation
+import GRPCCore
+import OTLPWire
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -27,8 +28,9 @@ struct RawGRPCLoad: LoadSender {
     var experimentID: String?
     var group: MultiThreadedEventLoopGroup
 
-    static let retryableCodes: Set<Int> = [8, 14]  // RESOURCE_EXHAUSTED, UNAVAILABLE
-    static let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    /// The grpc-swift sender's retryable codes, as raw `grpc-status` values.
+    static let retryableCodes = Set(GRPCLoad.retryableCodes.map(\.rawValue))
+    static let path = "/" + OTLPGRPCExporter.exportMethod.fullyQualifiedMethod
 
     /// A message as sent: the 5-byte gRPC prefix and the (compressed) message.
     static func framed(_ message: [UInt8], gzip: Bool) -> ByteBuffer {
@@ -62,27 +64,9 @@ struct RawGRPCLoad: LoadSender {
         let headers = requestHeaders()
         let attempts = maxAttempts
         do {
-            // The HTTP/2 handlers go in before the connection is active, so that the preface and
-            // SETTINGS are sent when it becomes active (added to an active channel, they were seen
-            // to sit unflushed now and then: the server never answered that connection).
-            let (channel, multiplexer, settled) = try await ClientBootstrap(group: loop)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(5))
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let sync = channel.pipeline.syncOperations
-                        var connection = NIOHTTP2Handler.ConnectionConfiguration()
-                        connection.targetWindowSize = 8 * 1024 * 1024
-                        let multiplexer = try sync.configureHTTP2Pipeline(
-                            mode: .client, connectionConfiguration: connection, streamConfiguration: .init()
-                        ) { $0.eventLoop.makeSucceededVoidFuture() }
-                        let settled = channel.eventLoop.makePromise(of: Void.self)
-                        try sync.addHandler(ServerSettingsWaiter(settled: settled))
-                        return (channel, multiplexer, settled.futureResult)
-                    }
-                }
-            // The first call waits for the server's SETTINGS, as gRPC clients do.
-            try await settled.get()
+            // The client's receive window hardly matters (answers are small); 8 MiB as the server's.
+            let (channel, multiplexer) = try await HTTP2ClientConnection.open(
+                host: host, port: port, group: loop, targetWindowSize: 8 * 1024 * 1024)
             try await channel.eventLoop.submit {
                 RawGRPCConnection(channel: channel, multiplexer: multiplexer, queue: queue, headers: headers,
                                   maxAttempts: attempts, outcome: outcome).sendNext()
@@ -200,7 +184,6 @@ final class RawGRPCConnection {
     }
 }
 
-
 /// What a call was answered.
 struct CallAnswer: Sendable {
     var code: Int
@@ -241,7 +224,8 @@ final class RawGRPCCall: ChannelInboundHandler {
             if frame.endStream { complete(CallAnswer(code: 13, message: "the answer has no grpc-status")) }
             return
         }
-        let details = frame.headers.first(name: "grpc-status-details-bin").flatMap(Self.base64Decoded)
+        // gRPC binary metadata is base64, padded or not.
+        let details = frame.headers.first(name: "grpc-status-details-bin").flatMap(Base64.decode)
         let delay = details.flatMap { ProtobufResponses.retryDelay(statusDetails: $0) }
         complete(CallAnswer(code: code, message: frame.headers.first(name: "grpc-message") ?? "",
                             retryDelaySeconds: delay.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }))
@@ -267,11 +251,5 @@ final class RawGRPCCall: ChannelInboundHandler {
         guard !done else { return }
         done = true
         answer.succeed(call)
-    }
-
-    /// gRPC binary metadata is base64, padded or not.
-    static func base64Decoded(_ text: String) -> [UInt8]? {
-        let padded = text + String(repeating: "=", count: (4 - text.count % 4) % 4)
-        return Data(base64Encoded: padded).map(Array.init)
     }
 }

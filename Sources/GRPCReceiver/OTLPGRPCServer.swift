@@ -90,13 +90,14 @@ package final class OTLPGRPCServer: Sendable {
         } catch where !listening.load(ordering: .relaxed) {
             // grpc-swift reports a failed bind as "no listening address bound"; binding the address
             // once more says why (address in use, not permitted, not local).
-            let reason = await bindFailure(address: address) ?? "\(error)"
+            let reason = await bindFailure() ?? "\(error)"
             throw ListenerStartupError(listener: "OTLP/gRPC", address: configuration.address, reason: reason)
         }
     }
 
-    /// Why `address` cannot be bound, from a plain bind attempt (closed at once); nil if it can be.
-    private func bindFailure(address: GRPCNIOTransportCore.SocketAddress) async -> String? {
+    /// Why the configured address cannot be bound, from a plain bind attempt (closed at once); nil
+    /// if it can be.
+    private func bindFailure() async -> String? {
         do {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -48,7 +48,7 @@ package enum Base64 {
     }
 
     /// The decoded bytes, or nil when `text` is not base64.
-    static func decode(_ text: String) -> [UInt8]? {
+    package static func decode(_ text: String) -> [UInt8]? {
         var chars = Array(text.utf8)
         var padding = 0
         while chars.last == UInt8(ascii: "="), padding < 2 {

@@ -361,22 +361,8 @@ struct RawHTTP2Client {
     let multiplexer: NIOHTTP2Handler.StreamMultiplexer
 
     init(port: Int) async throws {
-        // The HTTP/2 handlers go in before the connection is active (added afterwards, the preface
-        // was seen to stay unsent now and then), and the first call waits for the server's SETTINGS.
-        let (channel, multiplexer, settled) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
-                    ) { $0.eventLoop.makeSucceededVoidFuture() }
-                    let settled = channel.eventLoop.makePromise(of: Void.self)
-                    try channel.pipeline.syncOperations.addHandler(ServerSettingsWaiter(settled: settled))
-                    return (channel, multiplexer, settled.futureResult)
-                }
-            }
-        try await settled.get()
-        self.channel = channel
-        self.multiplexer = multiplexer
+        (channel, multiplexer) = try await HTTP2ClientConnection.open(host: "127.0.0.1", port: port,
+                                                                     group: MultiThreadedEventLoopGroup.singleton)
     }
 
     /// Writes the request headers, then `data` as DATA frames, the last one ending the stream (the
