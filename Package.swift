@@ -2,7 +2,7 @@
 import PackageDescription
 
 // One module per pipeline stage; dependencies point one way:
-// OTLPWire ← TraceEdge ← { TraceAssembler, TraceModel ← SQLiteStore, Exporters }, Receiver ← GRPCReceiver ← StitchCore ← stitch
+// OTLPWire ← TraceEdge ← { TraceAssembler, TraceModel ← { SQLiteStore, PostgresStore }, Exporters }, Receiver ← GRPCReceiver ← StitchCore ← stitch
 let package = Package(
     name: "stitch",
     // Linux only (Debian 12, Swift 6.3), as the README says; the glibc- and /proc-specific memory release
@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/apple/swift-nio-http2", from: "1.42.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // zlib from the system (zlib1g-dev) for bounded, streaming inflate of request bodies.
@@ -76,6 +78,21 @@ let package = Package(
                 "TraceModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+
+        // The same store on PostgreSQL (postgres-nio): several Stitch instances write one database.
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "OTLPWire",
+                "TraceEdge",
+                "TraceModel",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -141,7 +158,7 @@ let package = Package(
         .target(
             name: "StitchCore",
             dependencies: [
-                "OTLPWire", "TraceEdge", "TraceAssembler", "TraceModel", "SQLiteStore", "Receiver", "GRPCReceiver", "Exporters", "CMalloc",
+                "OTLPWire", "TraceEdge", "TraceAssembler", "TraceModel", "SQLiteStore", "PostgresStore", "Receiver", "GRPCReceiver", "Exporters", "CMalloc",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -197,7 +214,7 @@ let package = Package(
         .executableTarget(
             name: "stitch-bench-store",
             dependencies: [
-                "StitchLoadKit", "OTLPWire", "TraceEdge", "TraceAssembler", "TraceModel", "SQLiteStore",
+                "StitchLoadKit", "OTLPWire", "TraceEdge", "TraceAssembler", "TraceModel", "SQLiteStore", "PostgresStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/StoreBench"
@@ -217,7 +234,7 @@ let package = Package(
         .testTarget(name: "DeflateTests", dependencies: ["Deflate"]),
         .testTarget(name: "OTLPWireTests", dependencies: ["OTLPWire", "OTLPModel", "Deflate", "StitchTestSupport"]),
         .testTarget(name: "TraceAssemblerTests", dependencies: ["TraceAssembler", "TraceEdge", "OTLPWire", "StitchTestSupport"]),
-        .testTarget(name: "TraceStoreTests", dependencies: ["TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport"]),
+        .testTarget(name: "TraceStoreTests", dependencies: ["TraceModel", "SQLiteStore", "PostgresStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport"]),
         .testTarget(name: "ExportersTests", dependencies: [
             "Exporters", "GRPCBytes", "OTLPWire", "TraceEdge", "StitchTestSupport", "Receiver",
             .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -12,8 +12,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 requirements="$root/Tests/interop/requirements.txt"
 venv="${STITCH_VENV:-$root/.venv}"
-# SQLite and zlib for the build, protoc for proto/ regeneration, venv support for Debian's own python3.
-debian_packages=(libsqlite3-dev zlib1g-dev protobuf-compiler python3-venv)
+# SQLite and zlib for the build, protoc for proto/ regeneration, venv support for Debian's own python3,
+# and PostgreSQL's server (the tests start their own, on a free port in a temporary directory).
+debian_packages=(libsqlite3-dev zlib1g-dev protobuf-compiler python3-venv postgresql)
 
 step_log="$(mktemp)"
 trap 'rm -f "$step_log"' EXIT

@@ -4,6 +4,7 @@ import OTLPWire
 import StitchLoadKit
 import TraceAssembler
 import TraceEdge
+import PostgresStore
 import SQLiteStore
 import TraceModel
 
@@ -14,7 +15,7 @@ import TraceModel
 struct StoreBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stitch-bench-store",
-        abstract: "Store micro-benchmark: finished traces written into a new SQLite store, no network.")
+        abstract: "Store micro-benchmark: finished traces written into a new SQLite store (or a PostgreSQL one), no receiver.")
 
     @Option(help: "Traces to write.") var traces = 10_000
     @Option(help: "Spans per trace.") var spansPerTrace = 20
@@ -24,6 +25,8 @@ struct StoreBench: AsyncParsableCommand {
     @Option(help: "Batches in flight at once (the server's sink writer keeps two: one prepared while one is written).")
     var inFlight = 2
     @Option(help: "Directory for the store (a new file is created in it).") var dir = NSTemporaryDirectory()
+    @Option(help: "A postgresql:// URL: write into the PostgreSQL store there instead (its tables are emptied first).")
+    var db: String?
     @Flag(help: "Only convert the traces to rows (no database), on one thread.") var prepareOnly = false
     @Flag(help: "With --prepare-only: decode every span first (the general conversion) instead of converting from its bytes.")
     var general = false
@@ -70,7 +73,14 @@ struct StoreBench: AsyncParsableCommand {
 
         let path = URL(fileURLWithPath: dir).appendingPathComponent("stitch-bench-store-\(getpid()).db").path
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        let store = try SQLiteTraceStore(path: path)
+        let store: any TraceStore
+        if let db {
+            let postgres = try await PostgresTraceStore(url: PostgresURL(db))
+            try await postgres.removeEveryTrace()
+            store = postgres
+        } else {
+            store = try SQLiteTraceStore(path: path)
+        }
 
         let cpuBefore = Self.cpuSeconds()
         let started = ContinuousClock.now
@@ -92,9 +102,10 @@ struct StoreBench: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - started
         let cpuAfter = Self.cpuSeconds()
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let fileBytes = db == nil ? (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 : 0
+        try await store.close()
         print("traffic: \(finished.count) traces × \(spansPerTrace) spans = \(spanCount) spans, \(encoded / max(spanCount, 1)) B encoded per span, batches of \(batch) traces, \(inFlight) in flight")
-        print(String(format: "store:   %.2f s → %.0f spans/s; CPU per span %.1f µs user + %.1f µs system; database %.0f MB (%.0f B per span)",
+        print(String(format: "store:   %.2f s → %.0f spans/s; CPU per span (this process) %.1f µs user + %.1f µs system; database file %.0f MB (%.0f B per span)",
                      seconds, Double(spanCount) / seconds,
                      (cpuAfter.user - cpuBefore.user) / Double(spanCount) * 1e6,
                      (cpuAfter.system - cpuBefore.system) / Double(spanCount) * 1e6,

@@ -11,9 +11,10 @@ import TraceEdge
 /// Writes go through GRDB's single writer connection (a serial queue of its own), one transaction
 /// per `consume` call; reads use a pool of reader connections that WAL lets run beside the writer,
 /// in this process or in another one (`readOnly`).
-package final class SQLiteTraceStore: TraceSink {
+package final class SQLiteTraceStore: TraceStore {
     /// The database file.
     package let path: String
+    package var location: String { path }
     let pool: DatabasePool
     /// Checkpoints beside the writer (nil for a read-only store, or when it could not open).
     private let checkpointer: WALCheckpointer?
@@ -148,20 +149,12 @@ package final class SQLiteTraceStore: TraceSink {
     package func consume(_ traces: [FinishedTrace]) async throws {
         guard !traces.isEmpty else { return }
         let started = ContinuousClock.now
-        var prepared: [PreparedTrace] = []
-        prepared.reserveCapacity(traces.count)
-        var context = PreparedTrace.PreparationContext()
-        for trace in traces {
-            let experimentID = experimentID(for: trace)
-            let (preparedTrace, failures) = PreparedTrace.prepare(trace, experimentID: experimentID, context: &context)
-            if !failures.isEmpty {
-                logger.error("spans left out of a stored trace: they do not decode", metadata: [
-                    "trace.id": "\(trace.traceID.hex)", "failures": "\(failures.prefix(3).joined(separator: "; "))",
-                    "count": "\(failures.count)",
-                ])
-            }
-            if let preparedTrace { prepared.append(preparedTrace) }
+        let batch = PreparedBatch(traces)
+        for problem in batch.problems {
+            logger.log(level: problem.spansLeftOut ? .error : .warning, "\(problem.message)",
+                       metadata: problem.metadata.mapValues { .string($0) })
         }
+        let prepared = batch.traces
         do {
             let summary = try await write(prepared)
             tracesWritten.increment(by: summary.tracesInserted + summary.tracesMerged)
@@ -199,15 +192,6 @@ package final class SQLiteTraceStore: TraceSink {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             pool.asyncWriteWithoutTransaction { _ in continuation.resume() }
         }
-    }
-
-    private func experimentID(for trace: FinishedTrace) -> Int64? {
-        guard let named = trace.experimentID, !named.isEmpty else { return nil }
-        if let id = Int64(named) { return id }
-        logger.warning("experiment id is not an integer; the trace goes to the default experiment", metadata: [
-            "trace.id": "\(trace.traceID.hex)", "experiment.id": "\(named)",
-        ])
-        return nil
     }
 
     /// Writes prepared traces in one transaction on the writer queue.

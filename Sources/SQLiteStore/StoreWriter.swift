@@ -141,20 +141,10 @@ struct StoreWriter {
     /// `resourceIDs`: the stored id of each of the trace's resources (`PreparedSpan.resourceIndex`).
     private func upsert(_ spans: [PreparedSpan], resourceIDs: [Int64], requestID: String, experimentID: Int64,
                         _ db: Database) throws {
-        // A span sent again (a retry, or a fragment overlapping what is stored) replaces the row:
-        // MLflow's upsert by (trace_id, span_id).
         let statement = try db.cachedStatement(sql: """
-            INSERT INTO spans (trace_id, experiment_id, span_id, parent_span_id, name, type, status,
-                start_time_unix_nano, end_time_unix_nano, content, input_cost, output_cost, total_cost,
-                model_name, model_provider, stitch_resource_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (trace_id, span_id) DO UPDATE SET
-                experiment_id = excluded.experiment_id, parent_span_id = excluded.parent_span_id,
-                name = excluded.name, type = excluded.type, status = excluded.status,
-                start_time_unix_nano = excluded.start_time_unix_nano, end_time_unix_nano = excluded.end_time_unix_nano,
-                content = excluded.content, input_cost = excluded.input_cost, output_cost = excluded.output_cost,
-                total_cost = excluded.total_cost, model_name = excluded.model_name,
-                model_provider = excluded.model_provider, stitch_resource_id = excluded.stitch_resource_id
+            INSERT INTO spans (\(StoreTables.spanColumns.joined(separator: ", ")))
+            VALUES (\(Array(repeating: "?", count: StoreTables.spanColumns.count).joined(separator: ", ")))
+            \(StoreTables.spanUpsert)
             """)
         // Each span is lent, not copied: `for span in spans` retained and released every string and
         // buffer of every row (7 % of the writer thread's samples in a profile of an end-to-end run).
@@ -197,39 +187,28 @@ struct StoreWriter {
     /// The facts of a trace's stored spans. Content is read (and parsed) only where the derivation
     /// needs attributes: the root, and spans that mention usage, cost, session or user keys.
     private func storedFacts(requestID: String, excluding: Set<SpanID>, _ db: Database) throws -> [SpanFacts] {
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-            SELECT span_id, parent_span_id, start_time_unix_nano, end_time_unix_nano, status, stitch_resource_id,
-                CASE WHEN parent_span_id IS NULL
-                    OR instr(content, '"mlflow.chat.tokenUsage"') > 0 OR instr(content, '"mlflow.llm.cost"') > 0
-                    OR instr(content, '"session.id"') > 0 OR instr(content, '"gen_ai.conversation.id"') > 0
-                    OR instr(content, '"user.id"') > 0
-                THEN content END AS content
-            FROM spans WHERE trace_id = ?
-            """), arguments: [requestID])
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: Self.storedFactsSQL), arguments: [requestID])
         var facts: [SpanFacts] = []
         while let row = try rows.next() {
-            guard let spanID = SpanID(hex: row["span_id"] as String) else { continue }
-            if excluding.contains(spanID) { continue }
-            let parentHex: String? = row["parent_span_id"]
-            var attributes = PyObject()
-            if let content: String = row["content"],
-               let object = PyJSONParser.parse(content)?.objectValue,
-               let stored = object["attributes"]?.objectValue {
-                attributes = stored
-            }
-            facts.append(SpanFacts(
-                spanID: spanID, parentSpanID: parentHex.flatMap { SpanID(hex: $0) } ?? .none,
-                startTimeUnixNano: row["start_time_unix_nano"], endTimeUnixNano: row["end_time_unix_nano"] ?? 0,
-                status: row["status"], resourceID: row["stitch_resource_id"], attributes: attributes))
+            guard let fact = SpanFacts(
+                storedSpanID: row["span_id"], parentSpanID: row["parent_span_id"],
+                startTimeUnixNano: row["start_time_unix_nano"], endTimeUnixNano: row["end_time_unix_nano"],
+                status: row["status"], resourceID: row["stitch_resource_id"], content: row["content"]),
+                !excluding.contains(fact.spanID) else { continue }
+            facts.append(fact)
         }
         return facts
     }
 
-    private static let traceInfoValueColumns = """
-        timestamp_ms, execution_time_ms, status, request_preview, response_preview, trace_name, session_id,
-        input_tokens, output_tokens, total_tokens, cache_read_input_tokens, cache_creation_input_tokens,
-        cache_creation_input_tokens_above_1hr, input_cost, output_cost, total_cost
+    private static let storedFactsSQL = """
+        SELECT span_id, parent_span_id, start_time_unix_nano, end_time_unix_nano, status, stitch_resource_id,
+            CASE WHEN parent_span_id IS NULL
+                \(SpanFacts.contentKeysForMerge.map { "OR instr(content, '\"\($0)\"') > 0" }.joined(separator: " "))
+            THEN content END AS content
+        FROM spans WHERE trace_id = ?
         """
+
+    private static let traceInfoValueColumns = StoreTables.traceInfoValueColumns.joined(separator: ", ")
 
     /// Binds the `traceInfoValueColumns` of a derived trace, in their order.
     private func bindTraceInfoValues(_ derived: DerivedTrace, _ binder: inout RowBinder) {
@@ -265,10 +244,7 @@ struct StoreWriter {
     private func updateTraceInfo(requestID: String, _ derived: DerivedTrace, _ db: Database) throws {
         let statement = try db.cachedStatement(sql: """
             UPDATE trace_info SET db_payload_generation = db_payload_generation + 1,
-                timestamp_ms = ?, execution_time_ms = ?, status = ?, request_preview = ?, response_preview = ?,
-                trace_name = ?, session_id = ?, input_tokens = ?, output_tokens = ?, total_tokens = ?,
-                cache_read_input_tokens = ?, cache_creation_input_tokens = ?, cache_creation_input_tokens_above_1hr = ?,
-                input_cost = ?, output_cost = ?, total_cost = ?
+                \(StoreTables.traceInfoValueColumns.map { "\($0) = ?" }.joined(separator: ", "))
             WHERE request_id = ?
             """)
         var binder = RowBinder(statement: statement.sqliteStatement)

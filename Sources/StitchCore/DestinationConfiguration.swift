@@ -1,5 +1,6 @@
 import Exporters
 import Foundation
+import PostgresStore
 import Yams
 
 /// One place finished traces go: the embedded store, an OTLP endpoint (HTTP or gRPC) or an MLflow tracking server.
@@ -17,9 +18,12 @@ import Yams
 ///     mlflow: { tracking_uri: http://127.0.0.1:5000, experiment_id: "1" }
 ///   - name: local
 ///     store: { path: ./stitch-data/stitch.db }
+///   - name: shared
+///     store: { url: "postgresql://stitch@db.internal:5432/traces" }
 /// ```
 package struct DestinationConfiguration: Sendable, Equatable {
     package enum Kind: Sendable, Equatable {
+        /// A SQLite path, or a `postgresql://` URL.
         case store(path: String)
         /// `otlp:` with `protocol: http/protobuf` (the default).
         case otlp(OTLPHTTPExporterConfiguration)
@@ -237,12 +241,25 @@ enum DestinationParser {
             if !uri.isEmpty { for problem in settings.problems() { context.problem("mlflow", problem) } }
             kind = .mlflow(settings)
         default:
-            guard let store = context.mapping(entries["store"]!, key: "store", allowed: ["path"]) else { return nil }
-            guard let path = context.scalar(store, "path", in: "store"), !path.isEmpty else {
-                context.problem("store.path", "is required")
+            // `path` for SQLite, `url` for PostgreSQL (`postgresql://…`); one of them.
+            guard let store = context.mapping(entries["store"]!, key: "store", allowed: ["path", "url"]) else { return nil }
+            let path = context.scalar(store, "path", in: "store")
+            let url = context.scalar(store, "url", in: "store")
+            switch (path, url) {
+            case (let path?, nil) where !path.isEmpty:
+                kind = .store(path: path)
+            case (nil, let url?) where PostgresURL.isPostgresURL(url):
+                kind = .store(path: url)
+            case (nil, let url?):
+                context.problem("store.url", "must be a postgresql:// URL, got '\(PostgresURL.redact(url))' (a SQLite file is store.path)")
+                return nil
+            case (_?, _?):
+                context.problem("store", "has path and url; choose one")
+                return nil
+            default:
+                context.problem("store.path", "is required (or store.url for PostgreSQL)")
                 return nil
             }
-            kind = .store(path: path)
         }
         return DestinationConfiguration(name: name, kind: kind, traces: traces, queueMaxBytes: queueMaxBytes, queueFsync: queueFsync,
                                         retry: retry)

@@ -16,6 +16,8 @@ enum DestinationPressure: Sendable, Equatable {
     case behind
     /// Its disk queue is at its bound: the destination is down, or far behind.
     case full
+    /// A store whose hand-off is at its bound while its database cannot be reached.
+    case unreachable
 }
 
 /// A destination as the pipeline runs it: the in-memory hand-off from the assembler, and for
@@ -26,7 +28,7 @@ struct RunningDestination: Sendable {
     let handoff: HandoffQueue
     let persistent: PersistentQueue?
     /// The embedded store, for `store` destinations.
-    let store: SQLiteTraceStore?
+    let store: (any TraceStore)?
     /// The forwarding destination's client (OTLP/HTTP, OTLP/gRPC or MLflow), for `otlp` and `mlflow` destinations.
     let delivery: (any TraceExporter)?
     /// Where a forwarding destination keeps what it refused for good.
@@ -38,7 +40,8 @@ struct RunningDestination: Sendable {
     /// for the disk queue, whose flag its I/O thread publishes.
     var pressure: DestinationPressure {
         if persistent?.isFull == true { return .full }
-        return handoff.isFull ? .behind : .accepting
+        guard handoff.isFull else { return .accepting }
+        return store?.isUnreachable == true ? .unreachable : .behind
     }
 
     /// What the hand-off still holds, for a shutdown that ran out of time (nil when empty).
@@ -68,14 +71,14 @@ struct RunningDestination: Sendable {
     }
 
     static func make(_ configuration: DestinationConfiguration, stitch: StitchConfiguration,
-                     logger: Logger, metrics: any MetricsFactory) throws -> RunningDestination {
+                     logger: Logger, metrics: any MetricsFactory) async throws -> RunningDestination {
         var logger = logger
         logger[metadataKey: "destination"] = "\(configuration.name)"
         let handoff = HandoffQueue(maxBytes: stitch.storeQueueMaxBytes)
         switch configuration.kind {
         case .store(let path):
-            let store = try SQLiteTraceStore(path: path, defaultExperimentID: stitch.defaultExperimentID,
-                                             logger: logger, metrics: metrics)
+            let store = try await StoreOpening.open(path, defaultExperimentID: stitch.defaultExperimentID,
+                                                    logger: logger, metrics: metrics)
             let writer = SinkWriter(name: configuration.name, queue: handoff, sink: store, batchSize: stitch.storeBatchMaxTraces,
                                            concurrentWrites: 2, logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: nil, store: store,

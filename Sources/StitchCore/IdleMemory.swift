@@ -33,7 +33,7 @@ struct IdleMemoryState {
 package struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration {
     let assembler: TraceAssembler<C>
     let queues: [HandoffQueue]
-    let stores: [SQLiteTraceStore]
+    let stores: [any TraceStore]
     let clock: C
     let interval: Duration
     let logger: Logger
@@ -41,7 +41,7 @@ package struct IdleMemoryService<C: Clock>: Service where C.Duration == Duration
 
     package static var defaultInterval: Duration { .seconds(5) }
 
-    package init(assembler: TraceAssembler<C>, queues: [HandoffQueue], stores: [SQLiteTraceStore], clock: C,
+    package init(assembler: TraceAssembler<C>, queues: [HandoffQueue], stores: [any TraceStore], clock: C,
                 interval: Duration = Self.defaultInterval, logger: Logger, metrics: any MetricsFactory) {
         self.assembler = assembler
         self.queues = queues

@@ -1,8 +1,6 @@
 import Foundation
-import NIOPosix
 import Prometheus
 import Receiver
-import SQLiteStore
 import TraceModel
 
 /// The non-OTLP routes on the receiver's port: health, Prometheus metrics and the query API.
@@ -12,15 +10,13 @@ import TraceModel
 /// - `GET /api/v1/traces?experiment_id=&filter=&max_results=&page_token=` → `{"traces": […], "next_page_token": …}`
 /// - `GET /api/v1/traces/{tr-…}` → MLflow's Trace JSON
 package struct QueryRoutes: HTTPRouteHandler {
-    let store: SQLiteTraceStore?
+    let store: (any TraceStore)?
     let registry: PrometheusCollectorRegistry
-    let threadPool: NIOThreadPool
 
     /// `store` nil: no store destination is configured; the query API answers 404.
-    package init(store: SQLiteTraceStore?, registry: PrometheusCollectorRegistry, threadPool: NIOThreadPool = .singleton) {
+    package init(store: (any TraceStore)?, registry: PrometheusCollectorRegistry) {
         self.store = store
         self.registry = registry
-        self.threadPool = threadPool
     }
 
     static let maxResultsLimit = 1000
@@ -48,7 +44,7 @@ package struct QueryRoutes: HTTPRouteHandler {
         }
     }
 
-    private func search(_ parameters: [String: String], store: SQLiteTraceStore) async -> HTTPResponseValue {
+    private func search(_ parameters: [String: String], store: any TraceStore) async -> HTTPResponseValue {
         var query = TraceQuery()
         if let ids = parameters["experiment_id"] ?? parameters["experiment_ids"], !ids.isEmpty {
             query.experimentIDs = ids.split(separator: ",").map(String.init)
@@ -65,8 +61,7 @@ package struct QueryRoutes: HTTPRouteHandler {
         }
         if let token = parameters["page_token"], !token.isEmpty { query.pageToken = token }
         do {
-            let finalQuery = query
-            let page = try await threadPool.runIfActive { try store.search(finalQuery) }
+            let page = try await store.searchTraces(query)
             return .json(200, Array(page.mlflowJSON()))
         } catch let error as FilterError {
             return .json(400, Self.errorBody("INVALID_PARAMETER_VALUE", error.message))
@@ -77,9 +72,9 @@ package struct QueryRoutes: HTTPRouteHandler {
         }
     }
 
-    private func get(_ id: String, store: SQLiteTraceStore) async -> HTTPResponseValue {
+    private func get(_ id: String, store: any TraceStore) async -> HTTPResponseValue {
         do {
-            guard let trace = try await threadPool.runIfActive({ try store.trace(id: id) }) else {
+            guard let trace = try await store.storedTrace(id: id) else {
                 return .json(404, Self.errorBody("RESOURCE_DOES_NOT_EXIST", "trace '\(id)' not found"))
             }
             return .json(200, Array(trace.mlflowJSON()))

@@ -182,7 +182,8 @@ package struct GRPCReceiverService: Service {
 ///   draining into the store or into a disk queue with room) → **429 Too Many Requests**: the client
 ///   sends faster than Stitch writes, while the destinations are healthy;
 /// - every destination is behind and at least one disk queue is at its `max_bytes` (the destination
-///   is down, or far behind) → **503 Service Unavailable**.
+///   is down, or far behind), or a store's hand-off is full while its database is unreachable (its
+///   writer is retrying) → **503 Service Unavailable**.
 ///
 /// Each refusal is counted by the receiver in `stitch_requests_refused_total{reason="throttled"}` (429)
 /// or `{reason="unavailable"}` (503). The check reads the destinations' state without waiting for a
@@ -206,8 +207,12 @@ struct PipelineIngest<C: Clock>: SpanIngest where C.Duration == Duration {
                         retryAfterSeconds: Int) -> ReceiverError? {
         guard !destinations.isEmpty, !destinations.contains(where: { $0.pressure == .accepting }) else { return nil }
         let full = destinations.filter { $0.pressure == .full }.map(\.name)
-        if !full.isEmpty {
-            return .unavailable("every destination is behind, and the disk queue of \(full.joined(separator: ", ")) is full; retry later",
+        let unreachable = destinations.filter { $0.pressure == .unreachable }.map(\.name)
+        if !full.isEmpty || !unreachable.isEmpty {
+            var reasons: [String] = []
+            if !full.isEmpty { reasons.append("the disk queue of \(full.joined(separator: ", ")) is full") }
+            if !unreachable.isEmpty { reasons.append("the database of \(unreachable.joined(separator: ", ")) is unreachable") }
+            return .unavailable("every destination is behind, and \(reasons.joined(separator: " and ")); retry later",
                                 retryAfterSeconds: retryAfterSeconds)
         }
         let names = destinations.map(\.name).joined(separator: ", ")

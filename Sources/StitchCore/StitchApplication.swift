@@ -73,7 +73,7 @@ package struct StitchApplication: Sendable {
         var opened: [RunningDestination] = []
         for configuration in configurations {
             do {
-                opened.append(try RunningDestination.make(configuration, stitch: stitch, logger: logger, metrics: metrics))
+                opened.append(try await RunningDestination.make(configuration, stitch: stitch, logger: logger, metrics: metrics))
             } catch {
                 for destination in opened.reversed() { await destination.close() }
                 throw DestinationStartupError(destination: configuration.name, target: describe(configuration.kind), reason: "\(error)")
@@ -158,7 +158,7 @@ package struct StitchApplication: Sendable {
 
     static func describe(_ kind: DestinationConfiguration.Kind) -> String {
         switch kind {
-        case .store(let path): "store \(path)"
+        case .store(let path): "store \(StoreOpening.describe(path))"
         case .otlp(let settings): settings.description
         case .otlpGRPC(let settings): settings.description
         case .mlflow(let settings): settings.description

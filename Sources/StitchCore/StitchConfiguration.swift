@@ -1,5 +1,6 @@
 import Exporters
 import Foundation
+import PostgresStore
 import Logging
 import TraceAssembler
 import TraceEdge
@@ -110,8 +111,11 @@ extension StitchConfiguration {
             config.grpcListen = address
             return nil
         },
-        string("db", "path of the embedded SQLite store", { $0.db }) { config, value in
+        string("db", "the store: a SQLite path, or a postgresql:// URL", { $0.db }) { config, value in
             guard !value.isEmpty else { return "must not be empty" }
+            if PostgresURL.isPostgresURL(value) {
+                do { _ = try PostgresURL(value) } catch { return "\(error)" }
+            }
             config.db = value
             return nil
         },
@@ -134,7 +138,7 @@ extension StitchConfiguration {
                  .zero ... .seconds(7 * 86400)),
         size("max_body_size", "request body or gRPC message limit, compressed and decompressed (413 / RESOURCE_EXHAUSTED over it)", \.maxBodySize, 1 << 10 ... 1 << 30),
         count("max_connections", "open connections at most", \.maxConnections, 1 ... 1_000_000),
-        size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 429", \.storeQueueMaxBytes,
+        size("store_queue_max_bytes", "finished traces waiting for the store; over it requests get 429 (503 while a PostgreSQL store is unreachable)", \.storeQueueMaxBytes,
              1 << 10 ... 1 << 40),
         count("store_batch_max_traces", "traces per store transaction at most", \.storeBatchMaxTraces, 1 ... 1_000_000),
         duration("retry_after", "delay announced in Retry-After when refusing under pressure", \.retryAfter, .seconds(1) ... .seconds(3600)),

@@ -31,7 +31,7 @@ struct Serve: AsyncParsableCommand {
     // One flag per configuration key (StitchConfiguration.options), same name in kebab case.
     @Option(help: "HOST:PORT to listen on (default 127.0.0.1:4318).") var listen: String?
     @Option(help: "HOST:PORT of the OTLP/gRPC receiver; empty turns it off (default 127.0.0.1:4317).") var grpcListen: String?
-    @Option(help: "SQLite store path (default ./stitch-data/stitch.db).") var db: String?
+    @Option(help: "The store: a SQLite path, or a postgresql:// URL (default ./stitch-data/stitch.db).") var db: String?
     @Option(help: "Experiment for requests without x-mlflow-experiment-id (default 0).") var defaultExperimentId: String?
     @Option(help: "Release a closed trace after this quiet time (default 2s).") var idleTimeout: String?
     @Option(help: "Release any trace this long after its first span (default 30s).") var maxTraceAge: String?
@@ -137,10 +137,10 @@ struct Traces: AsyncParsableCommand {
         subcommands: [Search.self, Get.self])
 
     struct StoreOptions: ParsableArguments {
-        @Option(help: "SQLite store path (default: the configured db, ./stitch-data/stitch.db).") var db: String?
+        @Option(help: "The store: a SQLite path or a postgresql:// URL (default: the configured db, ./stitch-data/stitch.db).") var db: String?
         @Option(help: "YAML configuration file to take the db path from.") var config: String?
 
-        func open() throws -> SQLiteTraceStore {
+        func open() async throws -> any TraceStore {
             // `--db` names the store to read; otherwise the configuration's query store.
             let path: String
             if let db {
@@ -154,7 +154,7 @@ struct Traces: AsyncParsableCommand {
                 }
             }
             do {
-                return try SQLiteTraceStore(path: path, readOnly: true)
+                return try await StoreOpening.open(path, readOnly: true)
             } catch {
                 FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
                 throw ExitCode.failure
@@ -162,7 +162,7 @@ struct Traces: AsyncParsableCommand {
         }
     }
 
-    struct Search: ParsableCommand {
+    struct Search: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List traces, newest first (one row per trace).")
 
         @OptionGroup var store: StoreOptions
@@ -172,11 +172,11 @@ struct Traces: AsyncParsableCommand {
         @Option(help: "Continue from a previous page (printed with --json).") var pageToken: String?
         @Flag(help: "Print MLflow's JSON ({\"traces\": [...], \"next_page_token\": ...}).") var json = false
 
-        func run() throws {
-            let store = try self.store.open()
+        func run() async throws {
+            let store = try await self.store.open()
             let page: TraceSearchPage
             do {
-                page = try store.search(TraceQuery(experimentIDs: experimentIDs, filter: filter,
+                page = try await store.searchTraces(TraceQuery(experimentIDs: experimentIDs, filter: filter,
                                                    maxResults: maxResults, pageToken: pageToken))
             } catch {
                 FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
@@ -192,17 +192,17 @@ struct Traces: AsyncParsableCommand {
         }
     }
 
-    struct Get: ParsableCommand {
+    struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one trace: the span tree, service by service.")
 
         @OptionGroup var store: StoreOptions
         @Argument(help: "Trace id: tr-<32 hex> (or the 32 hex alone).") var id: String
         @Flag(help: "Print MLflow's Trace JSON (loadable by mlflow.entities.Trace.from_json).") var json = false
 
-        func run() throws {
-            let store = try self.store.open()
+        func run() async throws {
+            let store = try await self.store.open()
             let requestID = id.hasPrefix("tr-") ? id : "tr-" + id.lowercased()
-            guard let trace = try store.trace(id: requestID) else {
+            guard let trace = try await store.storedTrace(id: requestID) else {
                 FileHandle.standardError.write(Data("stitch: trace \(requestID) not found\n".utf8))
                 throw ExitCode.failure
             }

@@ -111,7 +111,7 @@ struct PipelineTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         var stitch = StitchConfiguration()
         stitch.storeQueueMaxBytes = 1024
-        let destination = try RunningDestination.make(
+        let destination = try await RunningDestination.make(
             DestinationConfiguration(name: "store", kind: .store(path: directory.appendingPathComponent("s.db").path)),
             stitch: stitch, logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
         let queue = destination.handoff
@@ -147,7 +147,7 @@ struct PipelineTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         var stitch = StitchConfiguration()
         stitch.queueDirectory = directory.path
-        let destination = try RunningDestination.make(
+        let destination = try await RunningDestination.make(
             DestinationConfiguration(name: "central", kind: .otlp(OTLPHTTPExporterConfiguration(endpoint: "http://127.0.0.1:9")),
                                      queueMaxBytes: 1024),
             stitch: stitch, logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
@@ -188,6 +188,8 @@ struct PipelineTests {
         #expect(status([.behind, .behind]) == 429)
         #expect(status([.full]) == 503)
         #expect(status([.behind, .full]) == 503)
+        #expect(status([.unreachable]) == 503, "a store whose database is down")
+        #expect(status([.unreachable, .accepting]) == nil)
         #expect(status([.full, .full]) == 503)
     }
 }

@@ -1,0 +1,16 @@
+import TraceModel
+
+/// The store's tables on PostgreSQL: the same tables, columns, keys and indexes as the SQLite store
+/// (`StoreTables`), in PostgreSQL's types. Differences: `stitch_resources.attributes` is unique
+/// through `attributes_hash` (md5 of the text: a B-tree entry holds ~2.7 kB, and a resource's
+/// attributes can be longer); foreign keys are enforced (SQLite's connection leaves them off).
+///
+/// The schema is created under an advisory lock, so that several Stitch instances starting at once
+/// on an empty database create it once; `stitch_migrations` records what was applied.
+enum PostgresSchema {
+    static let version = "stitch-v1"
+    /// `pg_advisory_xact_lock` key of schema creation ("stitch" in ASCII).
+    static let lockKey: Int64 = 0x73_74_69_74_63_68
+
+    static let v1 = StoreTables.ddl(.postgres)
+}
