@@ -7,6 +7,7 @@
 #        SKIP_MLFLOW=1    leave out the MLflow row
 #        SKIP_GROWTH=1    leave out the growth table
 #        SKIP_HELD=1      leave out the held-memory row (Benchmarks/held.sh, ~1.2 GiB of 8 MiB requests)
+#        SKIP_POSTGRES=1  leave out the end-to-end row into a PostgreSQL store (scripts/pg-server.sh)
 #        MLFLOW=path      the mlflow executable (default: .venv/bin/mlflow, else /work/venv/bin/mlflow)
 #        OUT=dir          where logs and JSON results go (default: a temporary directory, kept)
 #        KEEP_STORES=1    keep each run's SQLite store in $OUT too (a full run writes ~4 GiB of them)
@@ -33,6 +34,7 @@ GROWTH_SPANS=$(scale 200000)
 # ---------------------------------------------------------------------------------------------------------
 PIDS=()
 cleanup() {
+    if [[ -n "${PG_DIR:-}" ]]; then scripts/pg-server.sh stop "$PG_DIR" 2>/dev/null || true; fi
     for pid in "${PIDS[@]}"; do
         if kill -0 "$pid" 2>/dev/null; then
             # mlflow runs in its own process group (setsid): stop the whole group.
@@ -66,7 +68,8 @@ start_stitch() {
     local name=$1; shift
     STITCH_PORT=$(free_port)
     STITCH_GRPC_PORT=$(free_port)
-    STITCH_DB="$OUT/$name.db"
+    # STORE_URL (a postgresql:// URL) instead of a new SQLite file.
+    STITCH_DB="${STORE_URL:-$OUT/$name.db}"
     rm -f "$STITCH_DB" "$STITCH_DB-wal" "$STITCH_DB-shm"
     local t0; t0=$(now_ns)
     "$BIN/stitch" serve --listen "127.0.0.1:$STITCH_PORT" --grpc-listen "127.0.0.1:$STITCH_GRPC_PORT" \
@@ -209,6 +212,28 @@ E2E_IDLE_RSS_KIB=$(kib "$STITCH_PID" VmRSS)
 stop_stitch
 STARTUP_MS_MEDIAN=$(printf '%s\n' "${STARTUPS[@]}" | sort -n | sed -n 2p)
 
+# --- end-to-end into PostgreSQL --------------------------------------------------------------------------
+# The same traffic into the store on a local PostgreSQL 15 (fsync off, as for a benchmark server; Stitch's
+# writes still commit one transaction per batch), right after the SQLite row.
+PG_SPANS=""
+if [[ "${SKIP_POSTGRES:-0}" != 1 ]]; then
+    PG_DIR="$OUT/postgres"
+    PG_PORT=$(free_port)
+    PG_URL=$(scripts/pg-server.sh start "$PG_DIR" "$PG_PORT")
+    psql "$PG_URL" -qXc "CREATE DATABASE stitch_e2e" >/dev/null
+    log "end-to-end: $E2E_TRACES traces into PostgreSQL…"
+    STORE_URL="${PG_URL/\/postgres\?//stitch_e2e?}" start_stitch e2e-postgres --idle-timeout 2s
+    load e2e-postgres e2e --traces "$E2E_TRACES" --connections 4 --duplicate-rate 0.01 --timeout 420 --max-attempts 100000 || true
+    PG_SPANS=$(jget "$OUT/e2e-postgres.json" e2e_spans_per_second)
+    PG_STEADY=$(jget "$OUT/e2e-postgres.json" steady_commit_spans_per_second)
+    PG_EXACT=$(jget "$OUT/e2e-postgres.json" traces_exact)
+    PG_TOTAL=$(jget "$OUT/e2e-postgres.json" traces_total)
+    PG_NON2XX=$(jget "$OUT/e2e-postgres.json" non_2xx)
+    stop_stitch
+    scripts/pg-server.sh stop "$PG_DIR"
+    PG_DIR=""
+fi
+
 # --- held memory -----------------------------------------------------------------------------------------
 # Small spans that outlive their 8 MiB requests (one never-closing span + a closed 1,000-span trace each).
 HELD=""
@@ -297,6 +322,9 @@ fi
     echo "| accept over OTLP/gRPC | $(fmt_int "$GRPC_SPANS") spans/s = $(fmt_int "$(calc "100 * $GRPC_SPANS / max(1, $ACCEPT_SPANS)")") % of the accept row, p50 $(fmt "$GRPC_P50" 1) ms, p99 $(fmt "$GRPC_P99" 1) ms, not OK $GRPC_NOTOK | ≥ 80 % of OTLP/HTTP | the accept row's traffic as TraceService/Export calls, 4 HTTP/2 connections, one call in flight on each, right after the accept row |"
     echo "| latency at half peak | p99 $(fmt "$HALF_P99" 1) ms (p50 $(fmt "$HALF_P50" 1), max $(fmt "$HALF_MAX" 1)) at $(fmt_int "$HALF_ACHIEVED") spans/s | p99 ≤ 10 ms | the accept row's $(fmt_int "$(calc "$ACCEPT_TRACES * 20")") spans at --rate $(fmt_int "$HALF_RATE"), 8 connections, latency from when each request was due |"
     echo "| end-to-end | $(fmt_int "$E2E_SPANS") spans/s (steady commit $(fmt_int "$E2E_STEADY") spans/s); traces exact $E2E_EXACT / $E2E_TOTAL; non-2xx $E2E_NON2XX | ≥ 100,000, 100 % exact | $(fmt_int "$(calc "$E2E_TRACES * 20")") spans, first request → every trace committed ($(fmt "${E2E_SECONDS:-0}" 1) s, includes the 2 s idle timeout), 1 % duplicate requests, 503s retried |"
+    if [[ -n "$PG_SPANS" ]]; then
+        echo "| end-to-end into PostgreSQL | $(fmt_int "$PG_SPANS") spans/s (steady commit $(fmt_int "$PG_STEADY") spans/s) = $(fmt_int "$(calc "100 * $PG_SPANS / max(1, ${E2E_SPANS:-0})")") % of SQLite's; traces exact $PG_EXACT / $PG_TOTAL; non-2xx $PG_NON2XX | ≥ the SQLite row | the end-to-end row's traffic, --db postgresql://… on a local PostgreSQL 15 (scripts/pg-server.sh, fsync off) |"
+    fi
     if [[ -n "$MLFLOW_SPANS" ]]; then
         echo "| MLflow | $(fmt_int "$MLFLOW_SPANS") spans/s (p99 $(fmt "$MLFLOW_P99" 0) ms); Stitch end-to-end / MLflow = $(fmt_int "$(calc "${E2E_SPANS:-0} / max(1e-9, $MLFLOW_SPANS)")")× | ≥ 300× | mlflow server 3.x on SQLite, the first $MLFLOW_TRACES traces of the same traffic, ≤ ${MLFLOW_SECONDS} s; RSS $(( ${MLFLOW_RSS_KIB:-0} / 1024 )) MiB, start-up ${MLFLOW_STARTUP_S} s |"
     fi

@@ -65,7 +65,7 @@ struct StitchLoad: AsyncParsableCommand {
     var openSpanPerRequest = false
     @Option(help: "Seed of the generated traffic.") var seed: UInt64 = 1
     @Option(help: "x-mlflow-experiment-id header (and the experiment the e2e check expects).") var experimentId: String?
-    @Option(help: "SQLite store to check (e2e).") var db: String?
+    @Option(help: "The store to check (e2e): a SQLite path or a postgresql:// URL.") var db: String?
     @Option(help: "e2e: seconds to wait for the store to hold every trace, exactly.") var timeout = 120.0
     @Option(help: "Event loop threads of the generator.") var threads = 1
     @Option(help: "Attempts per request for retryable answers (429/502/503/504).") var maxAttempts = 20

@@ -1,33 +1,72 @@
+import Foundation
 import GRDB
 import OTLPWire
 import StitchLoadKit
 
-/// Reads the store file (read-only, alongside the running server: the store is in WAL mode) and
-/// compares every generated trace with what was committed.
+/// Reads the store (a SQLite file read-only, alongside the running server: the store is in WAL
+/// mode; or a PostgreSQL store through `psql`) and compares every generated trace with what was
+/// committed.
 struct StoreCheck {
-    private let database: DatabaseQueue
+    private enum Backend {
+        case sqlite(DatabaseQueue)
+        /// A `postgresql://` URL, read with Debian's `psql` (no driver in the load generator).
+        case postgres(String)
+    }
+
+    private let backend: Backend
 
     init(path: String) throws {
+        if path.hasPrefix("postgresql://") || path.hasPrefix("postgres://") {
+            backend = .postgres(path)
+            return
+        }
         var configuration = Configuration()
         configuration.readonly = true
         configuration.label = "stitch-load.check"
-        database = try DatabaseQueue(path: path, configuration: configuration)
+        backend = .sqlite(try DatabaseQueue(path: path, configuration: configuration))
+    }
+
+    /// Every row of a query, each column as text (nil for NULL).
+    private func rows(_ sql: String) throws -> [[String?]] {
+        switch backend {
+        case .sqlite(let database):
+            return try database.read { db in
+                try Row.fetchAll(db, sql: sql).map { row in (0..<row.count).map { row[$0] as String? } }
+            }
+        case .postgres(let url):
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+            // Unit separator between columns, and a NULL no text of these queries can be.
+            process.arguments = [url, "-X", "-q", "-A", "-t", "-F", "\u{1F}", "-P", "null=\u{1}", "-v", "ON_ERROR_STOP=1", "-c", sql]
+            let output = Pipe()
+            let errors = Pipe()
+            process.standardOutput = output
+            process.standardError = errors
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw CheckError("psql failed: \(errorText)") }
+            return String(decoding: data, as: UTF8.self).split(separator: "\n").map { line in
+                line.split(separator: "\u{1F}", omittingEmptySubsequences: false).map { $0 == "\u{1}" ? nil : String($0) }
+            }
+        }
+    }
+
+    struct CheckError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
     }
 
     /// Rows in `trace_info`.
     func committedTraces() throws -> Int {
-        try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM trace_info") ?? 0 }
+        Int(try rows("SELECT CAST(COUNT(*) AS TEXT) FROM trace_info").first?.first.flatMap { $0 } ?? "0") ?? 0
     }
 
     /// How many of `requestIDs` are in `trace_info`.
     func committed(of requestIDs: Set<String>) throws -> Int {
-        try database.read { db in
-            var count = 0
-            let cursor = try String.fetchCursor(db, sql: "SELECT request_id FROM trace_info")
-            while let id = try cursor.next() {
-                if requestIDs.contains(id) { count += 1 }
-            }
-            return count
+        try rows("SELECT request_id FROM trace_info").reduce(0) { count, row in
+            count + (row[0].map(requestIDs.contains) == true ? 1 : 0)
         }
     }
 
@@ -39,53 +78,48 @@ struct StoreCheck {
         index.reserveCapacity(plan.traces.count)
         for (position, trace) in plan.traces.enumerated() { index["tr-" + trace.traceID.hex] = position }
 
-        return try database.read { db in
-            var result = Verification(total: plan.traces.count)
-            var present = [Bool](repeating: false, count: plan.traces.count)
-            var experimentOK = [Bool](repeating: true, count: plan.traces.count)
-            let infos = try Row.fetchCursor(db, sql: "SELECT request_id, CAST(experiment_id AS TEXT) FROM trace_info")
-            while let row = try infos.next() {
-                guard let position = index[row[0] as String] else { continue }
-                present[position] = true
-                if let experimentID, (row[1] as String?) != experimentID { experimentOK[position] = false }
-            }
-
-            // Stored spans of each trace: span id → parent (nil for a root).
-            var stored = [[UInt64: UInt64?]](repeating: [:], count: plan.traces.count)
-            let spans = try Row.fetchCursor(db, sql: "SELECT trace_id, span_id, parent_span_id FROM spans")
-            while let row = try spans.next() {
-                guard let position = index[row[0] as String] else { continue }
-                let spanID = SpanID(hex: row[1] as String)?.raw ?? 0
-                let parent: UInt64? = (row[2] as String?).map { SpanID(hex: $0)?.raw ?? 0 }
-                stored[position][spanID] = parent
-            }
-
-            var tags = [[String: String]](repeating: [:], count: plan.traces.count)
-            let tagRows = try Row.fetchCursor(db, sql: """
-                SELECT request_id, key, value FROM trace_tags WHERE key IN ('stitch.services', 'stitch.completeness')
-                """)
-            while let row = try tagRows.next() {
-                guard let position = index[row[0] as String] else { continue }
-                tags[position][row[1] as String] = row[2] as String?
-            }
-
-            for (position, trace) in plan.traces.enumerated() {
-                guard present[position] else {
-                    result.fail(.missing, trace: trace)
-                    continue
-                }
-                let completeness = tags[position]["stitch.completeness"] ?? "(none)"
-                result.completeness[completeness, default: 0] += 1
-                if let problem = Self.problem(trace, stored: stored[position], tags: tags[position]) {
-                    result.fail(problem, trace: trace)
-                } else if !experimentOK[position] {
-                    result.fail(.wrongExperiment, trace: trace)
-                } else {
-                    result.exact += 1
-                }
-            }
-            return result
+        var result = Verification(total: plan.traces.count)
+        var present = [Bool](repeating: false, count: plan.traces.count)
+        var experimentOK = [Bool](repeating: true, count: plan.traces.count)
+        for row in try rows("SELECT request_id, CAST(experiment_id AS TEXT) FROM trace_info") {
+            guard let id = row[0], let position = index[id] else { continue }
+            present[position] = true
+            if let experimentID, row[1] != experimentID { experimentOK[position] = false }
         }
+
+        // Stored spans of each trace: span id → parent (nil for a root).
+        var stored = [[UInt64: UInt64?]](repeating: [:], count: plan.traces.count)
+        for row in try rows("SELECT trace_id, span_id, parent_span_id FROM spans") {
+            guard let id = row[0], let position = index[id] else { continue }
+            let spanID = row[1].flatMap { SpanID(hex: $0)?.raw } ?? 0
+            let parent: UInt64? = row[2].map { SpanID(hex: $0)?.raw ?? 0 }
+            stored[position][spanID] = parent
+        }
+
+        var tags = [[String: String]](repeating: [:], count: plan.traces.count)
+        for row in try rows("""
+            SELECT request_id, key, value FROM trace_tags WHERE key IN ('stitch.services', 'stitch.completeness')
+            """) {
+            guard let id = row[0], let position = index[id], let key = row[1] else { continue }
+            tags[position][key] = row[2]
+        }
+
+        for (position, trace) in plan.traces.enumerated() {
+            guard present[position] else {
+                result.fail(.missing, trace: trace)
+                continue
+            }
+            let completeness = tags[position]["stitch.completeness"] ?? "(none)"
+            result.completeness[completeness, default: 0] += 1
+            if let problem = Self.problem(trace, stored: stored[position], tags: tags[position]) {
+                result.fail(problem, trace: trace)
+            } else if !experimentOK[position] {
+                result.fail(.wrongExperiment, trace: trace)
+            } else {
+                result.exact += 1
+            }
+        }
+        return result
     }
 
     private static func problem(_ trace: PlannedTrace, stored: [UInt64: UInt64?], tags: [String: String]) -> Verification.Problem? {

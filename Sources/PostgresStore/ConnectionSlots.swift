@@ -126,6 +126,13 @@ final class ConnectionSlots: Sendable {
         waiter?.resume()
     }
 
+    /// A store dropped without `close()` (a command that reads and exits) still closes its
+    /// connections: postgres-nio requires a connection to be closed before it is freed.
+    deinit {
+        let idle = state.withLock { state in state.idle }
+        for connection in idle { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
+    }
+
     /// Closes the idle connections; those lent out are closed when they come back.
     func close() async {
         let (idle, waiters) = state.withLock { state -> ([PostgresConnection], [CheckedContinuation<Void, Never>]) in

@@ -178,6 +178,7 @@ struct Traces: AsyncParsableCommand {
             do {
                 page = try await store.searchTraces(TraceQuery(experimentIDs: experimentIDs, filter: filter,
                                                    maxResults: maxResults, pageToken: pageToken))
+                try? await store.close()
             } catch {
                 FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
                 throw ExitCode.failure
@@ -202,7 +203,9 @@ struct Traces: AsyncParsableCommand {
         func run() async throws {
             let store = try await self.store.open()
             let requestID = id.hasPrefix("tr-") ? id : "tr-" + id.lowercased()
-            guard let trace = try await store.storedTrace(id: requestID) else {
+            let found = try await store.storedTrace(id: requestID)
+            try? await store.close()
+            guard let trace = found else {
                 FileHandle.standardError.write(Data("stitch: trace \(requestID) not found\n".utf8))
                 throw ExitCode.failure
             }
