@@ -32,33 +32,72 @@ final class ConnectionSlots: Sendable {
 
     /// Lends a connection for `body`; a connection that is closed afterwards (or that `body` failed
     /// on with a connection error) is not lent again. Queries only: a transaction is `withTransaction`.
-    func withConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+    func withConnection<Result: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> Result) async throws -> Result {
         let connection = try await acquire()
-        do {
-            let result = try await body(connection)
+        switch await Self.untilClosed(connection, { try await body(connection) }) {
+        case .success(let result):
             release(connection, broken: connection.isClosed)
             return result
-        } catch {
+        case .failure(let error):
             release(connection, broken: connection.isClosed || PostgresErrors.isRetryable(error))
             throw error
         }
     }
 
     /// `body` inside `BEGIN` … `COMMIT`. On any failure the connection is closed rather than rolled
-    /// back (the server aborts the transaction): postgres-nio 1.33 never answers a query sent on a
-    /// connection that has just closed, so its `withTransaction`, which sends `ROLLBACK` after a lost
-    /// connection, could wait for good.
-    func withTransaction<Result: Sendable>(logger: Logger, _ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+    /// back (the server aborts the transaction).
+    ///
+    /// postgres-nio 1.33 never answers a query written to a connection that has just closed (its
+    /// promise is dropped with the failed write), so a transaction whose connection closes under it
+    /// may wait for good; its own `withTransaction` even sends `ROLLBACK` on such a connection. A
+    /// transaction still running 1 s after its connection closed is given up here with
+    /// `ConnectionLost` (the query's task is left behind; it holds nothing but that connection).
+    func withTransaction<Result: Sendable>(logger: Logger,
+                                           _ body: @escaping @Sendable (PostgresConnection) async throws -> Result) async throws -> Result {
         let connection = try await acquire()
-        do {
+        let outcome = await Self.untilClosed(connection) {
             try await connection.query("BEGIN", logger: logger)
             let result = try await body(connection)
             try await connection.query("COMMIT", logger: logger)
+            return result
+        }
+        switch outcome {
+        case .success(let result):
             release(connection, broken: connection.isClosed)
             return result
-        } catch {
+        case .failure(let error):
             release(connection, broken: true)
             throw error
+        }
+    }
+
+    /// The connection closed under a transaction that then never finished.
+    struct ConnectionLost: Error, CustomStringConvertible {
+        var description: String { "the connection closed during the transaction" }
+    }
+
+    /// Runs `work`; its outcome, or `ConnectionLost` once the connection has been closed for 1 s
+    /// while `work` still runs.
+    private static func untilClosed<Value: Sendable>(
+        _ connection: PostgresConnection, _ work: @escaping @Sendable () async throws -> Value
+    ) async -> Swift.Result<Value, any Error> {
+        let outcome = FirstOutcome<Value>()
+        return await withCheckedContinuation { continuation in
+            outcome.wait(continuation)
+            let worker = Task {
+                do { outcome.finish(.success(try await work())) } catch { outcome.finish(.failure(error)) }
+            }
+            Task {
+                var closedTicks = 0
+                while !outcome.isFinished {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    closedTicks = connection.isClosed ? closedTicks + 1 : 0
+                    if closedTicks >= 5 {
+                        worker.cancel()
+                        outcome.finish(.failure(ConnectionLost()))
+                    }
+                }
+            }
         }
     }
 
@@ -147,5 +186,26 @@ final class ConnectionSlots: Sendable {
         for waiter in waiters { waiter.resume() }
         // Not awaited: closing a connection the server has already dropped may never complete.
         for connection in idle { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
+    }
+}
+
+/// The first of several outcomes, handed to one waiting continuation.
+private final class FirstOutcome<Value: Sendable>: Sendable {
+    private let state = Mutex<(waiting: CheckedContinuation<Swift.Result<Value, any Error>, Never>?, finished: Bool)>((nil, false))
+
+    var isFinished: Bool { state.withLock { $0.finished } }
+
+    func wait(_ continuation: CheckedContinuation<Swift.Result<Value, any Error>, Never>) {
+        state.withLock { $0.waiting = continuation }
+    }
+
+    func finish(_ result: Swift.Result<Value, any Error>) {
+        let continuation = state.withLock { state -> CheckedContinuation<Swift.Result<Value, any Error>, Never>? in
+            guard !state.finished else { return nil }
+            state.finished = true
+            defer { state.waiting = nil }
+            return state.waiting
+        }
+        continuation?.resume(returning: result)
     }
 }

@@ -118,7 +118,7 @@ package final class PostgresTraceStore: TraceStore {
 
     private func createSchema() async throws {
         do {
-            try await slots.withTransaction(logger: logger) { connection in
+            try await slots.withTransaction(logger: logger) { [logger] connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.lockKey))", logger: logger)
                 try await connection.query("CREATE TABLE IF NOT EXISTS stitch_migrations (identifier TEXT NOT NULL PRIMARY KEY)", logger: logger)
                 let applied = try await connection.query(
@@ -298,7 +298,7 @@ package final class PostgresTraceStore: TraceStore {
 
     private func readRows(_ query: PostgresQuery) async throws -> [PostgresRow] {
         do {
-            return try await slots.withConnection { connection in try await connection.query(query, logger: logger).collect() }
+            return try await slots.withConnection { [logger] connection in try await connection.query(query, logger: logger).collect() }
         } catch {
             throw StoreError("reading the store at \(url) failed: \(PostgresErrors.describe(error))")
         }
