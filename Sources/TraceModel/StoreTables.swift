@@ -50,9 +50,9 @@ package enum StoreTables {
         let resourceID = dialect == .sqlite ? "INTEGER" : "BIGINT"
         // The row-level references of MLflow's schema. SQLite declares them (its connection leaves
         // them unchecked); on PostgreSQL, where a declared key is a checked key, the spans, tags and
-        // metadata rows carry none: their three index probes per span row cost a third of the write
-        // rate (stitch-bench-store, 100,000 spans: 17–23k spans/s with them, 26–31k without). The
-        // writer keeps the references itself, as on SQLite: a trace's row and its experiment are
+        // metadata rows carry none, which spares three index probes per span row (stitch-bench-store:
+        // +51 % while the machine also ran a build, within noise on a quiet one; Benchmarks/README.md).
+        // The writer keeps the references itself, as on SQLite: a trace's row and its experiment are
         // written in the same transaction before its spans.
         func reference(_ clause: String) -> String { dialect == .sqlite ? clause : "" }
         let spanReferences = reference("""
