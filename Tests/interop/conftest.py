@@ -5,12 +5,17 @@ Run: `STITCH_BIN=.build/debug/stitch .venv/bin/python -m pytest Tests/interop -q
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import pytest
 
-from harness import FAST_OPTIONS, ServerApp, StitchServer
+from harness import FAST_OPTIONS, REPO_ROOT, ServerApp, StitchServer, free_port
 from tracking_server import MlflowTrackingServer
 
 
@@ -21,10 +26,10 @@ def start_stitch(tmp_path: Path) -> Iterator[Callable[..., StitchServer]]:
     servers: list[StitchServer] = []
 
     def start(options: Sequence[str] = FAST_OPTIONS, subcommand: Sequence[str] = ("serve",), port: int | None = None,
-              grpc_port: int | None = None) -> StitchServer:
+              grpc_port: int | None = None, db: str | None = None) -> StitchServer:
         workdir = tmp_path / f"stitch-{len(servers)}"
         workdir.mkdir()
-        server = StitchServer(workdir, options=options, subcommand=subcommand, port=port, grpc_port=grpc_port)
+        server = StitchServer(workdir, options=options, subcommand=subcommand, port=port, grpc_port=grpc_port, db=db)
         servers.append(server)
         return server.start()
 
@@ -37,6 +42,35 @@ def start_stitch(tmp_path: Path) -> Iterator[Callable[..., StitchServer]]:
 def stitch(start_stitch: Callable[..., StitchServer]) -> StitchServer:
     """A running Stitch with a fresh store and the fast test timeouts (idle 300 ms, max age 5 s)."""
     return start_stitch()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL server (scripts/pg-server.sh: initdb, 127.0.0.1, a free port), started once per
+    session and stopped at its end; yields the URL of its `postgres` database."""
+    # Not under pytest's temporary root: that is private to root, and the server runs as `postgres`.
+    directory = Path(tempfile.mkdtemp(prefix="stitch-interop-pg-"))
+    os.chmod(directory, 0o755)
+    script = REPO_ROOT / "scripts" / "pg-server.sh"
+    started = subprocess.run([str(script), "start", str(directory / "pg"), str(free_port())],
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, f"PostgreSQL did not start: {started.stderr}"
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run([str(script), "stop", str(directory / "pg")], capture_output=True, timeout=60)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stitch_on_each_store(request: pytest.FixtureRequest, start_stitch: Callable[..., StitchServer]) -> StitchServer:
+    """A running Stitch as `stitch`, once on its SQLite store and once on a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return start_stitch()
+    base = request.getfixturevalue("postgres")
+    name = f"interop_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["psql", base, "-qXc", f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=60)
+    return start_stitch(db=base.replace("/postgres?", f"/{name}?"))
 
 
 @pytest.fixture

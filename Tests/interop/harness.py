@@ -115,10 +115,11 @@ class StitchServer:
     """One `stitch` server process with its own store, on a free 127.0.0.1 port."""
 
     def __init__(self, workdir: Path, options: Sequence[str] = FAST_OPTIONS, subcommand: Sequence[str] = ("serve",),
-                 port: int | None = None, grpc_port: int | None = None):
+                 port: int | None = None, grpc_port: int | None = None, db: str | None = None):
         self.binary = stitch_binary()
         self.workdir = workdir
-        self.db = workdir / "stitch-data" / "stitch.db"
+        #: The store: a SQLite file in the work directory, or the caller's postgresql:// URL.
+        self.db = db or workdir / "stitch-data" / "stitch.db"
         self.log_path = workdir / "stitch.log"
         self.options = list(options)
         self.subcommand = list(subcommand)

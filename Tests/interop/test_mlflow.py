@@ -9,7 +9,8 @@ from mlflow_example import check_example_trace
 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
-def test_mlflow_client_and_server_form_one_trace(transport, stitch, start_server_app, tmp_path):
+def test_mlflow_client_and_server_form_one_trace(transport, stitch_on_each_store, start_server_app, tmp_path):
+    stitch = stitch_on_each_store
     # http: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf and the /v1/traces URL. grpc: only
     # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:<grpc port>, no protocol variable: MLflow's
     # OTLP exporter then uses gRPC, its default.

@@ -6,7 +6,8 @@ A_SPANS = ("A-root", "A-call-B", "A-postprocess")
 B_SPANS = ("B-handler", "B-db")
 
 
-def test_two_sdk_processes_form_one_trace(stitch, start_server_app, tmp_path):
+def test_two_sdk_processes_form_one_trace(stitch_on_each_store, start_server_app, tmp_path):
+    stitch = stitch_on_each_store
     # Service B exports to the endpoint without a path (SDKs then POST to "/"), A to /v1/traces.
     service_b = start_server_app("otel_service_b.py", otel_env(stitch, "service-b", endpoint=stitch.base_url))
     client = run_app("otel_service_a.py", [f"{service_b.base_url}/work"], otel_env(stitch, "service-a"), tmp_path)
