@@ -66,7 +66,11 @@ let package = Package(
         // MLflow's JSON, the filter language. No database: the backends below write and read it.
         .target(
             name: "TraceModel",
-            dependencies: ["OTLPWire", "TraceEdge"]
+            dependencies: [
+                "OTLPWire", "TraceEdge",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
 
         // The embedded store: the trace model in SQLite (through GRDB), WAL with checkpoints beside the writer.

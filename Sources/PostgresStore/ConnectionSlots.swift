@@ -22,12 +22,10 @@ final class ConnectionSlots: Sendable {
     let limit: Int
     private let connect: @Sendable () async throws -> PostgresConnection
     private let state = Mutex(State())
-    private let logger: Logger
 
-    init(limit: Int, logger: Logger, connect: @escaping @Sendable () async throws -> PostgresConnection) {
+    init(limit: Int, connect: @escaping @Sendable () async throws -> PostgresConnection) {
         self.limit = max(1, limit)
         self.connect = connect
-        self.logger = logger
     }
 
     /// Lends a connection for `body`; a connection that is closed afterwards (or that `body` failed

@@ -82,19 +82,21 @@ enum Statements {
 
     static let traceInfoValueColumns = StoreTables.traceInfoValueColumns.joined(separator: ", ")
 
-    /// The unnest of the value columns from $3 on (types in `traceInfoValueColumns` order).
-    static let traceInfoValueArrays = """
-        $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-        $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[],
-        $16::float8[], $17::float8[], $18::float8[]
-        """
+    /// PostgreSQL's type of each of `StoreTables.traceInfoValueColumns`, in order.
+    static let traceInfoValueTypes = ["bigint", "bigint"] + Array(repeating: "text", count: 5)
+        + Array(repeating: "bigint", count: TokenUsage.allKeys.count) + Array(repeating: "float8", count: TraceCost.keys.count)
+
+    /// The array parameters of the value columns, numbered from `$first`.
+    static func traceInfoValueArrays(from first: Int) -> String {
+        traceInfoValueTypes.enumerated().map { "$\(first + $0.offset)::\($0.element)[]" }.joined(separator: ", ")
+    }
 
     /// New traces: $1 request ids, $2 experiment ids, then the value columns. Returns the ids it inserted.
     struct InsertTraceInfo: BatchStatement {
         static let sql = """
             INSERT INTO trace_info (request_id, experiment_id, db_payload_generation, \(traceInfoValueColumns))
             SELECT request_id, experiment_id, 1, \(traceInfoValueColumns)
-            FROM unnest($1::text[], $2::bigint[], \(traceInfoValueArrays))
+            FROM unnest($1::text[], $2::bigint[], \(traceInfoValueArrays(from: 3)))
                 AS u(request_id, experiment_id, \(traceInfoValueColumns))
             ON CONFLICT (request_id) DO NOTHING
             RETURNING request_id
@@ -112,13 +114,13 @@ enum Statements {
         var bindings: PostgresBindings
     }
 
-    /// Merged traces: $1 request ids, $2 unused, then the value columns.
+    /// Merged traces: $1 request ids, then the value columns.
     struct UpdateTraceInfo: BatchStatement {
         static let sql = """
             UPDATE trace_info t SET db_payload_generation = t.db_payload_generation + 1,
                 \(StoreTables.traceInfoValueColumns.map { "\($0) = u.\($0)" }.joined(separator: ", "))
-            FROM unnest($1::text[], $2::bigint[], \(traceInfoValueArrays))
-                AS u(request_id, unused, \(traceInfoValueColumns))
+            FROM unnest($1::text[], \(traceInfoValueArrays(from: 2)))
+                AS u(request_id, \(traceInfoValueColumns))
             WHERE t.request_id = u.request_id
             """
         var bindings: PostgresBindings

@@ -21,14 +21,13 @@ package final class PostgresTraceStore: TraceStore {
     package var location: String { url.description }
     let defaultExperimentID: Int64
     let readOnly: Bool
+    /// How each connection is opened (TLS contexts made once).
+    private let configuration: PostgresConnection.Configuration
     private let slots: ConnectionSlots
     private let logger: Logger
     /// Experiments and resources known to be committed (Stitch never deletes either).
     private let known = Mutex<(experiments: Set<Int64>, resources: [String: Int64])>(([], [:]))
-    private let writeTimer: Metrics.Timer
-    private let tracesWritten: Counter
-    private let spansWritten: Counter
-    private let writeErrors: Counter
+    private let instruments: StoreInstruments
     private let writeRetries: Counter
     private let unreachable = Atomic<Bool>(false)
     package var isUnreachable: Bool { unreachable.load(ordering: .relaxed) }
@@ -52,17 +51,19 @@ package final class PostgresTraceStore: TraceStore {
         self.defaultExperimentID = defaultExperiment
         self.readOnly = readOnly
         self.logger = logger
-        writeTimer = Metrics.Timer(label: "stitch_store_write_seconds", factory: metrics)
-        tracesWritten = Counter(label: "stitch_store_traces_written_total", factory: metrics)
-        spansWritten = Counter(label: "stitch_store_spans_written_total", factory: metrics)
-        writeErrors = Counter(label: "stitch_store_write_errors_total", factory: metrics)
+        instruments = StoreInstruments(metrics: metrics)
         writeRetries = Counter(label: "stitch_store_write_retries_total", factory: metrics)
         let configuration = try Self.connectionConfiguration(url)
-        slots = ConnectionSlots(limit: Self.maximumConnections, logger: logger) {
+        self.configuration = configuration
+        slots = ConnectionSlots(limit: Self.maximumConnections) {
             try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
         }
         do {
-            try await Self.check(url: url, logger: logger)
+            do {
+                try await Self.probe(configuration, logger: logger)
+            } catch {
+                throw StoreError("cannot open the store at \(url): \(PostgresErrors.describe(error))")
+            }
             if readOnly {
                 try await requireSchema()
             } else {
@@ -74,26 +75,21 @@ package final class PostgresTraceStore: TraceStore {
         }
     }
 
-    /// The TLS settings of `sslmode` (nil: no TLS).
-    static func tlsConfiguration(_ url: PostgresURL) -> TLSConfiguration? {
-        switch url.sslMode {
-        case .disable:
-            return nil
-        case .prefer, .verifyFull:
-            return .makeClientConfiguration()
-        case .require:
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.certificateVerification = .none
-            return configuration
-        }
-    }
-
+    /// How to connect: the URL's server, login and `sslmode` (`prefer` and `verify-full` verify the
+    /// certificate, `require` does not, as libpq).
     static func connectionConfiguration(_ url: PostgresURL) throws -> PostgresConnection.Configuration {
         let tls: PostgresConnection.Configuration.TLS
-        switch (url.sslMode, tlsConfiguration(url)) {
-        case (.prefer, let configuration?): tls = .prefer(try NIOSSLContext(configuration: configuration))
-        case (_, let configuration?): tls = .require(try NIOSSLContext(configuration: configuration))
-        case (_, nil): tls = .disable
+        switch url.sslMode {
+        case .disable:
+            tls = .disable
+        case .prefer:
+            tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        case .require:
+            var unverified = TLSConfiguration.makeClientConfiguration()
+            unverified.certificateVerification = .none
+            tls = .require(try NIOSSLContext(configuration: unverified))
+        case .verifyFull:
+            tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
         }
         var configuration = PostgresConnection.Configuration(
             host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
@@ -102,18 +98,10 @@ package final class PostgresTraceStore: TraceStore {
     }
 
     /// Opens one connection and runs `SELECT 1`: fails with the server's reason.
-    static func probe(_ url: PostgresURL, logger: Logger) async throws {
-        let connection = try await PostgresConnection.connect(configuration: try connectionConfiguration(url), id: 0, logger: logger)
+    static func probe(_ configuration: PostgresConnection.Configuration, logger: Logger) async throws {
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
         defer { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
         try await connection.query("SELECT 1", logger: logger)
-    }
-
-    private static func check(url: PostgresURL, logger: Logger) async throws {
-        do {
-            try await probe(url, logger: logger)
-        } catch {
-            throw StoreError("cannot open the store at \(url): \(PostgresErrors.describe(error))")
-        }
     }
 
     private func createSchema() async throws {
@@ -165,25 +153,9 @@ package final class PostgresTraceStore: TraceStore {
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 
     package func consume(_ traces: [FinishedTrace]) async throws {
-        guard !traces.isEmpty else { return }
-        let started = ContinuousClock.now
-        let batch = PreparedBatch(traces)
-        for problem in batch.problems {
-            logger.log(level: problem.spansLeftOut ? .error : .warning, "\(problem.message)",
-                       metadata: problem.metadata.mapValues { .string($0) })
-        }
-        let prepared = batch.traces
-        do {
+        try await instruments.consume(traces, logger: logger, location: url.description, describe: PostgresErrors.describe) { prepared in
             let summary = try await write(prepared, ensuringDefault: false)
-            tracesWritten.increment(by: summary.tracesInserted + summary.tracesMerged)
-            spansWritten.increment(by: summary.spansWritten)
-            writeTimer.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - started))
-        } catch {
-            writeErrors.increment()
-            logger.error("writing traces to the store failed", metadata: [
-                "error": "\(PostgresErrors.describe(error))", "traces": "\(traces.count)", "store": "\(url)",
-            ])
-            throw error
+            return .init(tracesInserted: summary.tracesInserted, tracesMerged: summary.tracesMerged, spans: summary.spansWritten)
         }
     }
 
@@ -198,10 +170,10 @@ package final class PostgresTraceStore: TraceStore {
             attempt += 1
             // A write still waiting after `connect_timeout` (for a free connection, or for a server
             // that accepts but does not answer) is reported, with what a fresh connection meets.
-            let stall = Task { [url, logger] in
+            let stall = Task { [url, configuration, logger] in
                 try await Task.sleep(for: .seconds(Int64(url.connectTimeoutSeconds)))
                 var reason = "the server is reachable; the write waits for a free connection"
-                do { try await Self.probe(url, logger: logger) } catch { reason = PostgresErrors.describe(error) }
+                do { try await Self.probe(configuration, logger: logger) } catch { reason = PostgresErrors.describe(error) }
                 logger.warning("store write is waiting for PostgreSQL", metadata: [
                     "reason": "\(reason)", "traces": "\(traces.count)", "store": "\(url)",
                 ])
@@ -252,11 +224,6 @@ package final class PostgresTraceStore: TraceStore {
         _ = try await slots.withTransaction(logger: logger) { connection in
             try await connection.query("TRUNCATE trace_tags, trace_request_metadata, spans, trace_info", logger: self.logger)
         }
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
     // MARK: Reading

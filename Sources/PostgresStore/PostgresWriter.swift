@@ -68,13 +68,13 @@ struct PostgresWriter {
             values.append(trace.derivedAsNew)
         }
         let inserted = Set(try await connection.run(
-            Statements.InsertTraceInfo(bindings: values.bindings(ids, experimentIDs)), logger: logger)
+            Statements.InsertTraceInfo(bindings: values.bindings(after: ids, experimentIDs)), logger: logger)
             .map { try $0.decode(String.self) })
         let merging = traces.filter { !inserted.contains($0.requestID) }
+        var mergingIDs = ColumnArray(.text, capacity: merging.count)
+        for trace in merging { mergingIDs.append(trace.requestID) }
         var storedExperiment: [String: Int64] = [:]
         if !merging.isEmpty {
-            var mergingIDs = ColumnArray(.text, capacity: merging.count)
-            for trace in merging { mergingIDs.append(trace.requestID) }
             for row in try await connection.run(Statements.LockStoredTraces(bindings: bindings(mergingIDs)), logger: logger) {
                 let (id, experiment) = try row.decode((String, Int64).self)
                 storedExperiment[id] = experiment
@@ -88,19 +88,12 @@ struct PostgresWriter {
         var derivedByTrace: [(requestID: String, derived: DerivedTrace)] = traces
             .filter { inserted.contains($0.requestID) }.map { ($0.requestID, $0.derivedAsNew) }
         if !merging.isEmpty {
-            let merged = try await derive(merging)
-            var mergedIDs = ColumnArray(.text, capacity: merged.count)
-            var unused = ColumnArray(.int8, capacity: merged.count)
+            // In the order of `merging`, as `mergingIDs`.
+            let merged = try await derive(merging, ids: mergingIDs)
             var mergedValues = TraceInfoValueColumns(capacity: merged.count)
-            for (requestID, derived) in merged {
-                mergedIDs.append(requestID)
-                unused.appendNull()
-                mergedValues.append(derived)
-            }
-            try await connection.run(Statements.UpdateTraceInfo(bindings: mergedValues.bindings(mergedIDs, unused)), logger: logger)
-            var deleteIDs = ColumnArray(.text, capacity: merged.count)
-            for (requestID, _) in merged { deleteIDs.append(requestID) }
-            try await connection.run(Statements.DeleteTags(bindings: bindings(deleteIDs)), logger: logger)
+            for (_, derived) in merged { mergedValues.append(derived) }
+            try await connection.run(Statements.UpdateTraceInfo(bindings: mergedValues.bindings(after: mergingIDs)), logger: logger)
+            try await connection.run(Statements.DeleteTags(bindings: bindings(mergingIDs)), logger: logger)
             derivedByTrace += merged
         }
         try await writeTagsAndMetadata(derivedByTrace)
@@ -197,10 +190,9 @@ struct PostgresWriter {
         try await connection.run(Statements.UpsertSpans(bindings: columns.bindings()), logger: logger)
     }
 
-    /// Every merged trace recomputed from all its stored spans (the batch's are stored by now).
-    private func derive(_ traces: [PreparedTrace]) async throws -> [(requestID: String, derived: DerivedTrace)] {
-        var ids = ColumnArray(.text, capacity: traces.count)
-        for trace in traces { ids.append(trace.requestID) }
+    /// Every merged trace recomputed from all its stored spans (the batch's are stored by now), in
+    /// the order of `traces`; `ids` holds their request ids.
+    private func derive(_ traces: [PreparedTrace], ids: ColumnArray) async throws -> [(requestID: String, derived: DerivedTrace)] {
         var facts: [String: [SpanFacts]] = [:]
         var resourceIDs: Set<Int64> = []
         for row in try await connection.run(Statements.StoredFacts(bindings: bindings(ids)), logger: logger) {
@@ -272,7 +264,7 @@ struct PostgresWriter {
     }
 }
 
-/// The `trace_info` value columns of many traces ($3… of `InsertTraceInfo` / `UpdateTraceInfo`).
+/// The `trace_info` value columns of many traces (after the ids of `InsertTraceInfo` / `UpdateTraceInfo`).
 struct TraceInfoValueColumns {
     var timestamp, executionTime: ColumnArray
     var status, requestPreview, responsePreview, traceName, sessionID: ColumnArray
@@ -303,9 +295,10 @@ struct TraceInfoValueColumns {
         for (index, key) in TraceCost.keys.enumerated() { costs[index].append(derived.cost[key]) }
     }
 
-    func bindings(_ first: ColumnArray, _ second: ColumnArray) -> PostgresBindings {
-        var result = PostgresBindings(capacity: 18)
-        for column in [first, second, timestamp, executionTime, status, requestPreview, responsePreview, traceName, sessionID]
+    /// The parameters: `leading` columns, then these.
+    func bindings(after leading: ColumnArray...) -> PostgresBindings {
+        var result = PostgresBindings(capacity: leading.count + Statements.traceInfoValueTypes.count)
+        for column in leading + [timestamp, executionTime, status, requestPreview, responsePreview, traceName, sessionID]
             + tokens + costs {
             result.append(column)
         }

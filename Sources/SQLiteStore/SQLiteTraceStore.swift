@@ -25,10 +25,7 @@ package final class SQLiteTraceStore: TraceStore {
     let defaultExperimentID: Int64
     let readOnly: Bool
     private let logger: Logger
-    private let writeTimer: Metrics.Timer
-    private let tracesWritten: Counter
-    private let spansWritten: Counter
-    private let writeErrors: Counter
+    private let instruments: StoreInstruments
 
     /// How long a connection waits for a lock held by another connection before failing.
     static let busyTimeout: TimeInterval = 5
@@ -65,10 +62,7 @@ package final class SQLiteTraceStore: TraceStore {
         self.defaultExperimentID = defaultExperiment
         self.readOnly = readOnly
         self.logger = logger
-        writeTimer = Metrics.Timer(label: "stitch_store_write_seconds", factory: metrics)
-        tracesWritten = Counter(label: "stitch_store_traces_written_total", factory: metrics)
-        spansWritten = Counter(label: "stitch_store_spans_written_total", factory: metrics)
-        writeErrors = Counter(label: "stitch_store_write_errors_total", factory: metrics)
+        instruments = StoreInstruments(metrics: metrics)
 
         var configuration = Configuration()
         configuration.label = "stitch.store"
@@ -147,29 +141,9 @@ package final class SQLiteTraceStore: TraceStore {
     /// Writes many finished traces in one transaction (new traces inserted, late fragments merged).
     /// Runs on GRDB's writer queue, never on the caller's event loop.
     package func consume(_ traces: [FinishedTrace]) async throws {
-        guard !traces.isEmpty else { return }
-        let started = ContinuousClock.now
-        let batch = PreparedBatch(traces)
-        for problem in batch.problems {
-            logger.log(level: problem.spansLeftOut ? .error : .warning, "\(problem.message)",
-                       metadata: problem.metadata.mapValues { .string($0) })
-        }
-        let prepared = batch.traces
-        do {
+        try await instruments.consume(traces, logger: logger, location: path) { prepared in
             let summary = try await write(prepared)
-            tracesWritten.increment(by: summary.tracesInserted + summary.tracesMerged)
-            spansWritten.increment(by: summary.spansWritten)
-            writeTimer.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - started))
-            logger.debug("stored traces", metadata: [
-                "traces.inserted": "\(summary.tracesInserted)", "traces.merged": "\(summary.tracesMerged)",
-                "spans": "\(summary.spansWritten)",
-            ])
-        } catch {
-            writeErrors.increment()
-            logger.error("writing traces to the store failed", metadata: [
-                "error": "\(error)", "traces": "\(traces.count)", "store.path": "\(path)",
-            ])
-            throw error
+            return .init(tracesInserted: summary.tracesInserted, tracesMerged: summary.tracesMerged, spans: summary.spansWritten)
         }
     }
 
@@ -228,10 +202,5 @@ package final class SQLiteTraceStore: TraceStore {
                 }
             }
         }
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
