@@ -33,23 +33,10 @@ struct PostgresWriter {
         if ensuringDefault { try await ensureExperiments([defaultExperimentID], summary: &summary) }
         // One trace id twice in a batch (a fragment released right after its trace): such traces
         // go in rounds, each round holding an id once, as one statement may not touch a row twice.
-        for round in Self.rounds(traces) {
+        for round in PreparedTrace.rounds(traces) {
             try await write(round, summary: &summary)
         }
         return summary
-    }
-
-    static func rounds(_ traces: [PreparedTrace]) -> [[PreparedTrace]] {
-        var rounds: [[PreparedTrace]] = []
-        var seen: [String: Int] = [:]
-        for trace in traces {
-            let round = seen[trace.requestID, default: 0]
-            seen[trace.requestID] = round + 1
-            if round == rounds.count { rounds.append([]) }
-            rounds[round].append(trace)
-        }
-        // Id order everywhere: rows are locked in the same order by every writer.
-        return rounds.map { $0.sorted { $0.requestID < $1.requestID } }
     }
 
     private func write(_ traces: [PreparedTrace], summary: inout PostgresWriteSummary) async throws {
@@ -59,17 +46,8 @@ struct PostgresWriter {
 
         // Most traces are new: insert every trace_info row, and only the ids that were there
         // already (the insert skipped them) are merged.
-        var ids = ColumnArray(.text, capacity: traces.count)
-        var experimentIDs = ColumnArray(.int8, capacity: traces.count)
-        var values = TraceInfoValueColumns(capacity: traces.count)
-        for trace in traces {
-            ids.append(trace.requestID)
-            experimentIDs.append(trace.experimentID ?? defaultExperimentID)
-            values.append(trace.derivedAsNew)
-        }
-        let inserted = Set(try await connection.run(
-            Statements.InsertTraceInfo(bindings: values.bindings(after: ids, experimentIDs)), logger: logger)
-            .map { try $0.decode(String.self) })
+        let inserted = try await TraceInfoValueColumns.insertNew(
+            traces, defaultExperimentID: defaultExperimentID, connection: connection, logger: logger)
         let merging = traces.filter { !inserted.contains($0.requestID) }
         var mergingIDs = ColumnArray(.text, capacity: merging.count)
         for trace in merging { mergingIDs.append(trace.requestID) }
@@ -177,11 +155,7 @@ struct PostgresWriter {
         var columns = SpanColumns(capacity: count)
         for trace in traces {
             let experimentID = experiment(trace)
-            // A span twice in one trace's list (sent twice within the batch) keeps its last copy:
-            // one statement may not update a row twice.
-            var last: [SpanID: Int] = [:]
-            for index in trace.spans.indices { last[trace.spans[index].facts.spanID] = index }
-            for index in trace.spans.indices where last[trace.spans[index].facts.spanID] == index {
+            for index in trace.lastCopyIndexes {
                 let span = trace.spans[index]
                 let resourceID = span.resourceIndex.flatMap { resourceIDs[trace.resourceKeys[$0]] }
                 columns.append(span.row, requestID: trace.requestID, experimentID: experimentID, resourceID: resourceID)
@@ -229,38 +203,52 @@ struct PostgresWriter {
     }
 
     private func writeTagsAndMetadata(_ traces: [(requestID: String, derived: DerivedTrace)]) async throws {
-        var keys = ColumnArray(.text, maximumCharacters: 250)
-        var values = ColumnArray(.text, maximumCharacters: 8000)
-        var ids = ColumnArray(.text)
-        var metadataKeys = ColumnArray(.text, maximumCharacters: 250)
-        var metadataValues = ColumnArray(.text, maximumCharacters: 8000)
-        var metadataIDs = ColumnArray(.text)
+        var tags = KeyValueColumns()
+        var metadata = KeyValueColumns()
         for (requestID, derived) in traces {
-            // Keys as PostgreSQL will hold them (a cut key may meet another): the last value wins,
-            // as the SQLite store's one-by-one upsert lets it.
-            var byKey: [String: String] = [:]
-            var order: [String] = []
-            for (key, value) in derived.tags {
-                let stored = ColumnArray.storable(key, maximumCharacters: 250)
-                if byKey.updateValue(value, forKey: stored) == nil { order.append(stored) }
-            }
-            for key in order {
-                keys.append(key)
-                values.append(byKey[key])
-                ids.append(requestID)
-            }
-            if let user = derived.userID {
-                metadataKeys.append(TraceMetadataKeys.user)
-                metadataValues.append(user)
-                metadataIDs.append(requestID)
-            }
+            tags.append(derived.tags, requestID: requestID)
+            if let user = derived.userID { metadata.append([(TraceMetadataKeys.user, user)], requestID: requestID) }
         }
-        if keys.count > 0 {
-            try await connection.run(Statements.UpsertTags(bindings: bindings(keys, values, ids)), logger: logger)
+        if let parameters = tags.bindings {
+            try await connection.run(Statements.UpsertTags(bindings: parameters), logger: logger)
         }
-        if metadataKeys.count > 0 {
-            try await connection.run(Statements.UpsertMetadata(bindings: bindings(metadataKeys, metadataValues, metadataIDs)), logger: logger)
+        if let parameters = metadata.bindings {
+            try await connection.run(Statements.UpsertMetadata(bindings: parameters), logger: logger)
         }
+    }
+}
+
+/// The key, value and request id columns of many `trace_tags` or `trace_request_metadata` rows.
+struct KeyValueColumns {
+    private var keys = ColumnArray(.text, maximumCharacters: 250)
+    private var values = ColumnArray(.text, maximumCharacters: 8000)
+    private var ids = ColumnArray(.text, maximumCharacters: 50)
+
+    /// One trace's pairs. Keys as PostgreSQL will hold them (a cut key may meet another), each
+    /// once: the last value wins, as a one-by-one upsert lets it (one statement may not touch a
+    /// row twice).
+    mutating func append(_ pairs: [(key: String, value: String)], requestID: String) {
+        var byKey: [String: String] = [:]
+        var order: [String] = []
+        for (key, value) in pairs {
+            let stored = ColumnArray.storable(key, maximumCharacters: 250)
+            if byKey.updateValue(value, forKey: stored) == nil { order.append(stored) }
+        }
+        for key in order {
+            keys.append(key)
+            values.append(byKey[key])
+            ids.append(requestID)
+        }
+    }
+
+    /// $1 keys, $2 values, $3 request ids; nil when there are no rows.
+    var bindings: PostgresBindings? {
+        guard keys.count > 0 else { return nil }
+        var result = PostgresBindings(capacity: 3)
+        result.append(keys)
+        result.append(values)
+        result.append(ids)
+        return result
     }
 }
 
@@ -283,7 +271,7 @@ struct TraceInfoValueColumns {
         costs = TraceCost.keys.map { _ in ColumnArray(.float8, capacity: capacity) }
     }
 
-    mutating func append(_ derived: DerivedTrace) {
+    mutating func append(_ derived: some TraceInfoValues) {
         timestamp.append(derived.timestampMs)
         executionTime.append(derived.executionTimeMs)
         status.append(derived.status)
@@ -293,6 +281,23 @@ struct TraceInfoValueColumns {
         sessionID.append(derived.sessionID)
         for (index, key) in TokenUsage.allKeys.enumerated() { tokens[index].append(derived.tokenUsage[key]) }
         for (index, key) in TraceCost.keys.enumerated() { costs[index].append(derived.cost[key]) }
+    }
+
+    /// Inserts a `trace_info` row for every trace whose id is not stored yet (`ON CONFLICT DO
+    /// NOTHING`), and returns the ids it inserted; the others are merged by the caller.
+    static func insertNew(_ traces: [PreparedTrace], defaultExperimentID: Int64,
+                          connection: PostgresConnection, logger: Logger) async throws -> Set<String> {
+        var ids = ColumnArray(.text, maximumCharacters: 50, capacity: traces.count)
+        var experimentIDs = ColumnArray(.int8, capacity: traces.count)
+        var values = TraceInfoValueColumns(capacity: traces.count)
+        for trace in traces {
+            ids.append(trace.requestID)
+            experimentIDs.append(trace.experimentID ?? defaultExperimentID)
+            values.append(trace.derivedAsNew)
+        }
+        return Set(try await connection.run(
+            Statements.InsertTraceInfo(bindings: values.bindings(after: ids, experimentIDs)), logger: logger)
+            .map { try $0.decode(String.self) })
     }
 
     /// The parameters: `leading` columns, then these.
@@ -306,12 +311,15 @@ struct TraceInfoValueColumns {
     }
 }
 
-/// The `spans` columns of many rows, in `Statements.spanColumns` order.
+/// The `spans` columns of many rows, in `Statements.spanColumns` order (without the last,
+/// `stitch_resource_id`, for MLflow's own table: `MLflowSpanColumns`).
 struct SpanColumns {
     var traceID, experimentID, spanID, parentSpanID, name, type, status, start, end, content: ColumnArray
     var inputCost, outputCost, totalCost, modelName, modelProvider, resourceID: ColumnArray
+    let withResource: Bool
 
-    init(capacity: Int) {
+    init(capacity: Int, withResource: Bool = true) {
+        self.withResource = withResource
         traceID = ColumnArray(.text, maximumCharacters: 50, capacity: capacity)
         experimentID = ColumnArray(.int8, capacity: capacity)
         spanID = ColumnArray(.text, maximumCharacters: 50, capacity: capacity)
@@ -353,7 +361,7 @@ struct SpanColumns {
     func bindings() -> PostgresBindings {
         var result = PostgresBindings(capacity: 16)
         for column in [traceID, experimentID, spanID, parentSpanID, name, type, status, start, end, content,
-                       inputCost, outputCost, totalCost, modelName, modelProvider, resourceID] {
+                       inputCost, outputCost, totalCost, modelName, modelProvider] + (withResource ? [resourceID] : []) {
             result.append(column)
         }
         return result

@@ -43,7 +43,7 @@ struct StoreWriter {
         // there (the insert changes nothing) is the stored trace looked up. A separate "stored yet?"
         // query walked the same index once more per trace.
         let experimentID = trace.experimentID ?? defaultExperimentID
-        if try insertTraceInfoIfNew(requestID: trace.requestID, experimentID: experimentID, trace.derivedAsNew, db) {
+        if try Self.insertTraceInfoIfNew(requestID: trace.requestID, experimentID: experimentID, trace.derivedAsNew, db) {
             // Foreign keys are not enforced on this connection; the experiment is made in the same
             // transaction, so it exists whenever the trace does.
             _ = try ensureExperiment(experimentID, db)
@@ -156,27 +156,34 @@ struct StoreWriter {
 
     private func insert(_ span: borrowing PreparedSpan, resourceID: Int64?, requestID: String, experimentID: Int64,
                         _ statement: Statement, _ db: Database) throws {
+        try Self.insert(span.row, requestID: requestID, experimentID: experimentID, resourceID: .some(resourceID), statement, db)
+    }
+
+    /// Binds one span row to `statement` (the upsert over `StoreTables.spanColumns`, or over
+    /// `MLflowSpanColumns.names` when `resourceID` is `.none`) and runs it.
+    static func insert(_ row: borrowing SpanRow, requestID: String, experimentID: Int64, resourceID: Int64??,
+                       _ statement: Statement, _ db: Database) throws {
         let handle = statement.sqliteStatement
         // Bound with SQLite's C API: through GRDB's argument arrays every column became a boxed
         // value and the content was copied twice more (measured ~15 % of a span's write).
         var binder = RowBinder(statement: handle)
         binder.text(requestID)
         binder.int(experimentID)
-        binder.text(span.row.spanID)
-        binder.text(span.row.parentSpanID)
-        binder.text(span.row.name)
-        binder.text(span.row.type)
-        binder.text(span.row.status)
-        binder.int(span.row.startTimeUnixNano)
-        binder.int(span.row.endTimeUnixNano)
+        binder.text(row.spanID)
+        binder.text(row.parentSpanID)
+        binder.text(row.name)
+        binder.text(row.type)
+        binder.text(row.status)
+        binder.int(row.startTimeUnixNano)
+        binder.int(row.endTimeUnixNano)
         let contentColumn = binder.skip()
-        binder.double(span.row.inputCost)
-        binder.double(span.row.outputCost)
-        binder.double(span.row.totalCost)
-        binder.text(span.row.modelName)
-        binder.text(span.row.modelProvider)
-        binder.int(resourceID)
-        try span.row.content.withUnsafeBufferPointer { content in
+        binder.double(row.inputCost)
+        binder.double(row.outputCost)
+        binder.double(row.totalCost)
+        binder.text(row.modelName)
+        binder.text(row.modelProvider)
+        if case .some(let resourceID) = resourceID { binder.int(resourceID) }
+        try row.content.withUnsafeBufferPointer { content in
             // SQLITE_STATIC: the buffer outlives the step; the statement is reset right after.
             sqlite3_bind_text(handle, contentColumn, content.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) },
                               Int32(content.count), nil)
@@ -210,8 +217,8 @@ struct StoreWriter {
 
     private static let traceInfoValueColumns = StoreTables.traceInfoValueColumns.joined(separator: ", ")
 
-    /// Binds the `traceInfoValueColumns` of a derived trace, in their order.
-    private func bindTraceInfoValues(_ derived: DerivedTrace, _ binder: inout RowBinder) {
+    /// Binds the `traceInfoValueColumns` of a trace, in their order.
+    static func bindTraceInfoValues(_ derived: some TraceInfoValues, _ binder: inout RowBinder) {
         binder.int(derived.timestampMs)
         binder.int(derived.executionTimeMs)
         binder.text(derived.status)
@@ -224,7 +231,7 @@ struct StoreWriter {
     }
 
     /// Inserts the trace's row unless its id is stored; true when it inserted.
-    private func insertTraceInfoIfNew(requestID: String, experimentID: Int64, _ derived: DerivedTrace,
+    static func insertTraceInfoIfNew(requestID: String, experimentID: Int64, _ derived: DerivedTrace,
                                       _ db: Database) throws -> Bool {
         // db_payload_generation counts the writes of span data, as MLflow's log_spans bumps it.
         let statement = try db.cachedStatement(sql: """
@@ -236,7 +243,7 @@ struct StoreWriter {
         var binder = RowBinder(statement: statement.sqliteStatement)
         binder.text(requestID)
         binder.int(experimentID)
-        bindTraceInfoValues(derived, &binder)
+        Self.bindTraceInfoValues(derived, &binder)
         try binder.step(statement, db)
         return db.changesCount == 1
     }
@@ -248,7 +255,7 @@ struct StoreWriter {
             WHERE request_id = ?
             """)
         var binder = RowBinder(statement: statement.sqliteStatement)
-        bindTraceInfoValues(derived, &binder)
+        Self.bindTraceInfoValues(derived, &binder)
         binder.text(requestID)
         try binder.step(statement, db)
     }

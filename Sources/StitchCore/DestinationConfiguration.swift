@@ -16,6 +16,8 @@ import Yams
 ///     retry: { initial_interval: 1s, max_interval: 30s }
 ///   - name: mlflow
 ///     mlflow: { tracking_uri: http://127.0.0.1:5000, experiment_id: "1" }
+///   - name: mlflow-db
+///     mlflow_database: { url: "postgresql://mlflow@db.internal:5432/mlflow", experiment_id: "1" }
 ///   - name: local
 ///     store: { path: ./stitch-data/stitch.db }
 ///   - name: shared
@@ -30,6 +32,8 @@ package struct DestinationConfiguration: Sendable, Equatable {
         /// `otlp:` with `protocol: grpc`.
         case otlpGRPC(OTLPGRPCExporterConfiguration)
         case mlflow(MLflowExporterConfiguration)
+        /// Straight into a database MLflow created (`mlflow_database:`).
+        case mlflowDatabase(MLflowDatabaseConfiguration)
     }
 
     /// Which finished traces a destination wants. Late fragments go to every destination (each merges
@@ -186,7 +190,7 @@ enum DestinationParser {
     }
 
     private static func parseOne(_ node: Node, context: inout Context) -> DestinationConfiguration? {
-        guard let entries = context.mapping(node, key: nil, allowed: ["name", "traces", "queue", "retry", "otlp", "mlflow", "store"]) else {
+        guard let entries = context.mapping(node, key: nil, allowed: ["name", "traces", "queue", "retry", "otlp", "mlflow", "mlflow_database", "store"]) else {
             return nil
         }
         let name = context.scalar(entries, "name", in: nil) ?? ""
@@ -212,9 +216,10 @@ enum DestinationParser {
             for problem in retry.problems() { context.problem("retry", problem) }
         }
 
-        let kinds = ["otlp", "mlflow", "store"].filter { entries[$0] != nil }
+        let kinds = ["otlp", "mlflow", "mlflow_database", "store"].filter { entries[$0] != nil }
         guard kinds.count == 1 else {
-            context.problem(nil, kinds.isEmpty ? "needs one of otlp, mlflow or store" : "has \(kinds.joined(separator: " and ")); choose one")
+            context.problem(nil, kinds.isEmpty ? "needs one of otlp, mlflow, mlflow_database or store"
+                                                : "has \(kinds.joined(separator: " and ")); choose one")
             return nil
         }
         let kind: DestinationConfiguration.Kind
@@ -240,6 +245,20 @@ enum DestinationParser {
             settings.setTraceTags = context.parsed(mlflow, "set_trace_tags", in: "mlflow", bool, expected: "true or false") ?? settings.setTraceTags
             if !uri.isEmpty { for problem in settings.problems() { context.problem("mlflow", problem) } }
             kind = .mlflow(settings)
+        case "mlflow_database":
+            guard let database = context.mapping(entries["mlflow_database"]!, key: "mlflow_database",
+                                                 allowed: ["url", "experiment_id", "experiment_from_trace"]) else { return nil }
+            let url = context.scalar(database, "url", in: "mlflow_database") ?? ""
+            guard !url.isEmpty else {
+                context.problem("mlflow_database.url", "is required: the URI mlflow server --backend-store-uri is given (sqlite:////path/mlflow.db or postgresql://…)")
+                return nil
+            }
+            let experiment = context.scalar(database, "experiment_id", in: "mlflow_database")
+            var settings = MLflowDatabaseConfiguration(uri: url, experimentID: experiment)
+            settings.experimentFromTrace = context.parsed(database, "experiment_from_trace", in: "mlflow_database", bool,
+                                                          expected: "true or false") ?? (experiment == nil)
+            for problem in settings.problems() { context.problem("mlflow_database", problem) }
+            kind = .mlflowDatabase(settings)
         default:
             // `path` for SQLite, `url` for PostgreSQL (`postgresql://…`); one of them.
             guard let store = context.mapping(entries["store"]!, key: "store", allowed: ["path", "url"]) else { return nil }

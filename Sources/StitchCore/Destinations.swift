@@ -29,7 +29,7 @@ struct RunningDestination: Sendable {
     let persistent: PersistentQueue?
     /// The embedded store, for `store` destinations.
     let store: (any TraceStore)?
-    /// The forwarding destination's client (OTLP/HTTP, OTLP/gRPC or MLflow), for `otlp` and `mlflow` destinations.
+    /// The forwarding destination's client (OTLP/HTTP, OTLP/gRPC, MLflow or MLflow's database), for `otlp`, `mlflow` and `mlflow_database` destinations.
     let delivery: (any TraceExporter)?
     /// Where a forwarding destination keeps what it refused for good.
     let deadLetters: DeadLetterStore?
@@ -83,7 +83,7 @@ struct RunningDestination: Sendable {
                                            concurrentWrites: 2, logger: logger, metrics: metrics)
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: nil, store: store,
                                       delivery: nil, deadLetters: nil, services: [writer])
-        case .otlp, .otlpGRPC, .mlflow:
+        case .otlp, .otlpGRPC, .mlflow, .mlflowDatabase:
             let directory = URL(fileURLWithPath: stitch.queueDirectory).appendingPathComponent(configuration.name)
             let queue = try PersistentQueue(
                 name: configuration.name,
@@ -102,6 +102,15 @@ struct RunningDestination: Sendable {
                 destination = try OTLPGRPCExporter(name: configuration.name, configuration: settings, logger: logger)
             case .mlflow(let settings):
                 destination = try MLflowExporter(name: configuration.name, configuration: settings, logger: logger, metrics: metrics)
+            case .mlflowDatabase(let settings):
+                do {
+                    destination = try await MLflowDatabaseExporter(name: configuration.name, configuration: settings,
+                                                                   deadLetters: deadLetters, logger: logger, metrics: metrics)
+                } catch {
+                    await queue.shutdown()
+                    await deadLetters.shutdown()
+                    throw error
+                }
             case .store:
                 preconditionFailure("handled above")
             }

@@ -162,6 +162,7 @@ package struct StitchApplication: Sendable {
         case .otlp(let settings): settings.description
         case .otlpGRPC(let settings): settings.description
         case .mlflow(let settings): settings.description
+        case .mlflowDatabase(let settings): settings.description
         }
     }
 }

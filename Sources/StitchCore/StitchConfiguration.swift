@@ -264,12 +264,19 @@ extension StitchConfiguration {
     }
 
     /// `default_experiment_id` is the experiment of every trace whose requests named none, in every
-    /// destination: the store's own default, and each `mlflow` destination without an `experiment_id`.
+    /// destination: the store's own default, and each `mlflow` and `mlflow_database` destination without an `experiment_id`.
     mutating func applyDefaultExperiment() {
         for index in destinations.indices {
-            guard case .mlflow(var settings) = destinations[index].kind, settings.experimentID == nil else { continue }
-            settings.experimentID = defaultExperimentID
-            destinations[index].kind = .mlflow(settings)
+            switch destinations[index].kind {
+            case .mlflow(var settings) where settings.experimentID == nil:
+                settings.experimentID = defaultExperimentID
+                destinations[index].kind = .mlflow(settings)
+            case .mlflowDatabase(var settings) where settings.experimentID == nil:
+                settings.experimentID = defaultExperimentID
+                destinations[index].kind = .mlflowDatabase(settings)
+            default:
+                continue
+            }
         }
     }
 

@@ -16,6 +16,8 @@ import OTLPWire
 /// an attribute). Both ways give equal rows and facts: `DirectSpanConversionTests` compares them on
 /// generated and captured spans.
 package struct DirectSpanConverter {
+    /// False for MLflow before 3.18, whose span JSON has no `kind` key.
+    package let kindInContent: Bool
     private var layout = SpanLayout()
     /// The stored text of the current span's attributes, back to back.
     private var stored: [UInt8] = []
@@ -33,6 +35,8 @@ package struct DirectSpanConverter {
     private static let traceTagPrefix = Array(MLflowKeys.traceTagPrefix.utf8)
     private static let inputsKey = Array(MLflowKeys.inputs.utf8)
     private static let outputsKey = Array(MLflowKeys.outputs.utf8)
+
+    package init(kindInContent: Bool = true) { self.kindInContent = kindInContent }
 
     /// - Parameters:
     ///   - serviceNameForRoot: `MLflowSpan.serviceNameForRoot` of the span's resource.
@@ -112,7 +116,7 @@ package struct DirectSpanConverter {
         content.reserveCapacity(400 + name.utf8.count + keyBytes + 6 * storedRanges.count + stored.count * 9 / 8)
         MLflowSpan.writeContent(
             traceID: record.traceID, spanID: record.spanID, parentSpanID: record.parentSpanID, name: name,
-            kind: record.kind, startTimeUnixNano: record.startTimeUnixNano, endTimeUnixNano: record.endTimeUnixNano,
+            kind: kindInContent ? record.kind : nil, startTimeUnixNano: record.startTimeUnixNano, endTimeUnixNano: record.endTimeUnixNano,
             statusCode: statusCode, statusMessage: statusMessage, into: &content,
             events: { PyJSONWriter.append("[]", to: &$0) },
             attributes: { out in

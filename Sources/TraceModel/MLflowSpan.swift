@@ -172,13 +172,16 @@ package struct MLflowSpan: Sendable, Equatable {
     package var contentJSON: String { String(decoding: contentBytes, as: UTF8.self) }
 
     /// `contentJSON` as UTF-8.
-    package var contentBytes: [UInt8] {
+    package var contentBytes: [UInt8] { contentBytes(kindInContent: true) }
+
+    /// The content JSON with or without the `kind` key (MLflow 3.18 writes it, 3.17 does not).
+    package func contentBytes(kindInContent: Bool) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(320 + name.utf8.count + attributes.pairs.reduce(0) {
             $0 + $1.key.utf8.count + ($1.value.stringValue?.utf8.count ?? 16) * 9 / 8 + 8
         })
         Self.writeContent(
-            traceID: traceID, spanID: spanID, parentSpanID: parentSpanID, name: name, kind: kind,
+            traceID: traceID, spanID: spanID, parentSpanID: parentSpanID, name: name, kind: kindInContent ? kind : nil,
             startTimeUnixNano: startTimeUnixNano, endTimeUnixNano: endTimeUnixNano,
             statusCode: statusCode, statusMessage: statusMessage, into: &out,
             events: { PyJSONWriter.write(.array(events), ensureASCII: false, into: &$0) },
@@ -189,9 +192,10 @@ package struct MLflowSpan: Sendable, Equatable {
 
     /// Writes a span's `spans.content` JSON into `out`: the one place its layout lives. This runs for
     /// every stored span, so ids, numbers and fixed keys go in without intermediate strings; the
-    /// closures write the events array, the attributes object and the links array.
+    /// closures write the events array, the attributes object and the links array. A nil `kind`
+    /// leaves the `kind` key out, as MLflow before 3.18 writes spans.
     package static func writeContent(
-        traceID: TraceID, spanID: SpanID, parentSpanID: SpanID, name: String, kind: Int32,
+        traceID: TraceID, spanID: SpanID, parentSpanID: SpanID, name: String, kind: Int32?,
         startTimeUnixNano: UInt64, endTimeUnixNano: UInt64, statusCode: Int32, statusMessage: String,
         into out: inout [UInt8], events: (inout [UInt8]) -> Void, attributes: (inout [UInt8]) -> Void,
         links: (inout [UInt8]) -> Void
@@ -208,9 +212,12 @@ package struct MLflowSpan: Sendable, Equatable {
             PyJSONWriter.append(#"", "name": "#, to: &out)
         }
         PyJSONWriter.writeString(name, ensureASCII: false, into: &out)
-        PyJSONWriter.append(#", "kind": ""#, to: &out)
-        PyJSONWriter.append(kindLiteral(kind), to: &out)
-        PyJSONWriter.append(#"", "start_time_unix_nano": "#, to: &out)
+        if let kind {
+            PyJSONWriter.append(#", "kind": ""#, to: &out)
+            PyJSONWriter.append(kindLiteral(kind), to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        PyJSONWriter.append(#", "start_time_unix_nano": "#, to: &out)
         PyJSONWriter.appendInt(Int64(clamping: startTimeUnixNano), into: &out)
         PyJSONWriter.append(#", "end_time_unix_nano": "#, to: &out)
         PyJSONWriter.appendInt(Int64(clamping: endTimeUnixNano), into: &out)

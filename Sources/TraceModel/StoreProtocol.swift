@@ -216,12 +216,17 @@ package struct PreparedBatch: Sendable {
     package var traces: [PreparedTrace] = []
     package var problems: [Problem] = []
 
-    package init(_ finished: [FinishedTrace]) {
+    /// - Parameters:
+    ///   - kindInContent: false for MLflow before 3.18 (`MLflowSchema.kindInContent`).
+    ///   - experiment: the experiment each trace goes to, nil for the default (by default the one
+    ///     its requests named).
+    package init(_ finished: [FinishedTrace], kindInContent: Bool = true,
+                 experiment: (FinishedTrace) -> String? = { $0.experimentID }) {
         traces.reserveCapacity(finished.count)
-        var context = PreparedTrace.PreparationContext()
+        var context = PreparedTrace.PreparationContext(kindInContent: kindInContent)
         for trace in finished {
             var experimentID: Int64?
-            if let named = trace.experimentID, !named.isEmpty {
+            if let named = experiment(trace), !named.isEmpty {
                 experimentID = Int64(named)
                 if experimentID == nil {
                     problems.append(Problem(spansLeftOut: false,

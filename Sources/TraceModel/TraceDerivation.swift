@@ -155,8 +155,23 @@ package enum TraceCost {
     package static let keys = ["input_cost", "output_cost", "total_cost"]
 }
 
+/// The `trace_info` value columns (`StoreTables.traceInfoValueColumns`) a writer binds.
+package protocol TraceInfoValues {
+    var timestampMs: Int64 { get }
+    var executionTimeMs: Int64? { get }
+    var status: String { get }
+    var requestPreview: String? { get }
+    var responsePreview: String? { get }
+    var traceName: String? { get }
+    var sessionID: String? { get }
+    /// Keys of `TokenUsage.allKeys` that are known.
+    var tokenUsage: [String: Int64] { get }
+    /// Keys of `TraceCost.keys` that are known.
+    var cost: [String: Double] { get }
+}
+
 /// Everything `trace_info`, `trace_tags` and `trace_request_metadata` hold for one trace.
-package struct DerivedTrace: Sendable, Equatable {
+package struct DerivedTrace: TraceInfoValues, Sendable, Equatable {
     package var timestampMs: Int64
     package var executionTimeMs: Int64?
     /// `OK`, `ERROR` or `IN_PROGRESS`.

@@ -21,10 +21,10 @@ package struct SpanRow: Sendable, Equatable {
 
     package static let modelDimensionMaximumLength = 500
 
-    package init(span: MLflowSpan) {
+    package init(span: MLflowSpan, kindInContent: Bool = true) {
         self.init(spanID: span.spanID, parentSpanID: span.parentSpanID, name: span.name, statusCode: span.statusCode,
                   startTimeUnixNano: span.startTimeUnixNano, endTimeUnixNano: span.endTimeUnixNano,
-                  content: span.contentBytes, attribute: span.attribute)
+                  content: span.contentBytes(kindInContent: kindInContent), attribute: span.attribute)
     }
 
     /// - Parameters:
@@ -110,13 +110,14 @@ package struct PreparedTrace: Sendable {
         let requestID = MLflowSpan.requestID(for: traceID)
         self.init(requestID: requestID, storedRequestID: PyJSONWriter.dumpString(requestID), experimentID: experimentID,
                   reason: reason, inputs: details.map { (.detail($0.span), $0.resourceIndex) },
-                  resources: resourceDetails.map(PreparedResource.init))
+                  resources: resourceDetails.map(PreparedResource.init), kindInContent: true)
     }
 
     /// - Parameter storedRequestID: `requestID` as MLflow stores it in the spans' attributes
     ///   (`json.dumps`), computed once per trace by the caller, who also needs it.
     private init(requestID: String, storedRequestID: String, experimentID: Int64?, reason: ReleaseReason,
-                 inputs: [(span: SpanInput, resourceIndex: Int?)], resources preparedResources: [PreparedResource]) {
+                 inputs: [(span: SpanInput, resourceIndex: Int?)], resources preparedResources: [PreparedResource],
+                 kindInContent: Bool) {
         self.requestID = requestID
         self.experimentID = experimentID
         self.reason = reason
@@ -144,7 +145,7 @@ package struct PreparedTrace: Sendable {
             case .detail(let detail):
                 let span = MLflowSpan(detail: detail, resourceServiceName: resourceIndex.flatMap { serviceNames[$0] },
                                       storedRequestID: storedRequestID)
-                row = SpanRow(span: span)
+                row = SpanRow(span: span, kindInContent: kindInContent)
                 facts = SpanFacts(span: span, resourceID: nil)
             case .converted(let converted, let convertedFacts):
                 row = converted
@@ -224,7 +225,8 @@ package struct PreparedTrace: Sendable {
         }
         guard !inputs.isEmpty else { return (nil, failures) }
         let prepared = PreparedTrace(requestID: requestID, storedRequestID: storedRequestID, experimentID: experimentID,
-                                     reason: trace.reason, inputs: inputs, resources: resources)
+                                     reason: trace.reason, inputs: inputs, resources: resources,
+                                     kindInContent: context.converter.kindInContent)
         return (prepared, failures)
     }
 
@@ -232,10 +234,11 @@ package struct PreparedTrace: Sendable {
     /// service's request carries spans of many traces), so each request's resources are decoded
     /// once per batch rather than once per trace; and the converter's scratch buffers.
     package struct PreparationContext {
-        package var converter = DirectSpanConverter()
+        package var converter: DirectSpanConverter
         private var resources: [ResourceKey: Result<PreparedResource, WireError>] = [:]
 
-        package init() {}
+        /// `kindInContent`: false for MLflow before 3.18 (its span JSON has no `kind` key).
+        package init(kindInContent: Bool = true) { converter = DirectSpanConverter(kindInContent: kindInContent) }
 
         fileprivate mutating func resource(of record: SpanRecord, key: ResourceKey) -> Result<PreparedResource, WireError> {
             if let known = resources[key] { return known }

@@ -61,9 +61,11 @@ class MlflowTrackingServer:
     whatever of its process tree is left after that.
     """
 
-    def __init__(self, workdir: Path, workers: int = 1):
+    def __init__(self, workdir: Path, workers: int = 1, backend_store_uri: str | None = None):
         self.workdir = workdir
         self.workers = workers
+        #: SQLite in `workdir` unless given (e.g. `postgresql+psycopg2://…`).
+        self.backend_store_uri = backend_store_uri or f"sqlite:///{workdir / 'mlflow.db'}"
         self.log_path = workdir / "mlflow-server.log"
         self.port = 0
         self.proc: subprocess.Popen | None = None
@@ -78,7 +80,7 @@ class MlflowTrackingServer:
         self.port = free_port()
         args = [
             str(mlflow_executable()), "server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", f"sqlite:///{self.workdir / 'mlflow.db'}",
+            "--backend-store-uri", self.backend_store_uri,
             "--default-artifact-root", str(self.workdir / "artifacts"), "--workers", str(self.workers),
         ]
         self._log = open(self.log_path, "ab")
