@@ -262,7 +262,7 @@ let package = Package(
             .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ]),
         .testTarget(name: "StitchCoreTests", dependencies: [
-            "StitchCore", "Exporters", "GRPCBytes", "TraceModel", "SQLiteStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport",
+            "StitchCore", "Exporters", "GRPCBytes", "TraceModel", "SQLiteStore", "PostgresStore", "TraceEdge", "TraceAssembler", "OTLPWire", "StitchTestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),

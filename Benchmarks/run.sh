@@ -4,10 +4,10 @@
 #
 # Usage: Benchmarks/run.sh
 # Env:   QUICK=1          smaller runs (a minute or two; numbers are noisier)
-#        SKIP_MLFLOW=1    leave out the MLflow row
+#        SKIP_MLFLOW=1    leave out the MLflow rows (MLflow's own ingest, and the mlflow_database destination)
 #        SKIP_GROWTH=1    leave out the growth table
 #        SKIP_HELD=1      leave out the held-memory row (Benchmarks/held.sh, ~1.2 GiB of 8 MiB requests)
-#        SKIP_POSTGRES=1  leave out the end-to-end row into a PostgreSQL store (scripts/pg-server.sh)
+#        SKIP_POSTGRES=1  leave out the rows on PostgreSQL (scripts/pg-server.sh): Stitch's store, MLflow's database
 #        MLFLOW=path      the mlflow executable (default: .venv/bin/mlflow, else /work/venv/bin/mlflow)
 #        OUT=dir          where logs and JSON results go (default: a temporary directory, kept)
 #        KEEP_STORES=1    keep each run's SQLite store in $OUT too (a full run writes ~4 GiB of them)
@@ -68,12 +68,20 @@ start_stitch() {
     local name=$1; shift
     STITCH_PORT=$(free_port)
     STITCH_GRPC_PORT=$(free_port)
-    # STORE_URL (a postgresql:// URL) instead of a new SQLite file.
-    STITCH_DB="${STORE_URL:-$OUT/$name.db}"
-    rm -f "$STITCH_DB" "$STITCH_DB-wal" "$STITCH_DB-shm"
+    # STORE_URL (a postgresql:// URL) instead of a new SQLite file; or CONFIG (a file with a destinations
+    # list) and CHECK_DB (the database the e2e check reads: what the destination writes).
+    local store_flags=()
+    if [[ -n "${CONFIG:-}" ]]; then
+        STITCH_DB=$CHECK_DB
+        store_flags=(--config "$CONFIG" --queue-dir "$OUT/$name.queues")
+    else
+        STITCH_DB="${STORE_URL:-$OUT/$name.db}"
+        rm -f "$STITCH_DB" "$STITCH_DB-wal" "$STITCH_DB-shm"
+        store_flags=(--db "$STITCH_DB")
+    fi
     local t0; t0=$(now_ns)
     "$BIN/stitch" serve --listen "127.0.0.1:$STITCH_PORT" --grpc-listen "127.0.0.1:$STITCH_GRPC_PORT" \
-        --db "$STITCH_DB" --log-level warning "$@" \
+        "${store_flags[@]}" --log-level warning "$@" \
         >"$OUT/$name.stitch.log" 2>&1 &
     STITCH_PID=$!
     PIDS+=("$STITCH_PID")
@@ -90,7 +98,7 @@ stop_stitch() {
     for _ in $(seq 1 100); do kill -0 "$STITCH_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$STITCH_PID" 2>/dev/null || true
     wait "$STITCH_PID" 2>/dev/null || true
-    if [[ "${KEEP_STORES:-0}" != 1 ]]; then rm -f "$STITCH_DB" "$STITCH_DB-wal" "$STITCH_DB-shm"; fi
+    if [[ "${KEEP_STORES:-0}" != 1 && -z "${CONFIG:-}" ]]; then rm -f "$STITCH_DB" "$STITCH_DB-wal" "$STITCH_DB-shm"; fi
 }
 
 # load NAME MODE [flags…]: runs stitch-load against the current Stitch, output in $OUT/NAME.{txt,json}
@@ -230,8 +238,6 @@ if [[ "${SKIP_POSTGRES:-0}" != 1 ]]; then
     PG_TOTAL=$(jget "$OUT/e2e-postgres.json" traces_total)
     PG_NON2XX=$(jget "$OUT/e2e-postgres.json" non_2xx)
     stop_stitch
-    scripts/pg-server.sh stop "$PG_DIR"
-    PG_DIR=""
 fi
 
 # --- held memory -----------------------------------------------------------------------------------------
@@ -243,42 +249,98 @@ if [[ "${SKIP_HELD:-0}" != 1 ]]; then
 fi
 held() { tr ' ' '\n' <<<"$HELD" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 
-# --- MLflow ----------------------------------------------------------------------------------------------
-MLFLOW_SPANS=""
-if [[ "${SKIP_MLFLOW:-0}" != 1 ]]; then
-    MLFLOW_BIN=${MLFLOW:-}
-    if [[ -z "$MLFLOW_BIN" ]]; then
-        if [[ -x "$ROOT/.venv/bin/mlflow" ]]; then MLFLOW_BIN="$ROOT/.venv/bin/mlflow"; else MLFLOW_BIN=/work/venv/bin/mlflow; fi
-    fi
-    if [[ -x "$MLFLOW_BIN" ]]; then
-        MLFLOW_PORT=$(free_port)
-        mkdir -p "$OUT/mlflow"
-        log "MLflow: starting $MLFLOW_BIN server on 127.0.0.1:$MLFLOW_PORT (SQLite)…"
-        MLFLOW_T0=$(now_ns)
-        setsid "$MLFLOW_BIN" server --host 127.0.0.1 --port "$MLFLOW_PORT" \
-            --backend-store-uri "sqlite:///$OUT/mlflow/mlflow.db" --default-artifact-root "$OUT/mlflow/artifacts" \
-            >"$OUT/mlflow.log" 2>&1 &
-        MLFLOW_PID=$!
-        PIDS+=("$MLFLOW_PID")
-        until curl -sf -o /dev/null "http://127.0.0.1:$MLFLOW_PORT/health"; do
-            if ! kill -0 "$MLFLOW_PID" 2>/dev/null; then log "mlflow died:"; tail -20 "$OUT/mlflow.log" >&2; break; fi
-            sleep 0.2
-        done
-        MLFLOW_STARTUP_S=$(calc "round(($(now_ns) - $MLFLOW_T0) / 1e9, 1)")
-        EXPERIMENT=$(curl -sf -X POST "http://127.0.0.1:$MLFLOW_PORT/api/2.0/mlflow/experiments/create" \
-            -H 'Content-Type: application/json' -d '{"name": "stitch-bench"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["experiment_id"])' || echo 0)
-        log "MLflow: healthy after ${MLFLOW_STARTUP_S} s; experiment $EXPERIMENT; sending $MLFLOW_TRACES traces (at most ${MLFLOW_SECONDS} s)…"
-        "$BIN/stitch-load" accept --target "http://127.0.0.1:$MLFLOW_PORT" --seed "$SEED" --traces "$MLFLOW_TRACES" \
-            --duration "$MLFLOW_SECONDS" --connections 4 --experiment-id "$EXPERIMENT" --max-attempts 1 \
-            --json-out "$OUT/mlflow.json" | tee "$OUT/mlflow.txt" >&2 || true
-        MLFLOW_SPANS=$(jget "$OUT/mlflow.json" spans_per_second)
-        MLFLOW_P99=$(jget "$OUT/mlflow.json" latency_p99_ms)
-        MLFLOW_RSS_KIB=$(ps -o rss= -g "$(ps -o pgid= -p "$MLFLOW_PID" | tr -d ' ')" | awk '{ s += $1 } END { print s }')
-        kill -TERM -- "-$MLFLOW_PID" 2>/dev/null || true
-    else
-        log "MLflow: no mlflow executable found; row skipped"
-    fi
+# --- MLflow, and Stitch writing into MLflow's database ------------------------------------------------------
+MLFLOW_BIN=${MLFLOW:-}
+if [[ -z "$MLFLOW_BIN" ]]; then
+    if [[ -x "$ROOT/.venv/bin/mlflow" ]]; then MLFLOW_BIN="$ROOT/.venv/bin/mlflow"; else MLFLOW_BIN=/work/venv/bin/mlflow; fi
 fi
+if [[ "${SKIP_MLFLOW:-0}" != 1 && ! -x "$MLFLOW_BIN" ]]; then log "MLflow: no mlflow executable found; rows skipped"; SKIP_MLFLOW=1; fi
+
+# mlflow_ingest NAME BACKEND_URI: MLflow's own OTLP ingest into a new database; sets MLFLOW_SPANS, MLFLOW_P99,
+# MLFLOW_RSS_KIB, MLFLOW_STARTUP_S (empty MLFLOW_SPANS when it did not start).
+mlflow_ingest() {
+    local name=$1 backend=$2 port; port=$(free_port)
+    MLFLOW_SPANS=""
+    mkdir -p "$OUT/$name"
+    log "MLflow ($name): starting $MLFLOW_BIN server on 127.0.0.1:$port…"
+    local t0; t0=$(now_ns)
+    setsid "$MLFLOW_BIN" server --host 127.0.0.1 --port "$port" \
+        --backend-store-uri "$backend" --default-artifact-root "$OUT/$name/artifacts" \
+        >"$OUT/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    until curl -sf -o /dev/null "http://127.0.0.1:$port/health"; do
+        if ! kill -0 "$pid" 2>/dev/null; then log "mlflow died:"; tail -20 "$OUT/$name.log" >&2; return; fi
+        sleep 0.2
+    done
+    MLFLOW_STARTUP_S=$(calc "round(($(now_ns) - $t0) / 1e9, 1)")
+    local experiment
+    experiment=$(curl -sf -X POST "http://127.0.0.1:$port/api/2.0/mlflow/experiments/create" \
+        -H 'Content-Type: application/json' -d '{"name": "stitch-bench"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["experiment_id"])' || echo 0)
+    log "MLflow ($name): healthy after ${MLFLOW_STARTUP_S} s; experiment $experiment; sending $MLFLOW_TRACES traces (at most ${MLFLOW_SECONDS} s)…"
+    "$BIN/stitch-load" accept --target "http://127.0.0.1:$port" --seed "$SEED" --traces "$MLFLOW_TRACES" \
+        --duration "$MLFLOW_SECONDS" --connections 4 --experiment-id "$experiment" --max-attempts 1 \
+        --json-out "$OUT/$name.json" | tee "$OUT/$name.txt" >&2 || true
+    MLFLOW_SPANS=$(jget "$OUT/$name.json" spans_per_second)
+    MLFLOW_P99=$(jget "$OUT/$name.json" latency_p99_ms)
+    MLFLOW_RSS_KIB=$(ps -o rss= -g "$(ps -o pgid= -p "$pid" | tr -d ' ')" | awk '{ s += $1 } END { print s }')
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+}
+
+# mlflow_database_row NAME URI: the end-to-end row's traffic through an `mlflow_database` destination into a
+# database MLflow created (its schema made by MLflow's own store class, as `mlflow server` makes it); the
+# check reads MLflow's tables. Sets MDB_SPANS, MDB_STEADY, MDB_EXACT, MDB_TOTAL, MDB_NON2XX.
+mlflow_database_row() {
+    local name=$1 uri=$2 check=$3
+    MDB_SPANS=""
+    "$(dirname "$MLFLOW_BIN")/python" -c 'import sys
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+SqlAlchemyStore(sys.argv[1], sys.argv[2]).engine.dispose()' "$uri" "$OUT/$name.artifacts" 2>"$OUT/$name.create.log" \
+        || { log "$name: could not create the MLflow database:"; tail -5 "$OUT/$name.create.log" >&2; return; }
+    printf 'destinations:\n  - name: mlflow-db\n    mlflow_database: { url: "%s", experiment_id: "0" }\n' "$uri" >"$OUT/$name.yaml"
+    log "end-to-end: $E2E_TRACES traces through mlflow_database into $name…"
+    CONFIG="$OUT/$name.yaml" CHECK_DB="$check" start_stitch "$name" --idle-timeout 2s
+    load "$name" e2e --traces "$E2E_TRACES" --connections 4 --duplicate-rate 0.01 --timeout 420 --max-attempts 100000 || true
+    MDB_SPANS=$(jget "$OUT/$name.json" e2e_spans_per_second)
+    MDB_STEADY=$(jget "$OUT/$name.json" steady_commit_spans_per_second)
+    MDB_EXACT=$(jget "$OUT/$name.json" traces_exact)
+    MDB_TOTAL=$(jget "$OUT/$name.json" traces_total)
+    MDB_NON2XX=$(jget "$OUT/$name.json" non_2xx)
+    CONFIG="$OUT/$name.yaml" stop_stitch
+}
+
+MLFLOW_SPANS=""
+MDB_ROWS=()
+if [[ "${SKIP_MLFLOW:-0}" != 1 ]]; then
+    mlflow_ingest mlflow "sqlite:///$OUT/mlflow/mlflow.db"
+    MLFLOW_SQLITE_SPANS=$MLFLOW_SPANS; MLFLOW_SQLITE_P99=$MLFLOW_P99
+    MLFLOW_SQLITE_RSS_KIB=$MLFLOW_RSS_KIB; MLFLOW_SQLITE_STARTUP_S=$MLFLOW_STARTUP_S
+    mkdir -p "$OUT/mlflow-database"
+    mlflow_database_row mlflow-database-sqlite "sqlite:///$OUT/mlflow-database/mlflow.db" "$OUT/mlflow-database/mlflow.db"
+    if [[ -n "$MDB_SPANS" ]]; then
+        MDB_ROWS+=("| into MLflow's database (SQLite) | $(fmt_int "$MDB_SPANS") spans/s (steady commit $(fmt_int "$MDB_STEADY")) = $(fmt_int "$(calc "$MDB_SPANS / max(1e-9, ${MLFLOW_SQLITE_SPANS:-0})")")× MLflow's own ingest into SQLite; traces exact $MDB_EXACT / $MDB_TOTAL; non-2xx $MDB_NON2XX | ≥ 100× MLflow | the end-to-end row's traffic through an \`mlflow_database\` destination (disk queue, fsync per batch) into a database MLflow created, checked in MLflow's tables |")
+    fi
+    if [[ -n "${PG_URL:-}" ]]; then
+        psql "$PG_URL" -qXc "CREATE DATABASE mlflow_own" >/dev/null
+        psql "$PG_URL" -qXc "CREATE DATABASE mlflow_stitch" >/dev/null
+        # MLflow's SQLAlchemy takes postgresql:// as psycopg 3, which is not installed: name psycopg2.
+        MLFLOW_OWN_URL="${PG_URL/\/postgres\?//mlflow_own?}"
+        mlflow_ingest mlflow-postgres "${MLFLOW_OWN_URL/postgresql:/postgresql+psycopg2:}"
+        MLFLOW_PG_SPANS=$MLFLOW_SPANS; MLFLOW_PG_P99=$MLFLOW_P99
+        if [[ -n "$MLFLOW_PG_SPANS" ]]; then
+            MDB_ROWS+=("| MLflow on PostgreSQL | $(fmt_int "$MLFLOW_PG_SPANS") spans/s (p99 $(fmt "$MLFLOW_PG_P99" 0) ms) | — | mlflow server on the same PostgreSQL, the first $MLFLOW_TRACES traces of the same traffic, ≤ ${MLFLOW_SECONDS} s |")
+        fi
+        MDB_URL="${PG_URL/\/postgres\?//mlflow_stitch?}"
+        mlflow_database_row mlflow-database-postgres "${MDB_URL/postgresql:/postgresql+psycopg2:}" "${MDB_URL%%\?*}"
+        if [[ -n "$MDB_SPANS" ]]; then
+            MDB_ROWS+=("| into MLflow's database (PostgreSQL) | $(fmt_int "$MDB_SPANS") spans/s (steady commit $(fmt_int "$MDB_STEADY")) = $(fmt_int "$(calc "$MDB_SPANS / max(1e-9, ${MLFLOW_PG_SPANS:-0})")")× MLflow's own ingest into PostgreSQL; traces exact $MDB_EXACT / $MDB_TOTAL; non-2xx $MDB_NON2XX | ≥ 100× MLflow | as the SQLite row, into a database MLflow created on the local PostgreSQL |")
+        fi
+    fi
+    MLFLOW_SPANS=$MLFLOW_SQLITE_SPANS; MLFLOW_P99=$MLFLOW_SQLITE_P99
+    MLFLOW_RSS_KIB=$MLFLOW_SQLITE_RSS_KIB; MLFLOW_STARTUP_S=$MLFLOW_SQLITE_STARTUP_S
+fi
+if [[ -n "${PG_DIR:-}" ]]; then scripts/pg-server.sh stop "$PG_DIR"; PG_DIR=""; fi
 
 # --- growth ----------------------------------------------------------------------------------------------
 GROWTH_ROWS=()
@@ -328,6 +390,7 @@ fi
     if [[ -n "$MLFLOW_SPANS" ]]; then
         echo "| MLflow | $(fmt_int "$MLFLOW_SPANS") spans/s (p99 $(fmt "$MLFLOW_P99" 0) ms); Stitch end-to-end / MLflow = $(fmt_int "$(calc "${E2E_SPANS:-0} / max(1e-9, $MLFLOW_SPANS)")")× | ≥ 300× | mlflow server 3.x on SQLite, the first $MLFLOW_TRACES traces of the same traffic, ≤ ${MLFLOW_SECONDS} s; RSS $(( ${MLFLOW_RSS_KIB:-0} / 1024 )) MiB, start-up ${MLFLOW_STARTUP_S} s |"
     fi
+    if (( ${#MDB_ROWS[@]} > 0 )); then printf '%s\n' "${MDB_ROWS[@]}"; fi
     echo "| footprint: idle RSS | $(( IDLE_RSS_KIB / 1024 )) MiB after start-up; $(( E2E_IDLE_RSS_KIB / 1024 )) MiB idle after the end-to-end run | ≤ 30 MiB | VmRSS 1 s after start-up (code pages unmapped once ready), and 12 s after the end-to-end run's last commit (after 5 s without traffic: store caches freed, heap trimmed, code pages unmapped again; heap arenas capped at 2) |"
     echo "| footprint: RSS under load | $(( LOAD_HWM_KIB / 1024 )) MiB (accept burst, $(fmt_int "$BUFFERED_SPANS") spans held), $(( E2E_HWM_KIB / 1024 )) MiB (end-to-end) | — | VmHWM |"
     echo "| footprint: memory per buffered span | $(fmt_int "$HELD_PER_SPAN") B held per span, $(fmt_int "$ENCODED_PER_SPAN") B encoded → $(fmt "$HELD_RATIO" 2)× | ≤ 2× | RSS growth over idle after the accept burst ÷ stitch_buffered_bytes |"

@@ -1,4 +1,5 @@
 import Exporters
+import PostgresStore
 import StitchCore
 import Testing
 
@@ -163,6 +164,62 @@ struct DestinationConfigurationTests {
             #expect(own.experiment(forTraceExperiment: nil) == expected)
             #expect(own.experiment(forTraceExperiment: "5") == "5")
             #expect(fixed.experiment(forTraceExperiment: nil) == "3")
+        }
+    }
+
+    @Test("mlflow_database takes the URI mlflow server is given, and its experiment like an mlflow destination")
+    func mlflowDatabase() throws {
+        let yaml = """
+        default_experiment_id: "7"
+        destinations:
+          - name: ui
+            mlflow_database: { url: "sqlite:////var/lib/mlflow/mlflow.db" }
+          - name: shared
+            mlflow_database: { url: "postgresql+psycopg2://mlflow:secret@db.internal:5432/mlflow", experiment_id: "3" }
+        """
+        let config = try StitchConfiguration.load(file: ("f.yaml", yaml), environment: [:], flags: [:])
+        guard case .mlflowDatabase(let ui) = config.effectiveDestinations[0].kind,
+              case .mlflowDatabase(let shared) = config.effectiveDestinations[1].kind else {
+            Issue.record("not mlflow_database destinations")
+            return
+        }
+        #expect(try ui.database() == .sqlite(path: "/var/lib/mlflow/mlflow.db"))
+        #expect(ui.experiment(forTraceExperiment: nil) == "7")
+        #expect(ui.experiment(forTraceExperiment: "5") == "5")
+        #expect(shared.experiment(forTraceExperiment: "5") == "3")
+        guard case .postgres(let url) = try shared.database(environment: [:]) else {
+            Issue.record("not PostgreSQL")
+            return
+        }
+        #expect(url.description.contains("db.internal"))
+        #expect(!url.description.contains("secret"))
+        #expect(!shared.description.contains("secret"))
+    }
+
+    @Test("mlflow_database URIs as SQLAlchemy reads them; anything else is a problem naming the key")
+    func mlflowDatabaseURIs() throws {
+        #expect(try MLflowDatabaseConfiguration(uri: "sqlite:///mlflow.db").database() == .sqlite(path: "mlflow.db"))
+        #expect(try MLflowDatabaseConfiguration(uri: "sqlite:////tmp/a%20b/mlflow.db?timeout=20").database()
+                == .sqlite(path: "/tmp/a b/mlflow.db"))
+        #expect(!MLflowDatabaseConfiguration(uri: "mysql://u@h/db").problems().isEmpty)
+        #expect(!MLflowDatabaseConfiguration(uri: "sqlite:///:memory:").problems().isEmpty)
+        #expect(MLflowDatabaseConfiguration(uri: "sqlite:///x.db", experimentID: "abc").problems()
+            .contains { $0.hasPrefix("experiment_id:") })
+
+        let yaml = """
+        destinations:
+          - name: a
+            mlflow_database: { url: "mysql://u@h/db" }
+          - name: b
+            mlflow_database: { experiment_id: "1" }
+        """
+        do {
+            _ = try StitchConfiguration.load(file: ("f.yaml", yaml), environment: [:], flags: [:])
+            Issue.record("accepted")
+        } catch {
+            let keys = Set(error.problems.map(\.keyPath))
+            #expect(keys.contains("destinations[0].mlflow_database"))
+            #expect(keys.contains("destinations[1].mlflow_database.url"))
         }
     }
 }

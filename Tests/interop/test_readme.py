@@ -1,5 +1,6 @@
 """The configuration examples of README.md are what the binary accepts: each ```yaml block starts a
-Stitch with exactly the destinations it lists (the network addresses in them need not answer)."""
+Stitch with exactly the destinations it lists (the network addresses in them need not answer; an
+MLflow database is created for an `mlflow_database` example)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ def test_readme_has_configuration_examples():
 @pytest.mark.parametrize("index", range(len(yaml_blocks())))
 def test_readme_configuration_example_starts(index, start_stitch, tmp_path):
     block = yaml_blocks()[index]
+    if "mlflow_database:" in block:
+        # Stitch opens an MLflow database at start: one MLflow created, in place of the example's.
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        SqlAlchemyStore(uri, str(tmp_path / "mlruns")).engine.dispose()
+        block = re.sub(r"(mlflow_database:\s*\n\s*url: )\S+", lambda m: m.group(1) + uri, block)
     config = tmp_path / "example.yaml"
     config.write_text(block)
     # The harness's --listen, --db and --queue-dir flags override the example's addresses and paths.
