@@ -132,11 +132,24 @@ final class MLflowDatabaseExporter: TraceExporter {
     }
 
     var schema: MLflowSchema { database.schema }
+    /// Into SQLite, larger batches than the other destinations': each commit of MLflow's
+    /// rollback-journal file syncs it, and index pages touched by several traces are written once
+    /// per transaction (measured 18k → 23k spans/s end to end from 4 to 16 MiB). PostgreSQL
+    /// measured the same at both sizes and keeps the standard ones.
+    var batchLimits: DeliveryBatchLimits {
+        switch database {
+        case .sqlite: Self.sqliteBatchLimits
+        case .postgres: .standard
+        }
+    }
+
+    static let sqliteBatchLimits = DeliveryBatchLimits(maxTraces: 4096, maxBytes: 16 << 20)
 
     func deliver(_ traces: [FinishedTrace]) async -> DeliveryOutcome {
         guard !traces.isEmpty else { return .delivered }
         let started = ContinuousClock.now
-        let batch = PreparedBatch(traces, kindInContent: database.schema.kindInContent) {
+        let configuration = configuration
+        let batch = await PreparedBatch.inParallel(traces, kindInContent: database.schema.kindInContent) {
             configuration.experiment(forTraceExperiment: $0.experimentID)
         }
         for problem in batch.problems {

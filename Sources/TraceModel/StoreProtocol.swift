@@ -243,4 +243,24 @@ package struct PreparedBatch: Sendable {
             if let prepared { traces.append(prepared) }
         }
     }
+
+    /// The same batch, its two halves prepared at once (on two cores the conversion takes half the
+    /// time), in the order of `finished`.
+    package static func inParallel(_ finished: [FinishedTrace], kindInContent: Bool = true,
+                                   experiment: @escaping @Sendable (FinishedTrace) -> String? = { $0.experimentID }) async -> PreparedBatch {
+        guard finished.count >= 2 * minimumShare else {
+            return PreparedBatch(finished, kindInContent: kindInContent, experiment: experiment)
+        }
+        let middle = finished.count / 2
+        let firstHalf = Array(finished[..<middle])
+        async let first = PreparedBatch(firstHalf, kindInContent: kindInContent, experiment: experiment)
+        var batch = PreparedBatch(Array(finished[middle...]), kindInContent: kindInContent, experiment: experiment)
+        let done = await first
+        batch.traces = done.traces + batch.traces
+        batch.problems = done.problems + batch.problems
+        return batch
+    }
+
+    /// Below twice this many traces a batch is prepared on one task.
+    static let minimumShare = 32
 }

@@ -198,3 +198,21 @@ import TraceEdge
         }
     }
 }
+
+@Suite struct ParallelPreparationTests {
+    @Test("a batch prepared in two halves at once equals the batch prepared on one task, in order")
+    func halvesEqualOneTask() async throws {
+        var random = SplitMix64(seed: 11)
+        var finished: [FinishedTrace] = []
+        for seed in 0..<100 { finished.append(try DirectSpanConversionTests.generatedTrace(&random, seed: UInt64(seed))) }
+        // One id twice: the later copy stays after the earlier, as the writers' merge order needs.
+        finished.append(finished[3])
+        let serial = PreparedBatch(finished, kindInContent: false) { _ in "5" }
+        let parallel = await PreparedBatch.inParallel(finished, kindInContent: false) { _ in "5" }
+        #expect(parallel.traces.map(\.requestID) == serial.traces.map(\.requestID))
+        #expect(parallel.traces.map(\.experimentID) == serial.traces.map(\.experimentID))
+        #expect(parallel.traces.map { $0.spans.map(\.row) } == serial.traces.map { $0.spans.map(\.row) })
+        #expect(parallel.traces.map(\.derivedAsNew) == serial.traces.map(\.derivedAsNew))
+        #expect(parallel.problems.map(\.message) == serial.problems.map(\.message))
+    }
+}
