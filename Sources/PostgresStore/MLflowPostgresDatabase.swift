@@ -135,7 +135,7 @@ struct MLflowPostgresWriter {
         for trace in traces {
             let experimentID = trace.experimentID ?? defaultExperimentID
             if experiments[experimentID] == nil {
-                result.refused.append((trace.requestID, experimentID, "MLflow experiment \(experimentID) does not exist"))
+                result.refuseUnknownExperiment(trace, experimentID)
             } else {
                 writable.append(trace)
             }

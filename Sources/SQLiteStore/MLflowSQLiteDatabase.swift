@@ -83,7 +83,7 @@ struct MLflowSQLiteWriter {
         for trace in traces {
             let experimentID = trace.experimentID ?? defaultExperimentID
             guard let experiment = try experiment(experimentID, db) else {
-                result.refused.append((trace.requestID, experimentID, "MLflow experiment \(experimentID) does not exist"))
+                result.refuseUnknownExperiment(trace, experimentID)
                 continue
             }
             if try StoreWriter.insertTraceInfoIfNew(requestID: trace.requestID, experimentID: experimentID, trace.derivedAsNew, db) {

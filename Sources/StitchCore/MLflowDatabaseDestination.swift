@@ -87,6 +87,8 @@ final class MLflowDatabaseExporter: TraceExporter {
     private let refusedTraces: Counter
     private let spansWritten: Counter
     private let writeTimer: Metrics.Timer
+    /// The experiment of a trace whose experiment id is not a number (`PreparedBatch` logs it).
+    private let defaultExperimentID: Int64
 
     enum Backend: Sendable {
         case sqlite(MLflowSQLiteDatabase)
@@ -115,6 +117,7 @@ final class MLflowDatabaseExporter: TraceExporter {
         self.configuration = configuration
         self.deadLetters = deadLetters
         self.logger = logger
+        defaultExperimentID = Int64(configuration.experimentID ?? MLflowExporterConfiguration.defaultExperimentID) ?? 0
         switch try configuration.database() {
         case .sqlite(let path):
             database = .sqlite(try MLflowSQLiteDatabase(path: path))
@@ -156,12 +159,11 @@ final class MLflowDatabaseExporter: TraceExporter {
             logger.log(level: problem.spansLeftOut ? .error : .warning, "\(problem.message)",
                        metadata: problem.metadata.mapValues { .string($0) })
         }
-        let defaultExperiment = Int64(configuration.experimentID ?? MLflowExporterConfiguration.defaultExperimentID) ?? 0
         let result: MLflowWriteResult
         do {
             switch database {
-            case .sqlite(let database): result = try await database.write(batch.traces, defaultExperimentID: defaultExperiment)
-            case .postgres(let database): result = try await database.write(batch.traces, defaultExperimentID: defaultExperiment)
+            case .sqlite(let database): result = try await database.write(batch.traces, defaultExperimentID: defaultExperimentID)
+            case .postgres(let database): result = try await database.write(batch.traces, defaultExperimentID: defaultExperimentID)
             }
         } catch {
             let (reason, retryable) = Self.classify(error, database)

@@ -177,9 +177,17 @@ package enum MLflowRows {
     /// Whether the batch's spans of a stored trace need its other stored spans: token usage or
     /// cost is recomputed over the whole span tree.
     package static func needsStoredSpans(_ trace: PreparedTrace, _ stored: MLflowStoredTrace) -> Bool {
-        let derived = trace.derivedAsNew
-        return (!derived.tokenUsage.isEmpty && !(stored.finalized && stored.hasTokenUsage))
-            || (!derived.cost.isEmpty && !(stored.finalized && stored.hasCost))
+        recomputesTokenUsage(trace, stored) || recomputesCost(trace, stored)
+    }
+
+    /// The batch brings token usage, and the stored value is not one MLflow's client finalized.
+    private static func recomputesTokenUsage(_ trace: PreparedTrace, _ stored: MLflowStoredTrace) -> Bool {
+        !trace.derivedAsNew.tokenUsage.isEmpty && !(stored.finalized && stored.hasTokenUsage)
+    }
+
+    /// The batch brings a cost, and the stored value is not one MLflow's client finalized.
+    private static func recomputesCost(_ trace: PreparedTrace, _ stored: MLflowStoredTrace) -> Bool {
+        !trace.derivedAsNew.cost.isEmpty && !(stored.finalized && stored.hasCost)
     }
 
     /// Keys of the spans' content that make a stored span needed for a recompute.
@@ -211,12 +219,12 @@ package enum MLflowRows {
         if needsStoredSpans(trace, stored) {
             let batchIDs = Set(trace.spans.map(\.facts.spanID))
             let all = trace.spans.map(\.facts) + storedSpans.filter { !batchIDs.contains($0.spanID) }
-            if !batch.tokenUsage.isEmpty, !(stored.finalized && stored.hasTokenUsage),
+            if recomputesTokenUsage(trace, stored),
                let usage = TraceDerivation.aggregate(all, keys: TokenUsage.requiredKeys, optionalKeys: TokenUsage.cacheKeys,
                                                      data: \.tokenUsage) {
                 for (key, value) in usage { if let count = TraceDerivation.tokenCount(value) { tokenUsage[key] = count } }
             }
-            if !batch.cost.isEmpty, !(stored.finalized && stored.hasCost),
+            if recomputesCost(trace, stored),
                let sums = TraceDerivation.aggregate(all, keys: TraceCost.keys, optionalKeys: [], data: \.cost) {
                 for (key, value) in sums { if let amount = TraceDerivation.finiteDouble(value) { cost[key] = amount } }
             }
@@ -244,6 +252,11 @@ package struct MLflowWriteResult: Sendable {
     /// spans MLflow keeps elsewhere); they go to the dead letters.
     package var refused: [(requestID: String, experimentID: Int64, reason: String)] = []
     package init() {}
+
+    /// Leaves out a trace whose experiment is not in MLflow's `experiments` table.
+    package mutating func refuseUnknownExperiment(_ trace: PreparedTrace, _ experimentID: Int64) {
+        refused.append((trace.requestID, experimentID, "MLflow experiment \(experimentID) does not exist"))
+    }
 }
 
 extension PreparedTrace {
