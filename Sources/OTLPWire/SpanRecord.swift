@@ -105,3 +105,33 @@ package struct SpanRecord: Sendable {
     /// Size of the encoded span message; what buffering is accounted in.
     package var encodedSize: Int { spanBytes.count }
 }
+
+extension SpanRecord {
+    /// The span's `mlflow.experimentId` attribute when it names an MLflow experiment: digits,
+    /// bare or as MLflow writes attribute values (JSON-encoded, `"1"` with the quotes). MLflow's
+    /// AI Gateway puts it on the root of its own trace, the only place that trace's experiment
+    /// travels (mlflow.md, "MLflow's AI Gateway and distributed tracing"). Any other value is
+    /// ignored (nil). Reads the span's bytes; the assembler asks for roots only.
+    package var experimentIDAttribute: String? {
+        let value = payload.bytes.withUnsafeBufferPointer { buffer -> String? in
+            // Always true for a decoded span; a hand-made record (tests) may point past its payload.
+            guard spanBytes.upperBound <= buffer.count else { return nil }
+            return WireReader(buffer, 0..<buffer.count)
+                .lastStringAttribute(named: "mlflow.experimentId", field: Field.Span.attributes, in: spanBytes)
+        }
+        return value.flatMap(Self.experimentID(fromAttribute:))
+    }
+
+    /// `"12"` (JSON-quoted) or `12` → "12"; nil unless 1 to 19 ASCII digits remain (an id that fits
+    /// MLflow's integer experiment ids).
+    static func experimentID(fromAttribute value: String) -> String? {
+        var utf8 = Substring(value).utf8[...]
+        if utf8.count >= 2, utf8.first == UInt8(ascii: "\""), utf8.last == UInt8(ascii: "\"") {
+            utf8 = utf8.dropFirst().dropLast()
+        }
+        guard (1...19).contains(utf8.count), utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
+            return nil
+        }
+        return String(Substring(utf8))
+    }
+}

@@ -143,16 +143,22 @@ extension WireReader {
     /// The last `service.name` attribute of the (already checked) resource in `range`, when its value
     /// is a string.
     func serviceName(inResource range: Range<Int>) -> String? {
+        lastStringAttribute(named: "service.name", field: Field.Resource.attributes, in: range)
+    }
+
+    /// The value of the last attribute `name` among the `KeyValue`s in field `field` of the (already
+    /// checked) message in `range` (a resource's or a span's attributes), when it is a string.
+    func lastStringAttribute(named name: StaticString, field: UInt32, in range: Range<Int>) -> String? {
         var found: Range<Int>?? = nil
         var reader = WireReader(buffer, range)
         // The structure was checked, so these reads cannot fail; `try?` ends the loop if they did.
         while let tag = try? reader.readTag() {
-            guard tag.number == Field.Resource.attributes, tag.wireType == .lengthDelimited else {
+            guard tag.number == field, tag.wireType == .lengthDelimited else {
                 guard (try? reader.skip(tag.wireType)) != nil else { break }
                 continue
             }
             guard let keyValue = try? reader.readLengthDelimited() else { break }
-            if let value = stringAttribute(keyValue, named: "service.name") {
+            if let value = stringAttribute(keyValue, named: name) {
                 found = .some(value)
             }
         }

@@ -7,11 +7,11 @@ import TraceModel
 /// declares them and leaves them unchecked; here they would be checked, see `StoreTables.ddl`).
 ///
 /// The schema is created under an advisory lock, so that several Stitch instances starting at once
-/// on an empty database create it once; `stitch_migrations` records what was applied.
+/// on an empty database create it once; `stitch_migrations` records what was applied, so that a
+/// store made by an earlier Stitch gets only the later migrations.
 enum PostgresSchema {
-    static let version = "stitch-v1"
     /// `pg_advisory_xact_lock` key of schema creation ("stitch" in ASCII).
     static let lockKey: Int64 = 0x73_74_69_74_63_68
 
-    static let v1 = StoreTables.ddl(.postgres)
+    static let migrations = StoreTables.migrations(.postgres)
 }

@@ -41,6 +41,15 @@ enum Statements {
         var bindings: PostgresBindings
     }
 
+    /// `stitch_trace_links` rows: $1 request ids, $2 span ids, $3 linked request ids, $4 endpoint names.
+    struct UpsertLinks: BatchStatement {
+        static let sql = """
+            INSERT INTO stitch_trace_links (\(TraceLink.columns.joined(separator: ", ")))
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) \(TraceLink.upsert)
+            """
+        var bindings: PostgresBindings
+    }
+
     /// The ids of $1 that exist.
     struct ExistingExperiments: BatchStatement {
         static let sql = "SELECT experiment_id::bigint FROM experiments WHERE experiment_id = ANY($1::bigint[])"

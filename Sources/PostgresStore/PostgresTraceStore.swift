@@ -109,13 +109,14 @@ package final class PostgresTraceStore: TraceStore {
             try await slots.withTransaction(logger: logger) { [logger] connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.lockKey))", logger: logger)
                 try await connection.query("CREATE TABLE IF NOT EXISTS stitch_migrations (identifier TEXT NOT NULL PRIMARY KEY)", logger: logger)
-                let applied = try await connection.query(
-                    "SELECT 1 FROM stitch_migrations WHERE identifier = \(PostgresSchema.version)", logger: logger).collect()
-                if applied.isEmpty {
-                    for statement in PostgresSchema.v1 {
+                for migration in PostgresSchema.migrations {
+                    let applied = try await connection.query(
+                        "SELECT 1 FROM stitch_migrations WHERE identifier = \(migration.identifier)", logger: logger).collect()
+                    guard applied.isEmpty else { continue }
+                    for statement in migration.statements {
                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
-                    try await connection.query("INSERT INTO stitch_migrations (identifier) VALUES (\(PostgresSchema.version))", logger: logger)
+                    try await connection.query("INSERT INTO stitch_migrations (identifier) VALUES (\(migration.identifier))", logger: logger)
                 }
                 let now = Self.nowMs()
                 try await connection.query("""
@@ -260,7 +261,19 @@ package final class PostgresTraceStore: TraceStore {
             return StoredSpan(spanID: spanID, parentSpanID: parent, name: name ?? "", type: type, status: status,
                               startTimeUnixNano: start, endTimeUnixNano: end ?? 0, serviceName: service, content: content)
         }
-        return StoredTrace(info: info, spans: spans)
+        // A store made before links were kept, opened read-only, has no such table yet.
+        guard try await !readRows("SELECT 1 WHERE to_regclass('stitch_trace_links') IS NOT NULL").isEmpty else {
+            return StoredTrace(info: info, spans: spans)
+        }
+        let links = try await readRows(PostgresQuery(unsafeSQL: TraceLink.selectBothWays(placeholder: "$1", "$1"), binds: {
+            var binds = PostgresBindings()
+            binds.append(id)
+            return binds
+        }())).map { row in
+            let (requestID, spanID, linkedID, endpoint) = try row.decode((String, String, String, String?).self)
+            return TraceLink(requestID: requestID, spanID: spanID, linkedRequestID: linkedID, endpointName: endpoint)
+        }
+        return StoredTrace(info: info, spans: spans, links: links)
     }
 
     private func readRows(_ query: PostgresQuery) async throws -> [PostgresRow] {

@@ -62,6 +62,7 @@ struct PostgresWriter {
         try await upsertSpans(traces, resourceIDs: resourceIDs, experiment: { trace in
             storedExperiment[trace.requestID] ?? trace.experimentID ?? defaultExperimentID
         })
+        try await upsertLinks(traces.flatMap(\.links))
 
         var derivedByTrace: [(requestID: String, derived: DerivedTrace)] = traces
             .filter { inserted.contains($0.requestID) }.map { ($0.requestID, $0.derivedAsNew) }
@@ -78,6 +79,22 @@ struct PostgresWriter {
         summary.tracesInserted += inserted.count
         summary.tracesMerged += merging.count
         summary.spansWritten += traces.reduce(0) { $0 + $1.spans.count }
+    }
+
+    /// The batch's rows of `stitch_trace_links` (most batches have none).
+    private func upsertLinks(_ links: [TraceLink]) async throws {
+        guard !links.isEmpty else { return }
+        var requestIDs = ColumnArray(.text, capacity: links.count)
+        var spanIDs = ColumnArray(.text, capacity: links.count)
+        var linkedIDs = ColumnArray(.text, capacity: links.count)
+        var endpoints = ColumnArray(.text, capacity: links.count)
+        for link in links {
+            requestIDs.append(link.requestID)
+            spanIDs.append(link.spanID)
+            linkedIDs.append(link.linkedRequestID)
+            endpoints.append(link.endpointName)
+        }
+        try await connection.run(Statements.UpsertLinks(bindings: bindings(requestIDs, spanIDs, linkedIDs, endpoints)), logger: logger)
     }
 
     // MARK: Experiments and resources

@@ -64,7 +64,12 @@ extension SQLiteTraceStore {
                        endTimeUnixNano: row["end_time_unix_nano"] ?? 0, serviceName: row["service_name"],
                        content: row["content"])
         }
-        return StoredTrace(info: info, spans: spans)
+        // A store made before links were kept, opened read-only, has no such table yet.
+        guard try db.tableExists("stitch_trace_links") else { return StoredTrace(info: info, spans: spans) }
+        let links = try Row.fetchAll(db, sql: TraceLink.selectBothWays(placeholder: "?", "?"), arguments: [id, id]).map { row in
+            TraceLink(requestID: row[0], spanID: row[1], linkedRequestID: row[2], endpointName: row[3])
+        }
+        return StoredTrace(info: info, spans: spans, links: links)
     }
 }
 

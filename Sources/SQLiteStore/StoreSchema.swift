@@ -20,16 +20,18 @@ import GRDB
 /// - `spans`: the primary key `(trace_id, span_id)` only. Reading a trace and the `span.name` /
 ///   `span.type` EXISTS probes are ranges of that key; MLflow's four experiment-wide span indexes
 ///   serve span analytics that Stitch does not offer, so they are left out for write speed.
+/// - `stitch_trace_links`: primary key `(request_id, span_id)` (a trace's calls are one range) and
+///   `(linked_request_id)` (who called a trace).
 enum StoreSchema {
     static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
-        migrator.registerMigration("stitch-v1") { db in
-            for statement in v1 { try db.execute(sql: statement) }
+        for migration in StoreTables.migrations(.sqlite) {
+            migrator.registerMigration(migration.identifier) { db in
+                for statement in migration.statements { try db.execute(sql: statement) }
+            }
         }
         return migrator
     }()
-
-    static let v1 = StoreTables.ddl(.sqlite)
 
     /// Tables a database must have to be read as a Stitch store.
     static let requiredTables = StoreTables.required

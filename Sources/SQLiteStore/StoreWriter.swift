@@ -48,6 +48,7 @@ struct StoreWriter {
             // transaction, so it exists whenever the trace does.
             _ = try ensureExperiment(experimentID, db)
             try upsert(spans, resourceIDs: ids, requestID: trace.requestID, experimentID: experimentID, db)
+            try Self.writeLinks(trace.links, db)
             try writeTagsAndMetadata(requestID: trace.requestID, trace.derivedAsNew, db)
             summary.tracesInserted += 1
         } else {
@@ -61,6 +62,7 @@ struct StoreWriter {
                 throw StoreError("trace \(trace.requestID) is neither new nor stored")
             }
             try upsert(spans, resourceIDs: ids, requestID: trace.requestID, experimentID: storedExperimentID, db)
+            try Self.writeLinks(trace.links, db)
             var incoming = spans.map(\.facts)
             for index in incoming.indices { incoming[index].resourceID = spans[index].resourceIndex.map { ids[$0] } }
             let batchIDs = Set(incoming.map(\.spanID))
@@ -187,6 +189,22 @@ struct StoreWriter {
             // SQLITE_STATIC: the buffer outlives the step; the statement is reset right after.
             sqlite3_bind_text(handle, contentColumn, content.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) },
                               Int32(content.count), nil)
+            try binder.step(statement, db)
+        }
+    }
+
+    /// The trace's rows of `stitch_trace_links` (most traces have none).
+    static func writeLinks(_ links: [TraceLink], _ db: Database) throws {
+        guard !links.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO stitch_trace_links (\(TraceLink.columns.joined(separator: ", "))) VALUES (?, ?, ?, ?) \(TraceLink.upsert)
+            """)
+        for link in links {
+            var binder = RowBinder(statement: statement.sqliteStatement)
+            binder.text(link.requestID)
+            binder.text(link.spanID)
+            binder.text(link.linkedRequestID)
+            binder.text(link.endpointName)
             try binder.step(statement, db)
         }
     }

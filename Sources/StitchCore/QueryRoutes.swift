@@ -9,6 +9,8 @@ import TraceModel
 /// - `GET /metrics` → Prometheus text
 /// - `GET /api/v1/traces?experiment_id=&filter=&max_results=&page_token=` → `{"traces": […], "next_page_token": …}`
 /// - `GET /api/v1/traces/{tr-…}` → MLflow's Trace JSON
+/// - `GET /api/v1/traces/{tr-…}/links` → `{"trace_id", "calls": […], "called_by": […]}`: the traces it
+///   called (MLflow AI Gateway traces) and the traces that called it, each with the calling span
 package struct QueryRoutes: HTTPRouteHandler {
     let store: (any TraceStore)?
     let registry: PrometheusCollectorRegistry
@@ -40,7 +42,9 @@ package struct QueryRoutes: HTTPRouteHandler {
                 return .json(404, Self.errorBody("RESOURCE_DOES_NOT_EXIST", "no store destination is configured; traces are only forwarded"))
             }
             if request.path == "/api/v1/traces" { return await search(request.query, store: store) }
-            return await get(String(request.path.dropFirst("/api/v1/traces/".count)), store: store)
+            let rest = request.path.dropFirst("/api/v1/traces/".count)
+            if rest.hasSuffix("/links") { return await links(String(rest.dropLast("/links".count)), store: store) }
+            return await get(String(rest), store: store)
         }
     }
 
@@ -81,6 +85,33 @@ package struct QueryRoutes: HTTPRouteHandler {
         } catch {
             return .json(500, Self.errorBody("INTERNAL_ERROR", "\(error)"))
         }
+    }
+
+    private func links(_ id: String, store: any TraceStore) async -> HTTPResponseValue {
+        do {
+            guard let trace = try await store.storedTrace(id: id) else {
+                return .json(404, Self.errorBody("RESOURCE_DOES_NOT_EXIST", "trace '\(id)' not found"))
+            }
+            return .json(200, Self.linksBody(trace))
+        } catch {
+            return .json(500, Self.errorBody("INTERNAL_ERROR", "\(error)"))
+        }
+    }
+
+    /// The body of `/links`: `calls` name the called trace, `called_by` the calling one; both name
+    /// the calling span and, when known, the gateway endpoint.
+    static func linksBody(_ trace: StoredTrace) -> [UInt8] {
+        func entry(_ link: TraceLink, trace: String) -> [String: Any] {
+            var object: [String: Any] = ["trace_id": trace, "span_id": link.spanID]
+            if let endpoint = link.endpointName { object["endpoint"] = endpoint }
+            return object
+        }
+        let object: [String: Any] = [
+            "trace_id": trace.info.requestID,
+            "calls": trace.calls.map { entry($0, trace: $0.linkedRequestID) },
+            "called_by": trace.calledBy.map { entry($0, trace: $0.requestID) },
+        ]
+        return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data())
     }
 
     /// MLflow's REST error shape.

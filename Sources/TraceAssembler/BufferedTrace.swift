@@ -27,7 +27,8 @@ struct BufferedTrace {
     var idleStamp: UInt64 = 0
     /// The `receive` call that last touched this trace, so that it is listed once per call.
     var touchedInCall: UInt64 = 0
-    /// The experiment named by the request of the first root span whose request named one.
+    /// The experiment of the first root span that names one: its `mlflow.experimentId` attribute,
+    /// else its request's `x-mlflow-experiment-id`.
     var rootExperimentID: String?
     /// The experiment named by the first request (of any span) that named one.
     var firstExperimentID: String?
@@ -44,7 +45,8 @@ struct BufferedTrace {
     /// Has a root and every referenced parent.
     var isClosed: Bool { hasRoot && missingParents.isEmpty }
 
-    /// The root's request's experiment, else the first one named (FinishedTrace.experimentID).
+    /// The root's experiment (attribute, else its request's header), else the first one a request
+    /// named (FinishedTrace.experimentID).
     var experimentID: String? { rootExperimentID ?? firstExperimentID }
 
     /// Records `span`'s ids and updates closure. Returns false, changing nothing, when the trace already
@@ -54,7 +56,8 @@ struct BufferedTrace {
         if !missingParents.isEmpty { missingParents.remove(span.spanID) }
         if span.isRoot {
             hasRoot = true
-            if rootExperimentID == nil { rootExperimentID = span.payload.experimentID }
+            // The trace's own statement beats its exporter's process-wide header (README, "Experiments").
+            if rootExperimentID == nil { rootExperimentID = span.experimentIDAttribute ?? span.payload.experimentID }
         } else if !spanIDs.contains(span.parentSpanID) {
             _ = missingParents.insert(span.parentSpanID)
         }

@@ -24,8 +24,9 @@ package struct FinishedTrace: Sendable {
     package var reason: ReleaseReason
     /// True when the released spans had a root and every parent was present (the trace was closed).
     package var isComplete: Bool
-    /// The experiment named by the request that carried the root span, else by the first request
-    /// that named one; nil when no request named one (the destination's default applies).
+    /// The experiment the root span names in its `mlflow.experimentId` attribute, else the one its
+    /// request named (`x-mlflow-experiment-id`), else the first one any request of the trace named;
+    /// nil when nothing named one (the destination's default applies).
     package var experimentID: String?
 
     package init(traceID: TraceID, spans: [SpanRecord], reason: ReleaseReason, isComplete: Bool, experimentID: String?) {

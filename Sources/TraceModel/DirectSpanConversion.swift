@@ -27,6 +27,7 @@ package struct DirectSpanConverter {
     private static let readKeys: [[UInt8]] = [
         MLflowKeys.inputs, MLflowKeys.outputs, MLflowKeys.spanType, MLflowKeys.cost, MLflowKeys.model,
         MLflowKeys.modelProvider, MLflowKeys.sessionID, MLflowKeys.userID, MLflowKeys.tokenUsage, MLflowKeys.chatTools,
+        MLflowKeys.gatewayLinkedTraceID, MLflowKeys.gatewayEndpointName,
     ].map { Array($0.utf8) }
     private static let requestIDKey = Array(MLflowKeys.requestID.utf8)
     /// The keys the GenAI translation reads, and `gen_ai.conversation.id` (a session id).

@@ -251,6 +251,10 @@ package enum MLflowKeys {
     package static let conversationID = "gen_ai.conversation.id"
     package static let userID = "user.id"
     package static let traceName = "mlflow.traceName"
+    /// On the AI Gateway's `gateway/<endpoint>` span in the caller's trace: the gateway's own trace.
+    package static let gatewayLinkedTraceID = "mlflow.gateway.linkedTraceId"
+    /// On the same span: the gateway endpoint's name.
+    package static let gatewayEndpointName = "endpoint_name"
 }
 
 /// The OpenTelemetry GenAI semantic conventions part of MLflow's storing-time translation

@@ -27,7 +27,31 @@ package enum StoreTables {
     package static let spanUpsert = "ON CONFLICT (trace_id, span_id) DO UPDATE SET "
         + spanColumns.filter { $0 != "trace_id" && $0 != "span_id" }.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
 
-    /// The `CREATE` statements, in order.
+    /// The store's migrations, in order: an identifier (recorded once applied) and its statements.
+    /// A store made by an earlier Stitch gets the later ones when a writer opens it.
+    package static func migrations(_ dialect: Dialect) -> [(identifier: String, statements: [String])] {
+        [("stitch-v1", ddl(dialect)), ("stitch-v2-trace-links", linksDDL)]
+    }
+
+    /// `stitch_trace_links`: a span of one trace that called another (TraceLink), keyed like its
+    /// span; the index serves the other direction (who called this trace) and `gateway.trace_id`.
+    package static let linksDDL = [
+        """
+        CREATE TABLE IF NOT EXISTS stitch_trace_links (
+            request_id VARCHAR(50) NOT NULL,
+            span_id VARCHAR(50) NOT NULL,
+            linked_request_id VARCHAR(50) NOT NULL,
+            endpoint_name VARCHAR(500),
+            CONSTRAINT stitch_trace_links_pk PRIMARY KEY (request_id, span_id)
+        )
+        """,
+        """
+        CREATE INDEX IF NOT EXISTS index_stitch_trace_links_linked_request_id
+            ON stitch_trace_links (linked_request_id)
+        """,
+    ]
+
+    /// The `CREATE` statements of the first migration, in order.
     package static func ddl(_ dialect: Dialect) -> [String] {
         let float = dialect == .sqlite ? "FLOAT" : "DOUBLE PRECISION"
         // PostgreSQL: a B-tree entry holds ~2.7 kB and resource attributes can be longer, so the

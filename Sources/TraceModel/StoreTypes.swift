@@ -97,9 +97,12 @@ package struct StoredTrace: Sendable {
     package var info: TraceInfoRecord
     /// Ordered by start time.
     package var spans: [StoredSpan]
-    package init(info: TraceInfoRecord, spans: [StoredSpan]) {
+    /// Its rows of `stitch_trace_links`, both ways (`calls`, `calledBy`).
+    package var links: [TraceLink]
+    package init(info: TraceInfoRecord, spans: [StoredSpan], links: [TraceLink] = []) {
         self.info = info
         self.spans = spans
+        self.links = links
     }
 }
 

@@ -25,6 +25,8 @@ package struct SpanFacts: Sendable, Equatable {
     package var cost: PyObject?
     /// Validated `mlflow.traceTag.<key>` attributes (only used for the root), in attribute order.
     package var traceTags: [(key: String, value: String)]
+    /// The trace this span called (`mlflow.gateway.linkedTraceId`), nil for most spans.
+    package var gatewayLink: GatewayLink?
 
     package var isRoot: Bool { parentSpanID.isZero }
 
@@ -34,7 +36,7 @@ package struct SpanFacts: Sendable, Equatable {
             && lhs.status == rhs.status && lhs.resourceID == rhs.resourceID && lhs.inputs == rhs.inputs
             && lhs.outputs == rhs.outputs && lhs.sessionID == rhs.sessionID && lhs.userID == rhs.userID
             && lhs.tokenUsage == rhs.tokenUsage && lhs.cost == rhs.cost
-            && lhs.traceTags.elementsEqual(rhs.traceTags, by: { $0 == $1 })
+            && lhs.traceTags.elementsEqual(rhs.traceTags, by: { $0 == $1 }) && lhs.gatewayLink == rhs.gatewayLink
     }
 
     /// Reads the facts from a span's final (stored) attributes, as `_log_spans_once`
@@ -75,6 +77,8 @@ package struct SpanFacts: Sendable, Equatable {
             }
         }
         traceTags = tags
+        gatewayLink = GatewayLink(linkedTraceID: string(MLflowKeys.gatewayLinkedTraceID),
+                                  endpointName: string(MLflowKeys.gatewayEndpointName))
     }
 
     package init(span: MLflowSpan, resourceID: Int64?) {

@@ -19,6 +19,9 @@ package struct TraceFilter: Sendable, Equatable {
     ///   (also with a `trace.` or `attributes.` prefix)
     /// - `trace.session_id = '<v>'`, `trace.name = '<v>'` / `!=`
     /// - `span.name = '<v>'`, `span.type = '<v>'`, `span.status = '<v>'` / `!=`: some span matches
+    /// - `gateway.trace_id = 'tr-…'`, `gateway.endpoint = '<name>'`: the trace called that gateway
+    ///   trace, or an endpoint of that name (`stitch_trace_links`); `gateway.caller_trace_id = 'tr-…'`:
+    ///   the trace was called by that trace. `=` only.
     /// - comparisons joined by `AND` (any case); strings in single or double quotes, a quote inside
     ///   doubled (`'it''s'`) or backslash-escaped.
     package static func parse(_ text: String) throws(FilterError) -> TraceFilter {
@@ -49,7 +52,7 @@ private struct FilterParser {
 
     static let statusValues = ["OK", "ERROR", "IN_PROGRESS"]
     static let spanStatusValues = ["UNSET", "OK", "ERROR"]
-    static let fieldsHelp = "tag.<key>, metadata.<key>, status, timestamp_ms, execution_time_ms, trace.session_id, trace.name, span.name, span.type or span.status"
+    static let fieldsHelp = "tag.<key>, metadata.<key>, status, timestamp_ms, execution_time_ms, trace.session_id, trace.name, span.name, span.type, span.status, gateway.trace_id, gateway.endpoint or gateway.caller_trace_id"
 
     mutating func parse() throws(FilterError) -> TraceFilter {
         var token = try nextToken()
@@ -77,6 +80,8 @@ private struct FilterParser {
         case tag(String)
         case metadata(String)
         case span(column: String)
+        /// A `stitch_trace_links` column of the links from (`calling`) or to the trace.
+        case link(column: String, calling: Bool)
     }
 
     private mutating func comparison(startingWith fieldToken: FilterToken) throws(FilterError) {
@@ -115,6 +120,11 @@ private struct FilterParser {
                 throw error(at: valueToken, "span.status must be one of \(Self.spanStatusValues.joined(separator: ", "))")
             }
             add("EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = ti.request_id AND s.\(column) \(op) ?)", .string(value))
+        case .link(let column, let calling):
+            let value = try stringValue(valueToken, op: op, opToken: opToken, field: fieldToken)
+            guard op == "=" else { throw error(at: opToken, "\(fieldToken.text) can only be compared with =") }
+            let side = calling ? "request_id" : "linked_request_id"
+            add("EXISTS (SELECT 1 FROM stitch_trace_links l WHERE l.\(side) = ti.request_id AND l.\(column) = ?)", .string(value))
         }
     }
 
@@ -178,6 +188,13 @@ private struct FilterParser {
             case "type": return .span(column: "type")
             case "status": return .span(column: "status")
             default: throw error(at: token, "unknown span field (expected span.name, span.type or span.status)")
+            }
+        case "gateway":
+            switch key.lowercased() {
+            case "trace_id": return .link(column: "linked_request_id", calling: true)
+            case "endpoint": return .link(column: "endpoint_name", calling: true)
+            case "caller_trace_id": return .link(column: "request_id", calling: false)
+            default: throw error(at: token, "unknown gateway field (expected gateway.trace_id, gateway.endpoint or gateway.caller_trace_id)")
             }
         default:
             throw error(at: token, "unknown field (expected \(Self.fieldsHelp))")

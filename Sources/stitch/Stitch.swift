@@ -199,12 +199,32 @@ struct Traces: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument(help: "Trace id: tr-<32 hex> (or the 32 hex alone).") var id: String
         @Flag(help: "Print MLflow's Trace JSON (loadable by mlflow.entities.Trace.from_json).") var json = false
+        @Flag(help: "Show the spans of the traces this one called (MLflow AI Gateway traces) under the span that called them.")
+        var linked = false
+
+        func validate() throws {
+            if json && linked { throw ValidationError("--linked shows linked traces in the span tree; it cannot be combined with --json") }
+        }
 
         func run() async throws {
             let store = try await self.store.open()
             let requestID = id.hasPrefix("tr-") ? id : "tr-" + id.lowercased()
-            let found = try await store.storedTrace(id: requestID)
-            try? await store.close()
+            let found: StoredTrace?
+            var called: [String: StoredTrace]?
+            do {
+                found = try await store.storedTrace(id: requestID)
+                if linked, let trace = found {
+                    var traces: [String: StoredTrace] = [:]
+                    for link in trace.calls where traces[link.linkedRequestID] == nil {
+                        traces[link.linkedRequestID] = try await store.storedTrace(id: link.linkedRequestID)
+                    }
+                    called = traces
+                }
+                try? await store.close()
+            } catch {
+                FileHandle.standardError.write(Data("stitch: \(error)\n".utf8))
+                throw ExitCode.failure
+            }
             guard let trace = found else {
                 FileHandle.standardError.write(Data("stitch: trace \(requestID) not found\n".utf8))
                 throw ExitCode.failure
@@ -213,7 +233,7 @@ struct Traces: AsyncParsableCommand {
                 FileHandle.standardOutput.write(trace.mlflowJSON())
                 print()
             } else {
-                print(TraceRendering.tree(trace), terminator: "")
+                print(TraceRendering.tree(trace, linked: called), terminator: "")
             }
         }
     }

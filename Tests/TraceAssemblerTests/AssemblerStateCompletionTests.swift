@@ -155,6 +155,49 @@ import TraceEdge
         #expect(byTrace[3] == .some(nil))
     }
 
+    /// The root of one request: MLflow's AI Gateway trace, whose root carries `mlflow.experimentId`
+    /// (JSON-encoded, as MLflow writes attribute values) and whose exporter names another
+    /// experiment in its header.
+    static func gatewayRequest(experimentAttribute: String?, header: String?, start: UInt64) throws -> DecodedBatch {
+        let attributes = experimentAttribute.map { [KeyValue(key: "mlflow.experimentId", value: .string($0))] } ?? []
+        let span = SpanDetail(traceID: TestSpans.traceID(40), spanID: SpanID(raw: 1), parentSpanID: .none, name: "gateway/chat",
+                              kind: 1, startTimeUnixNano: start, endTimeUnixNano: start + 10, attributes: attributes)
+        let body = OTLPTraceEncoder.encodeRequest(resourceSpans: [ResourceSpansDetail(
+            resource: ResourceDetail(attributes: []), scopeSpans: [ScopeSpansDetail(scope: ScopeDetail(name: "s", version: "1"), spans: [span])])])
+        return try OTLPTraceDecoder.decode(body, experimentID: header)
+    }
+
+    @Test func aRootsExperimentAttributeBeatsEveryRequestsHeader() throws {
+        for (attribute, header, expected) in [
+            ("\"1\"", "5", "1"),        // MLflow's JSON-encoded value, against the process-wide header
+            ("23", nil, "23"),          // a bare value
+            ("\"ml-7\"", "5", "5"),     // not an MLflow experiment id: the header applies
+            (nil, "5", "5"),
+        ] as [(String?, String?, String)] {
+            var harness = Harness(configuration)
+            harness.receive([TestSpans.span(trace: 40, id: 2, parent: 1, payload: TestSpans.payload(experimentID: "9"))])
+            harness.receive(try Self.gatewayRequest(experimentAttribute: attribute, header: header, start: 50).spans)
+            let released = harness.tick(at: 2)
+            #expect(released.map(\.experimentID) == [expected], "attribute \(attribute ?? "none"), header \(header ?? "none")")
+        }
+    }
+
+    /// MLflow's AI Gateway builds its `gateway/<endpoint>` span after the provider call: the child
+    /// arrives first, with an earlier start, in a request of its own.
+    @Test func aParentThatStartsAfterItsChildrenClosesTheTraceAsAnyParent() {
+        var harness = Harness(configuration)
+        harness.receive([TestSpans.span(trace: 41, id: 1)])                             // the agent's root
+        harness.receive([TestSpans.span(trace: 41, id: 3, parent: 2, serial: 100)]) // the provider call
+        #expect(harness.tick(at: 0.5).isEmpty, "open while its parent is missing")
+        harness.now = .seconds(0.6)
+        harness.receive([TestSpans.span(trace: 41, id: 2, parent: 1, serial: 300)]) // the gateway span, later
+        let released = harness.tick(at: 3)
+        #expect(released.count == 1)
+        #expect(released.first?.reason == .closed)
+        #expect(released.first?.isComplete == true)
+        #expect(released.first?.spanIDs.sorted() == [1, 2, 3])
+    }
+
     @Test func flushReleasesEverythingAsShutdownOldestFirst() {
         var harness = Harness(configuration)
         harness.receive([TestSpans.span(trace: 1, id: 2, parent: 1)])

@@ -319,8 +319,8 @@ import TraceEdge
         }
         #expect(journal == "wal")
         #expect(synchronous == 1)
-        #expect(indexes == ["index_trace_info_experiment_id_session_id", "index_trace_info_experiment_id_timestamp_ms",
-                            "index_trace_info_timestamp_ms_request_id"])
+        #expect(indexes == ["index_stitch_trace_links_linked_request_id", "index_trace_info_experiment_id_session_id",
+                            "index_trace_info_experiment_id_timestamp_ms", "index_trace_info_timestamp_ms_request_id"])
         #expect(columns == ["trace_id", "experiment_id", "span_id", "parent_span_id", "name", "type", "status",
                             "start_time_unix_nano", "end_time_unix_nano", "duration_ns", "content", "input_cost", "output_cost",
                             "total_cost", "model_name", "model_provider", "stitch_resource_id"])

@@ -61,8 +61,11 @@ class MlflowTrackingServer:
     whatever of its process tree is left after that.
     """
 
-    def __init__(self, workdir: Path, workers: int = 1, backend_store_uri: str | None = None):
+    def __init__(self, workdir: Path, workers: int = 1, backend_store_uri: str | None = None,
+                 env: dict[str, str] | None = None):
         self.workdir = workdir
+        #: More environment for the server process (e.g. the AI Gateway's and OTLP export settings).
+        self.env = env or {}
         self.workers = workers
         #: SQLite in `workdir` unless given (e.g. `postgresql+psycopg2://…`).
         self.backend_store_uri = backend_store_uri or f"sqlite:///{workdir / 'mlflow.db'}"
@@ -87,7 +90,7 @@ class MlflowTrackingServer:
         self._log.write(f"$ {' '.join(args)}\n".encode())
         self._log.flush()
         # No background job runner: the tests need the tracking API only.
-        env = clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        env = clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", **self.env)
         self.proc = subprocess.Popen(args, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         started = time.monotonic()
