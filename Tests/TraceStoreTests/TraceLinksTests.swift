@@ -121,6 +121,33 @@ import TraceEdge
         #expect(bare?.endpointName == nil)
     }
 
+    /// The same on PostgreSQL: a database with only `stitch-v1` applied gets the links table when a
+    /// writer opens it, and a reader before that answers without links.
+    @Test func aPostgreSQLStoreFromBeforeLinksIsReadAndThenMigrated() async throws {
+        let server = try PostgresTestServer.shared()
+        let database = try server.makeDatabase()
+        let v1 = StoreTables.ddl(.postgres).map { $0 + ";" }.joined(separator: "\n")
+        _ = try server.psql("""
+            \(v1)
+            CREATE TABLE stitch_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+            INSERT INTO stitch_migrations VALUES ('stitch-v1');
+            INSERT INTO experiments (experiment_id, name) VALUES (0, 'Default');
+            INSERT INTO trace_info (request_id, experiment_id, timestamp_ms, status) VALUES ('\(Self.gatewayID)', 0, 1, 'OK');
+            """, database: database)
+        let reader = try await PostgresTraceStore(url: PostgresURL(server.url(database: database)), readOnly: true)
+        let before = try #require(try await reader.storedTrace(id: Self.gatewayID))
+        #expect(before.links.isEmpty)
+        try await reader.close()
+
+        let (store, _) = try await PostgresTraceStoreTests.makeStore(server, database: database)
+        try await store.consume([try Self.requests().agent])
+        let after = try #require(try await store.storedTrace(id: Self.gatewayID))
+        #expect(after.calledBy == [Self.link])
+        #expect(try server.psql("SELECT identifier FROM stitch_migrations ORDER BY 1", database: database)
+            .split(separator: "\n") == ["stitch-v1", "stitch-v2-trace-links"])
+        try await store.close()
+    }
+
     /// A store written by a Stitch from before links: opened read-only it answers without links;
     /// opened by a writer it gains the table (migration `stitch-v2-trace-links`) and keeps links.
     @Test func aStoreFromBeforeLinksIsReadAndThenMigrated() async throws {

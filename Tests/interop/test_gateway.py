@@ -176,8 +176,18 @@ def call_gateway(scene: GatewayScene, tmp_path: Path) -> str:
     return mlflow_trace_id(result.value("TRACE_ID"))
 
 
+def pinned_mlflow() -> str:
+    """The MLflow version requirements.txt pins (the gateway's behaviour here is that version's)."""
+    for line in (Path(__file__).parent / "requirements.txt").read_text().splitlines():
+        if line.startswith("mlflow=="):
+            return line.split("==", 1)[1].strip()
+    raise AssertionError("requirements.txt pins no mlflow version")
+
+
 def test_the_agent_and_its_gateway_call_are_one_navigable_picture(scene: GatewayScene, provider: ChatProvider,
                                                                    tmp_path: Path) -> None:
+    server_version = requests.get(f"{scene.mlflow.tracking_uri}/version", timeout=10).text.strip()
+    assert server_version == pinned_mlflow(), f"the gateway under test is MLflow {server_version}"
     stitch = scene.stitch
     agent_id = call_gateway(scene, tmp_path)
     assert len(provider.requests) == 1 and provider.requests[0]["path"] == "/v1/chat/completions"
