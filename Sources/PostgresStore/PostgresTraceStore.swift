@@ -30,6 +30,9 @@ package final class PostgresTraceStore: TraceStore {
     private let instruments: StoreInstruments
     private let writeRetries: Counter
     private let unreachable = Atomic<Bool>(false)
+    /// Whether `stitch_trace_links` exists: a writer's open migrates to it; a read-only open of a
+    /// store made before links were kept finds it missing (seen once, at open).
+    private let hasLinksTable = Atomic<Bool>(true)
     package var isUnreachable: Bool { unreachable.load(ordering: .relaxed) }
 
     /// Connections at most: two writes in flight (one prepared while the other is written) and
@@ -149,6 +152,7 @@ package final class PostgresTraceStore: TraceStore {
         guard missing.isEmpty else {
             throw StoreError("\(url) is not a Stitch store (missing tables: \(missing.joined(separator: ", ")))")
         }
+        hasLinksTable.store(present.contains("stitch_trace_links"), ordering: .relaxed)
     }
 
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
@@ -261,10 +265,7 @@ package final class PostgresTraceStore: TraceStore {
             return StoredSpan(spanID: spanID, parentSpanID: parent, name: name ?? "", type: type, status: status,
                               startTimeUnixNano: start, endTimeUnixNano: end ?? 0, serviceName: service, content: content)
         }
-        // A store made before links were kept, opened read-only, has no such table yet.
-        guard try await !readRows("SELECT 1 WHERE to_regclass('stitch_trace_links') IS NOT NULL").isEmpty else {
-            return StoredTrace(info: info, spans: spans)
-        }
+        guard hasLinksTable.load(ordering: .relaxed) else { return StoredTrace(info: info, spans: spans) }
         let links = try await readRows(PostgresQuery(unsafeSQL: TraceLink.selectBothWays(placeholder: "$1", "$1"), binds: {
             var binds = PostgresBindings()
             binds.append(id)

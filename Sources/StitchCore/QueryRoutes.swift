@@ -43,8 +43,8 @@ package struct QueryRoutes: HTTPRouteHandler {
             }
             if request.path == "/api/v1/traces" { return await search(request.query, store: store) }
             let rest = request.path.dropFirst("/api/v1/traces/".count)
-            if rest.hasSuffix("/links") { return await links(String(rest.dropLast("/links".count)), store: store) }
-            return await get(String(rest), store: store)
+            if rest.hasSuffix("/links") { return await answer(String(rest.dropLast("/links".count)), store: store, body: Self.linksBody) }
+            return await answer(String(rest), store: store) { Array($0.mlflowJSON()) }
         }
     }
 
@@ -76,23 +76,13 @@ package struct QueryRoutes: HTTPRouteHandler {
         }
     }
 
-    private func get(_ id: String, store: any TraceStore) async -> HTTPResponseValue {
+    /// The stored trace `id` as `body` renders it; 404 when it is not stored.
+    private func answer(_ id: String, store: any TraceStore, body: (StoredTrace) -> [UInt8]) async -> HTTPResponseValue {
         do {
             guard let trace = try await store.storedTrace(id: id) else {
                 return .json(404, Self.errorBody("RESOURCE_DOES_NOT_EXIST", "trace '\(id)' not found"))
             }
-            return .json(200, Array(trace.mlflowJSON()))
-        } catch {
-            return .json(500, Self.errorBody("INTERNAL_ERROR", "\(error)"))
-        }
-    }
-
-    private func links(_ id: String, store: any TraceStore) async -> HTTPResponseValue {
-        do {
-            guard let trace = try await store.storedTrace(id: id) else {
-                return .json(404, Self.errorBody("RESOURCE_DOES_NOT_EXIST", "trace '\(id)' not found"))
-            }
-            return .json(200, Self.linksBody(trace))
+            return .json(200, body(trace))
         } catch {
             return .json(500, Self.errorBody("INTERNAL_ERROR", "\(error)"))
         }
