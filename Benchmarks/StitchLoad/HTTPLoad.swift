@@ -279,18 +279,35 @@ func retryDelay(attempt: Int, suggested: Double?) -> Double {
 
 /// Sends a queue of requests over `connections` keep-alive connections and merges what they measured.
 struct HTTPLoad: LoadSender {
-    var host: String
-    var port: Int
+    /// Connection slot i starts on target i mod n.
+    var targets: [(host: String, port: Int)]
     var connections: Int
     var maxAttempts: Int
     var group: MultiThreadedEventLoopGroup
+    private let slots = SlotCounter()
 
-    /// One connection slot: reconnects (at most 100 times) when the server closes the connection.
+    init(targets: [(host: String, port: Int)], connections: Int, maxAttempts: Int, group: MultiThreadedEventLoopGroup) {
+        self.targets = targets
+        self.connections = connections
+        self.maxAttempts = maxAttempts
+        self.group = group
+    }
+
+    /// Hands each connection slot its index.
+    final class SlotCounter: Sendable {
+        private let next = Atomic<Int>(0)
+        func take() -> Int { next.wrappingAdd(1, ordering: .relaxed).oldValue }
+    }
+
+    /// One connection slot: reconnects (at most 100 times) when the server closes the connection;
+    /// with several targets, to the next target each time its own fails.
     func runConnection(_ queue: RequestQueue<ByteBuffer>) async -> LoadStats {
         var stats = LoadStats()
         var carried: InFlight?
         var failures = 0
+        var targetIndex = slots.take() % targets.count
         while true {
+            let (host, port) = targets[targetIndex]
             let loop = group.next()
             let outcome = loop.makePromise(of: ConnectionOutcome.self)
             let attempts = maxAttempts
@@ -310,6 +327,7 @@ struct HTTPLoad: LoadSender {
                 stats.connectionErrors += 1
                 if stats.firstError == nil { stats.firstError = "cannot connect to \(host):\(port): \(error)" }
                 failures += 1
+                targetIndex = (targetIndex + 1) % targets.count
                 if failures > 100 { return stats }
                 try? await Task.sleep(for: .milliseconds(50))
                 continue
@@ -318,6 +336,7 @@ struct HTTPLoad: LoadSender {
             stats.merge(result.stats)
             guard let unfinished = result.unfinished else { return stats }
             failures += 1
+            targetIndex = (targetIndex + 1) % targets.count
             stats.reconnects += 1
             if failures > 100 || unfinished.attempts > maxAttempts {
                 stats.requestsFailed += 1

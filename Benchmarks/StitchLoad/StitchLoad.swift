@@ -41,8 +41,8 @@ struct StitchLoad: AsyncParsableCommand {
     var transport: Transport = .http
     @Option(help: "gRPC sender: raw (HTTP/2 frames on SwiftNIO) or grpc-swift (grpc-swift 2's client).")
     var grpcClient: GRPCClient = .raw
-    @Option(help: "Base URL of the receiver: OTLP/HTTP requests go to <target>/v1/traces; gRPC calls to its host and port (default port 4317 for grpc).")
-    var target: String?
+    @Option(help: "Base URL of the receiver: OTLP/HTTP requests go to <target>/v1/traces; gRPC calls to its host and port (default port 4317 for grpc). Repeatable (OTLP/HTTP): connection i sends to target i mod n, and a connection whose target stops answering moves to the next one, so the requests of a trace reach several instances.")
+    var target: [String] = []
     @Option(help: "Services per trace.") var services = 3
     @Option(help: "Spans per trace.") var spansPerTrace = 20
     @Option(help: "Traces to send (default: rate × duration ÷ spans-per-trace when both are given, else 1000).")
@@ -106,7 +106,7 @@ struct StitchLoad: AsyncParsableCommand {
         return shape
     }
 
-    var resolvedTarget: String { target ?? (transport == .grpc ? "http://127.0.0.1:4317" : "http://127.0.0.1:4318") }
+    var resolvedTarget: String { target.first ?? (transport == .grpc ? "http://127.0.0.1:4317" : "http://127.0.0.1:4318") }
 
     func run() async throws {
         let url = try TargetURL(resolvedTarget)
@@ -115,7 +115,9 @@ struct StitchLoad: AsyncParsableCommand {
             switch transport {
             case .http:
                 let head = RequestHead(url: url, shape: try shape())
-                try await run(HTTPLoad(host: url.host, port: url.port, connections: connections, maxAttempts: maxAttempts, group: group)) {
+                let targets = try (target.isEmpty ? [resolvedTarget] : target).map { try TargetURL($0) }
+                try await run(HTTPLoad(targets: targets.map { ($0.host, $0.port) }, connections: connections, maxAttempts: maxAttempts,
+                                       group: group)) {
                     head.buffer(for: $0)
                 }
             case .grpc where grpcClient == .raw:
@@ -146,7 +148,8 @@ struct StitchLoad: AsyncParsableCommand {
         try plan.buildLate { late.add($0) }
         let buildSeconds = (ContinuousClock.now - buildStart).seconds
 
-        var report = Report(mode: mode.rawValue, transport: transport.rawValue, target: resolvedTarget, shape: shape,
+        var report = Report(mode: mode.rawValue, transport: transport.rawValue,
+                            target: target.count > 1 ? target.joined(separator: ",") : resolvedTarget, shape: shape,
                             connections: connections, rate: rate)
         report.gzip = gzip
         report.uniqueSpans = plan.uniqueSpans

@@ -7,6 +7,9 @@ package struct DecodedBatch: Sendable {
     /// Names the first rejected span and its problem, e.g.
     /// "resource_spans[0].scope_spans[1].spans[3]: trace_id must be 16 bytes, got 8".
     package var firstRejection: String?
+    /// The cluster member that passed these spans on (`x-stitch-forwarded-by`): they are this
+    /// instance's to assemble, whatever its own view of the cluster says. nil from clients.
+    package var forwardedBy: String?
     package init(payload: RequestPayload, spans: [SpanRecord], rejectedSpans: Int, firstRejection: String?) {
         self.payload = payload
         self.spans = spans

@@ -160,7 +160,8 @@ package final class PostgresTraceStore: TraceStore {
     package func consume(_ traces: [FinishedTrace]) async throws {
         try await instruments.consume(traces, logger: logger, location: url.description, describe: PostgresErrors.describe) { prepared in
             let summary = try await write(prepared, ensuringDefault: false)
-            return .init(tracesInserted: summary.tracesInserted, tracesMerged: summary.tracesMerged, spans: summary.spansWritten)
+            return .init(tracesInserted: summary.tracesInserted, tracesMerged: summary.tracesMerged, spans: summary.spansWritten,
+                         tracesSplit: summary.tracesSplit)
         }
     }
 

@@ -7,6 +7,7 @@ import TraceModel
 struct PostgresWriteSummary: Sendable, Equatable {
     var tracesInserted = 0
     var tracesMerged = 0
+    var tracesSplit = 0
     var spansWritten = 0
     /// Experiments and resources the transaction saw stored, to remember once it commits.
     var experiments: Set<Int64> = []
@@ -78,6 +79,7 @@ struct PostgresWriter {
         try await writeTagsAndMetadata(derivedByTrace)
         summary.tracesInserted += inserted.count
         summary.tracesMerged += merging.count
+        summary.tracesSplit += merging.count { StoreInstruments.Written.isSplit($0.reason) }
         summary.spansWritten += traces.reduce(0) { $0 + $1.spans.count }
     }
 

@@ -72,7 +72,8 @@ package struct OTLPExportEndpoint: Sendable {
         let lookup = { (name: String) in HTTPRequestSummary.header(name, in: headers) }
         let media = MediaType(contentType: lookup("content-type")) ?? .protobuf
         switch await export(media: media, encoding: lookup("content-encoding"),
-                            experimentHeader: lookup("x-mlflow-experiment-id"), body: body) {
+                            experimentHeader: lookup("x-mlflow-experiment-id"), body: body,
+                            forwardedBy: lookup(Self.forwardedByHeader)) {
         case .accepted(let rejectedSpans, let message):
             metrics.count(status: 200)
             return HTTPResponseValue(
@@ -90,14 +91,17 @@ package struct OTLPExportEndpoint: Sendable {
     /// - Parameters:
     ///   - encoding: `Content-Encoding` (HTTP) or `grpc-encoding` (gRPC); nil for none.
     ///   - body: the message as it arrived (still compressed).
-    package func export(media: MediaType, encoding: String?, experimentHeader: String?, body: [UInt8]) async -> ExportOutcome {
+    ///   - forwardedBy: `x-stitch-forwarded-by`, set by a cluster member passing spans on.
+    package func export(media: MediaType, encoding: String?, experimentHeader: String?, body: [UInt8],
+                        forwardedBy: String? = nil) async -> ExportOutcome {
         metrics.bytesReceived.increment(by: Int64(body.count))
-        let batch: DecodedBatch
+        var batch: DecodedBatch
         do {
             batch = try decode(media: media, encoding: encoding, experimentHeader: experimentHeader, body: body)
         } catch {
             return refuse(error)
         }
+        batch.forwardedBy = forwardedBy
         metrics.spansReceived.increment(by: Int64(batch.spans.count))
         if batch.rejectedSpans > 0 {
             metrics.spansRejected.increment(by: Int64(batch.rejectedSpans))
@@ -149,6 +153,9 @@ package struct OTLPExportEndpoint: Sendable {
             throw .malformedBody(error.message)
         }
     }
+
+    /// Names the cluster member that passed a request on (`ClusterIngest`).
+    package static let forwardedByHeader = "x-stitch-forwarded-by"
 
     /// MLflow's rule: the experiment id header, when present, is a non-negative integer.
     static func experimentID(from header: String?) throws(ReceiverError) -> String? {

@@ -143,7 +143,8 @@ package final class SQLiteTraceStore: TraceStore {
     package func consume(_ traces: [FinishedTrace]) async throws {
         try await instruments.consume(traces, logger: logger, location: path) { prepared in
             let summary = try await write(prepared)
-            return .init(tracesInserted: summary.tracesInserted, tracesMerged: summary.tracesMerged, spans: summary.spansWritten)
+            return .init(tracesInserted: summary.tracesInserted, tracesMerged: summary.tracesMerged, spans: summary.spansWritten,
+                         tracesSplit: summary.tracesSplit)
         }
     }
 

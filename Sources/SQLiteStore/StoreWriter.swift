@@ -8,6 +8,7 @@ import OTLPWire
 struct WriteSummary: Sendable, Equatable {
     var tracesInserted = 0
     var tracesMerged = 0
+    var tracesSplit = 0
     var spansWritten = 0
 }
 
@@ -77,6 +78,7 @@ struct StoreWriter {
             try db.cachedStatement(sql: "DELETE FROM trace_tags WHERE request_id = ?").execute(arguments: [trace.requestID])
             try writeTagsAndMetadata(requestID: trace.requestID, derived, db)
             summary.tracesMerged += 1
+            if StoreInstruments.Written.isSplit(trace.reason) { summary.tracesSplit += 1 }
         }
         summary.spansWritten += spans.count
     }

@@ -5,7 +5,7 @@ import TraceModel
 
 /// The non-OTLP routes on the receiver's port: health, Prometheus metrics and the query API.
 ///
-/// - `GET /healthz` → 200 `ok`
+/// - `GET /healthz` → 200 `ok` (in cluster mode followed by `member <host:port> self|up|down` lines)
 /// - `GET /metrics` → Prometheus text
 /// - `GET /api/v1/traces?experiment_id=&filter=&max_results=&page_token=` → `{"traces": […], "next_page_token": …}`
 /// - `GET /api/v1/traces/{tr-…}` → MLflow's Trace JSON
@@ -14,11 +14,14 @@ import TraceModel
 package struct QueryRoutes: HTTPRouteHandler {
     let store: (any TraceStore)?
     let registry: PrometheusCollectorRegistry
+    /// In cluster mode, the members as this instance sees them (listed by `/healthz`).
+    let membership: ClusterMembership?
 
     /// `store` nil: no store destination is configured; the query API answers 404.
-    package init(store: (any TraceStore)?, registry: PrometheusCollectorRegistry) {
+    package init(store: (any TraceStore)?, registry: PrometheusCollectorRegistry, membership: ClusterMembership? = nil) {
         self.store = store
         self.registry = registry
+        self.membership = membership
     }
 
     static let maxResultsLimit = 1000
@@ -33,7 +36,9 @@ package struct QueryRoutes: HTTPRouteHandler {
         }
         switch request.path {
         case "/healthz":
-            return .text(200, "ok\n")
+            // The first line stays `ok`; a cluster member then lists the members as it sees them.
+            let members = membership?.members.map { "member \($0.name) \($0.state.rawValue)\n" }.joined() ?? ""
+            return .text(200, "ok\n" + members)
         case "/metrics":
             return HTTPResponseValue(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
                                      body: registry.emitToBuffer())

@@ -7,7 +7,9 @@ import Prometheus
 import GRPCReceiver
 import Receiver
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
+import Exporters
 import TraceAssembler
 import TraceEdge
 import SQLiteStore
@@ -53,18 +55,37 @@ package struct StitchApplication: Sendable {
     ) async throws {
         let factory = PrometheusMetricsFactory(registry: registry)
         let destinations = try await Self.open(configuration.effectiveDestinations, stitch: configuration, logger: logger, metrics: factory)
+        var cluster: ClusterPeers?
         do {
+            cluster = try configuration.cluster.map { try openCluster($0, metrics: factory) }
             let progress = ShutdownDeadline.Progress()
-            let group = makeServiceGroup(destinations: destinations, metrics: factory, progress: progress,
+            let group = makeServiceGroup(destinations: destinations, cluster: cluster, metrics: factory, progress: progress,
                                          signals: signals, onListening: onListening, onGRPCListening: onGRPCListening)
             onGroup(group)
             try await ShutdownDeadline(timeout: configuration.shutdownTimeout, progress: progress)
                 .run(group, logger: logger, onTimeout: onShutdownTimeout)
         } catch {
+            await cluster?.close()
             for destination in destinations.reversed() { await destination.close() }
             throw error
         }
+        await cluster?.close()
         for destination in destinations.reversed() { await destination.close() }
+    }
+
+    /// The members as this instance sees them at start (DNS names resolved) and their queues.
+    func openCluster(_ cluster: ClusterConfiguration, metrics: any MetricsFactory) throws -> ClusterPeers {
+        let (names, failures) = PeerResolution.resolve(cluster.peers)
+        for failure in failures { logger.warning("cluster peer does not resolve", metadata: ["reason": "\(failure)"]) }
+        let membership = ClusterMembership(selfName: cluster.selfAddress, peers: names, failureTimeout: cluster.failureTimeout)
+        logger.info("cluster", metadata: ["self": "\(cluster.selfAddress)", "peers": "\(membership.peerNames.joined(separator: ","))"])
+        do {
+            return try ClusterPeers(membership: membership, configuration: cluster, queueDirectory: configuration.queueDirectory,
+                                    logger: logger, metrics: metrics)
+        } catch {
+            throw DestinationStartupError(destination: "cluster", target: "member queues in \(configuration.queueDirectory)/cluster",
+                                          reason: "\(error)")
+        }
     }
 
     /// Opens each destination in order; on the first failure closes what was opened and throws.
@@ -83,21 +104,28 @@ package struct StitchApplication: Sendable {
     }
 
     /// The pipeline's services as a group over open destinations.
-    func makeServiceGroup(destinations: [RunningDestination], metrics factory: PrometheusMetricsFactory,
+    func makeServiceGroup(destinations: [RunningDestination], cluster: ClusterPeers? = nil, metrics factory: PrometheusMetricsFactory,
                           progress: ShutdownDeadline.Progress, signals: [UnixSignal],
                           onListening: @escaping @Sendable (SocketAddress) -> Void,
                           onGRPCListening: @escaping @Sendable (_ port: Int) -> Void = { _ in }) -> ServiceGroup {
         let assembler = TraceAssembler(
             configuration: configuration.assembler, clock: ContinuousClock(),
             logger: logger, metrics: factory, release: { traces in Self.fanOut(traces, to: destinations) })
-        let ingest = PipelineIngest(assembler: assembler, destinations: destinations, retryAfterSeconds: configuration.retryAfterSeconds)
+        let pipelineIngest = PipelineIngest(assembler: assembler, destinations: destinations, retryAfterSeconds: configuration.retryAfterSeconds)
+        let ingest: any SpanIngest
+        if let cluster {
+            cluster.setLocal(pipelineIngest)
+            ingest = ClusterIngest(local: pipelineIngest, peers: cluster, retryAfterSeconds: configuration.retryAfterSeconds)
+        } else {
+            ingest = pipelineIngest
+        }
         let queryStore = destinations.lazy.compactMap(\.store).first
         let server = OTLPHTTPServer(
             configuration: ReceiverConfiguration(
                 host: configuration.listen.host, port: configuration.listen.port,
                 maxBodySize: configuration.maxBodySize, maxConnections: configuration.maxConnections),
             ingest: ingest,
-            routes: QueryRoutes(store: queryStore, registry: registry),
+            routes: QueryRoutes(store: queryStore, registry: registry, membership: cluster?.membership),
             logger: logger, metrics: ReceiverMetrics(factory: factory, protocol: "http"))
         let grpcServer = configuration.grpcListen.map { address in
             OTLPGRPCServer(
@@ -137,7 +165,28 @@ package struct StitchApplication: Sendable {
              IdleMemoryService(assembler: assembler, queues: destinations.map(\.handoff),
                                stores: destinations.compactMap(\.store), clock: ContinuousClock(), logger: logger, metrics: factory)),
         ]
-        let services = ShutdownDeadline.services(senders + writers + pipeline, progress: progress)
+        // The cluster's senders stop last of all: what the receivers queued for other members is
+        // on disk by then, and is sent after the next start if not before.
+        var clusterServices: [(ShutdownDeadline.Entry, any Service)] = []
+        if let cluster {
+            let gauges = Mutex<[String: Metrics.Gauge]>([:])
+            let service = ClusterService(peers: cluster, probe: HealthProbe(timeout: cluster.configuration.healthInterval),
+                                         logger: logger) { peer, up in
+                gauges.withLock { gauges in
+                    let gauge = gauges[peer] ?? Metrics.Gauge(label: "stitch_cluster_member_up", dimensions: [("peer", peer)], factory: factory)
+                    gauges[peer] = gauge
+                    gauge.record(up ? 1 : 0)
+                }
+            }
+            for peer in cluster.membership.peerNames {
+                Metrics.Gauge(label: "stitch_cluster_member_up", dimensions: [("peer", peer)], factory: factory).record(1)
+            }
+            clusterServices.append((ShutdownDeadline.Entry(name: "cluster", pending: {
+                let queued = cluster.all.reduce(0) { $0 + $1.queue.stats.queuedTraces }
+                return queued == 0 ? nil : "\(queued) traces on disk not yet passed to their cluster members"
+            }), service))
+        }
+        let services = ShutdownDeadline.services(clusterServices + senders + writers + pipeline, progress: progress)
         return ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: signals,

@@ -47,6 +47,25 @@ package struct StitchConfiguration: Sendable, Equatable {
     /// `--forward URL` (repeatable) / `STITCH_FORWARD` (comma-separated): OTLP/HTTP destinations added
     /// to the others.
     package var forward: [String] = []
+    /// `cluster_self` (`cluster: { self: … }` in the file): this member's address; empty means no cluster.
+    package var clusterSelf = ""
+    /// `cluster_peers` (`cluster: { peers: [...] }`; comma-separated in the environment and flags).
+    package var clusterPeers: [String] = []
+    package var clusterHealthInterval: Duration = .seconds(1)
+    package var clusterFailureTimeout: Duration = .seconds(5)
+    package var clusterResolveInterval: Duration = .seconds(30)
+    package var clusterQueueMaxBytes = 1 << 30
+
+    /// The cluster settings, nil when this instance runs alone.
+    package var cluster: ClusterConfiguration? {
+        guard let address = ListenAddress(clusterSelf) else { return nil }
+        var cluster = ClusterConfiguration(selfAddress: address.description, peers: clusterPeers)
+        cluster.healthInterval = clusterHealthInterval
+        cluster.failureTimeout = clusterFailureTimeout
+        cluster.resolveInterval = clusterResolveInterval
+        cluster.queueMaxBytes = clusterQueueMaxBytes
+        return cluster
+    }
 
     /// What the pipeline delivers to: the configured destinations (or the embedded store), plus `--forward`.
     package var effectiveDestinations: [DestinationConfiguration] {
@@ -149,6 +168,28 @@ extension StitchConfiguration {
             config.queueDirectory = value
             return nil
         },
+        string("cluster_self", "this cluster member's HOST:PORT as its peers reach it (its OTLP/HTTP listen address); empty: no cluster",
+               { $0.clusterSelf }) { config, value in
+            let trimmed = value.trimmingCharacters(in: .whitespaces)
+            guard trimmed.isEmpty || ListenAddress(trimmed) != nil else { return "'\(value)' is not HOST:PORT (e.g. 10.0.0.1:4318)" }
+            config.clusterSelf = trimmed
+            return nil
+        },
+        string("cluster_peers", "the other members, HOST:PORT each, comma-separated; a DNS name stands for every address it resolves to",
+               { $0.clusterPeers.joined(separator: ",") }) { config, value in
+            let peers = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            if let bad = peers.first(where: { ListenAddress($0) == nil }) { return "'\(bad)' is not HOST:PORT (e.g. 10.0.0.2:4318)" }
+            config.clusterPeers = peers
+            return nil
+        },
+        duration("cluster_health_interval", "how often each cluster member's /healthz is asked", \.clusterHealthInterval,
+                 .milliseconds(100) ... .seconds(3600)),
+        duration("cluster_failure_timeout", "a member silent this long loses its share of traces to the others", \.clusterFailureTimeout,
+                 .milliseconds(200) ... .seconds(86400)),
+        duration("cluster_resolve_interval", "how often DNS names among cluster_peers are resolved again", \.clusterResolveInterval,
+                 .seconds(1) ... .seconds(86400)),
+        size("cluster_queue_max_bytes", "disk queue per cluster member for spans of traces it owns", \.clusterQueueMaxBytes,
+             1 << 20 ... 1 << 40),
         string("log_level", "trace, debug, info, notice, warning, error or critical", { $0.logLevel.rawValue }) { config, value in
             guard let level = Logger.Level(rawValue: value.lowercased()) else {
                 return "'\(value)' is not one of trace, debug, info, notice, warning, error, critical"
@@ -298,6 +339,12 @@ extension StitchConfiguration {
         for (index, destination) in effectiveDestinations.enumerated() where !names.insert(destination.name).inserted {
             problem("destinations[\(index)].name", "'\(destination.name)' is used by another destination")
         }
+        if !clusterSelf.isEmpty, clusterFailureTimeout <= clusterHealthInterval {
+            problem("cluster_failure_timeout", "must be longer than cluster_health_interval (\(ConfigValues.format(clusterHealthInterval)))")
+        }
+        if clusterSelf.isEmpty, !clusterPeers.isEmpty {
+            problem("cluster_peers", "needs cluster_self: the address the other members reach this one at")
+        }
         for (index, url) in forward.enumerated() {
             for reason in OTLPHTTPExporterConfiguration(endpoint: url).problems() {
                 problem("forward[\(index)]", reason)
@@ -318,6 +365,19 @@ extension StitchConfiguration {
             guard let key = keyNode.string else { throw StitchError("a key is not a string") }
             if key == "destinations" {
                 destinations = valueNode
+                continue
+            }
+            if key == "cluster" {
+                // `cluster: { self: …, peers: [...], health_interval: … }`: the `cluster_*` keys.
+                guard case .mapping(let cluster) = valueNode else { throw StitchError("'cluster' must be a mapping (self, peers, …)") }
+                for (subKey, subValue) in cluster {
+                    guard let name = subKey.string else { throw StitchError("a key under 'cluster' is not a string") }
+                    switch subValue {
+                    case .scalar(let scalar): values["cluster_\(name)"] = scalar.string
+                    case .sequence(let items): values["cluster_\(name)"] = items.compactMap(\.string).joined(separator: ",")
+                    default: throw StitchError("'cluster.\(name)' must be a value or a list")
+                    }
+                }
                 continue
             }
             guard case .scalar(let scalar) = valueNode else {

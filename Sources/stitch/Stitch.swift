@@ -49,6 +49,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Directory of the forwarding destinations' on-disk queues (default ./stitch-data/queues).") var queueDir: String?
     @Option(name: .customLong("forward"), help: "Also forward finished traces to this OTLP/HTTP endpoint (repeatable).")
     var forward: [String] = []
+    @Option(help: "This cluster member's HOST:PORT as its peers reach it (default: no cluster).") var clusterSelf: String?
+    @Option(help: "The other cluster members, HOST:PORT each, comma-separated (a DNS name: every address it resolves to).")
+    var clusterPeers: String?
+    @Option(help: "How often each member's /healthz is asked (default 1s).") var clusterHealthInterval: String?
+    @Option(help: "A member silent this long loses its share of traces (default 5s).") var clusterFailureTimeout: String?
+    @Option(help: "How often DNS names among the peers are resolved again (default 30s).") var clusterResolveInterval: String?
+    @Option(help: "Disk queue per cluster member (default 1GiB).") var clusterQueueMaxBytes: String?
 
     var flags: [String: String] {
         let pairs: [(String, String?)] = [
@@ -58,6 +65,9 @@ struct Serve: AsyncParsableCommand {
             ("max_body_size", maxBodySize), ("max_connections", maxConnections),
             ("store_queue_max_bytes", storeQueueMaxBytes), ("store_batch_max_traces", storeBatchMaxTraces),
             ("retry_after", retryAfter), ("shutdown_timeout", shutdownTimeout), ("log_level", logLevel), ("queue_dir", queueDir),
+            ("cluster_self", clusterSelf), ("cluster_peers", clusterPeers), ("cluster_health_interval", clusterHealthInterval),
+            ("cluster_failure_timeout", clusterFailureTimeout), ("cluster_resolve_interval", clusterResolveInterval),
+            ("cluster_queue_max_bytes", clusterQueueMaxBytes),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }
