@@ -207,6 +207,7 @@ struct ClusterService: Service {
                 group.cancelAll()
             }
         }
+        await probe.shutdown()
     }
 
     private func checkHealth() async {
