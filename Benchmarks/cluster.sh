@@ -12,7 +12,8 @@
 #                          resend); the store must hold every trace exactly once
 #        BUILD=debug       which build of stitch and stitch-load to run (release for the benchmark)
 #        OUT=dir           logs and results (default: a new temporary directory, kept)
-# Prints one line per result: "cluster: instances N spans/s X cpu_ms_per_1k_spans Y split Z exact A/B".
+# Prints one line per result:
+#   "cluster: instances N spans/s X cpu_ms_per_1k_spans Y split Z forwarded F exact A/B".
 # Every process listens on 127.0.0.1 and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,12 @@ PIDS=()
 PG_DIR="$OUT/pg"
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    sleep 1
+    for _ in $(seq 1 50); do
+        local alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        (( alive )) || break
+        sleep 0.1
+    done
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     scripts/pg-server.sh stop "$PG_DIR" >/dev/null 2>&1 || true
 }
@@ -43,8 +49,18 @@ DB="stitch_cluster"
 psql "$PG_URL" -qXc "CREATE DATABASE $DB" >/dev/null
 STORE="${PG_URL/\/postgres\?//$DB?}"
 
+# Each member's OTLP/gRPC receiver (where its peers pass it spans) is at its OTLP/HTTP port + 1.
+free_pair() { python3 -c '
+import socket
+while True:
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); port = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", port + 1)); print(port); break
+    except OSError: pass
+    finally: a.close(); b.close()'; }
 PORTS=()
-for _ in $(seq 1 "$INSTANCES"); do PORTS+=("$(free_port)"); done
+for _ in $(seq 1 "$INSTANCES"); do PORTS+=("$(free_pair)"); done
 peers_of() {
     local self=$1 list=()
     for port in "${PORTS[@]}"; do [[ $port == "$self" ]] || list+=("127.0.0.1:$port"); done
@@ -58,7 +74,7 @@ start_instance() {
         cluster=(--cluster-self "127.0.0.1:$port" --cluster-peers "$(peers_of "$port")"
                  --cluster-health-interval 200ms --cluster-failure-timeout 2s)
     fi
-    "$BIN/stitch" serve --listen "127.0.0.1:$port" --grpc-listen "" --db "$STORE" --queue-dir "$OUT/queues-$index" \
+    "$BIN/stitch" serve --listen "127.0.0.1:$port" --grpc-listen "127.0.0.1:$((port + 1))" --db "$STORE" --queue-dir "$OUT/queues-$index" \
         --idle-timeout 2s --log-level notice "${cluster[@]}" >>"$OUT/stitch-$index.log" 2>&1 &
     PID_OF[$index]=$!
     PIDS+=("$!")
@@ -86,14 +102,15 @@ cpu_ticks() {
 load() {
     local name=$1; shift
     "$BIN/stitch-load" e2e "${TARGETS[@]}" --seed 1 --traces "$TRACES" --connections $((INSTANCES > 1 ? 2 * INSTANCES : 4)) \
-        --duplicate-rate 0.01 --db "$STORE" --timeout 300 --max-attempts 100000 --json-out "$OUT/$name.json" "$@" \
+        --duplicate-rate 0.01 --db "$STORE" --timeout "${LOAD_TIMEOUT:-300}" --max-attempts 100000 --json-out "$OUT/$name.json" "$@" \
         >"$OUT/$name.txt" 2>&1 || true
 }
 
 TICKS=$(getconf CLK_TCK)
 CPU0=$(cpu_ticks)
 if [[ "$KILL" == 1 ]]; then
-    load main --rate 20000 &
+    # What the killed member held in its assembler is lost (and resent below): do not wait for it.
+    LOAD_TIMEOUT=20 load main --rate 20000 &
     LOAD=$!
     sleep 1
     log "SIGKILL instance 1 (port ${PORTS[1]})"
@@ -102,6 +119,7 @@ if [[ "$KILL" == 1 ]]; then
     log "restarting instance 1 on its queues"
     start_instance 1
     wait "$LOAD" || true
+    grep -E "traces exact" "$OUT/main.txt" | sed 's/^/before the resend: /' >&2 || true
     log "clients send everything again"
     load resend
     RESULT=resend
@@ -111,14 +129,20 @@ else
 fi
 CPU1=$(cpu_ticks)
 
-SPLIT=0
-for index in $(seq 0 $((INSTANCES - 1))); do
-    value=$(curl -sf "http://127.0.0.1:${PORTS[$index]}/metrics" | awk '$1 == "stitch_cluster_split_traces_total" { print $2 }')
-    SPLIT=$(python3 -c "print(int(float('${value:-0}')) + $SPLIT)")
-done
+# Summed over the members: a metric's samples (every label set).
+metric_sum() {
+    local total=0
+    for index in $(seq 0 $((INSTANCES - 1))); do
+        value=$(curl -sf "http://127.0.0.1:${PORTS[$index]}/metrics" | awk -v name="$1" '$1 == name || index($1, name "{") == 1 { s += $2 } END { print s + 0 }')
+        total=$(python3 -c "print(int(float('${value:-0}')) + $total)")
+    done
+    echo "$total"
+}
+SPLIT=$(metric_sum stitch_cluster_split_traces_total)
+FORWARDED=$(metric_sum stitch_cluster_spans_forwarded_total)
 read -r SPANS EXACT TOTAL < <(python3 -c "import json; d = json.load(open('$OUT/$RESULT.json')); print(d.get('e2e_spans_per_second') or 0, d.get('traces_exact'), d.get('traces_total'))")
 SPAN_COUNT=$((TRACES * 20))
 CPU_MS=$(python3 -c "print(round(($CPU1 - $CPU0) * 1000 / $TICKS / $SPAN_COUNT * 1000, 1))")
 cat "$OUT/$RESULT.txt" | grep -E "traces exact|spans/s" >&2 || true
-echo "cluster: instances $INSTANCES spans/s $(printf '%.0f' "$SPANS") cpu_ms_per_1k_spans $CPU_MS split $SPLIT exact $EXACT/$TOTAL"
+echo "cluster: instances $INSTANCES spans/s $(printf '%.0f' "$SPANS") cpu_ms_per_1k_spans $CPU_MS split $SPLIT forwarded $FORWARDED exact $EXACT/$TOTAL"
 [[ "$EXACT" == "$TOTAL" ]]

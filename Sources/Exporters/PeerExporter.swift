@@ -4,10 +4,11 @@ import NIOHTTP1
 import Synchronization
 import TraceEdge
 
-/// Passes spans to the cluster member that owns their traces, over OTLP/HTTP to the member's own
-/// receiver (its `listen` address, `/v1/traces`), on kept-open connections, batched by the
-/// sender. Each request carries `x-stitch-forwarded-by` (the receiving member assembles the spans
-/// whatever its own view of the cluster) and the spans' `x-mlflow-experiment-id`.
+/// Passes spans to the cluster member that owns their traces, batched by the sender, to the
+/// member's own receiver: OTLP/gRPC (one HTTP/2 connection kept open per member, calls
+/// multiplexed on it) at `grpcAddress`, or OTLP/HTTP (kept-open HTTP/1.1 connections) at
+/// `http://<peer>/v1/traces`. Each request carries `x-stitch-forwarded-by` (the receiving member
+/// assembles the spans whatever its own view of the cluster) and the spans' `x-mlflow-experiment-id`.
 ///
 /// When the member is down (it stopped answering its health checks), what is queued for it is
 /// handed to `reroute`, which sends it to the trace's owner now (this instance's assembler or
@@ -19,17 +20,21 @@ package final class PeerExporter: TraceExporter {
     private let isAlive: @Sendable () -> Bool
     private let reroute: @Sendable ([FinishedTrace]) async -> Bool
     private let logger: Logger
-    /// One OTLP/HTTP client per experiment header value (most clusters see a handful).
-    private let exporters = Mutex<[String: OTLPHTTPExporter]>([:])
+    /// `host:port` of the member's OTLP/gRPC receiver; nil: OTLP/HTTP to `peer`.
+    private let grpcAddress: String?
+    /// One client per experiment header value (most clusters see a handful).
+    private let exporters = Mutex<[String: any TraceExporter]>([:])
 
     /// - Parameters:
-    ///   - peer: `host:port` of the member's OTLP/HTTP receiver.
+    ///   - peer: `host:port` of the member's OTLP/HTTP receiver (its name, and its health checks).
+    ///   - grpcAddress: `host:port` of its OTLP/gRPC receiver; nil sends over OTLP/HTTP.
     ///   - isAlive: whether the member currently answers its health checks.
     ///   - reroute: sends traces to their owner now; false when it could not (retried later).
-    package init(name: String, peer: String, selfName: String, isAlive: @escaping @Sendable () -> Bool,
+    package init(name: String, peer: String, grpcAddress: String?, selfName: String, isAlive: @escaping @Sendable () -> Bool,
                  reroute: @escaping @Sendable ([FinishedTrace]) async -> Bool, logger: Logger) {
         self.name = name
         self.peer = peer
+        self.grpcAddress = grpcAddress
         self.selfName = selfName
         self.isAlive = isAlive
         self.reroute = reroute
@@ -46,7 +51,7 @@ package final class PeerExporter: TraceExporter {
         }
         var outcome = DeliveryOutcome.delivered
         for (experiment, group) in Dictionary(grouping: traces, by: { $0.experimentID ?? "" }).sorted(by: { $0.key < $1.key }) {
-            let exporter: OTLPHTTPExporter
+            let exporter: any TraceExporter
             do {
                 exporter = try self.exporter(experiment: experiment)
             } catch {
@@ -65,15 +70,24 @@ package final class PeerExporter: TraceExporter {
         return outcome
     }
 
-    private func exporter(experiment: String) throws -> OTLPHTTPExporter {
+    private func exporter(experiment: String) throws -> any TraceExporter {
         try exporters.withLock { exporters in
             if let known = exporters[experiment] { return known }
             var headers = ["x-stitch-forwarded-by": selfName]
             if !experiment.isEmpty { headers["x-mlflow-experiment-id"] = experiment }
-            let exporter = try OTLPHTTPExporter(
-                name: name, configuration: OTLPHTTPExporterConfiguration(endpoint: "http://\(peer)/v1/traces", headers: headers,
-                                                                        timeout: .seconds(10)),
-                logger: logger)
+            let exporter: any TraceExporter
+            if let grpcAddress {
+                // Loopback and data-centre links: compressing costs more CPU than it saves.
+                exporter = try OTLPGRPCExporter(
+                    name: name, configuration: OTLPGRPCExporterConfiguration(endpoint: "http://\(grpcAddress)", headers: headers,
+                                                                            compression: .none, timeout: .seconds(10)),
+                    logger: logger)
+            } else {
+                exporter = try OTLPHTTPExporter(
+                    name: name, configuration: OTLPHTTPExporterConfiguration(endpoint: "http://\(peer)/v1/traces", headers: headers,
+                                                                            compression: .none, timeout: .seconds(10)),
+                    logger: logger)
+            }
             exporters[experiment] = exporter
             return exporter
         }

@@ -30,7 +30,7 @@ final class GRPCStreamGuard: ChannelInboundHandler, RemovableChannelHandler {
         /// grpc-swift serves the call; message lengths are still checked here.
         case passThrough
         /// An Export call answered here.
-        case export(encoding: String?, experiment: String?)
+        case export(encoding: String?, experiment: String?, forwardedBy: String?)
         /// Answered or refused (or the export is running): nothing more is read.
         case finished
     }
@@ -100,7 +100,8 @@ final class GRPCStreamGuard: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let encoding = headers.first(name: "grpc-encoding").flatMap { $0.lowercased() == "identity" ? nil : $0 }
-        mode = .export(encoding: encoding, experiment: headers.first(name: "x-mlflow-experiment-id"))
+        mode = .export(encoding: encoding, experiment: headers.first(name: "x-mlflow-experiment-id"),
+                       forwardedBy: headers.first(name: OTLPExportEndpoint.forwardedByHeader))
         if frame.endStream {
             finish(context: context)
         }
@@ -141,7 +142,7 @@ final class GRPCStreamGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The request is complete: export its one message, then answer.
     private func finish(context: ChannelHandlerContext) {
-        guard case .export(let encoding, let experiment) = mode else { return }
+        guard case .export(let encoding, let experiment, let forwardedBy) = mode else { return }
         mode = .finished
         let body: [UInt8]
         do {
@@ -162,7 +163,8 @@ final class GRPCStreamGuard: ChannelInboundHandler, RemovableChannelHandler {
         let loop = context.eventLoop
         let promise = loop.makePromise(of: ExportOutcome.self)
         promise.completeWithTask {
-            await endpoint.export(media: .protobuf, encoding: messageEncoding, experimentHeader: experiment, body: body)
+            await endpoint.export(media: .protobuf, encoding: messageEncoding, experimentHeader: experiment, body: body,
+                                  forwardedBy: forwardedBy)
         }
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
         promise.futureResult.whenSuccess { outcome in

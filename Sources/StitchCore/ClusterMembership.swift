@@ -19,6 +19,19 @@ package struct ClusterConfiguration: Sendable, Equatable {
     package var resolveInterval: Duration = .seconds(30)
     /// `cluster_queue_max_bytes`: the disk queue per peer.
     package var queueMaxBytes = 1 << 30
+    /// `cluster_peer_protocol`: how spans are passed to their owner. gRPC (the default) keeps one
+    /// HTTP/2 connection per member open and multiplexes calls on it; `http` uses OTLP/HTTP.
+    package var peerProtocol: PeerProtocol = .grpc
+    /// Where a member's OTLP/gRPC receiver is, relative to its name (its OTLP/HTTP address): the
+    /// same host, at the port plus this offset. Derived from this instance's own `grpc_listen`
+    /// and `listen` ports (4317 − 4318 = −1 with the defaults): every member keeps the same
+    /// distance between its two ports.
+    package var grpcPortOffset = -1
+
+    package enum PeerProtocol: String, Sendable, CaseIterable {
+        case grpc
+        case http
+    }
 
     package init(selfAddress: String, peers: [String]) {
         self.selfAddress = selfAddress

@@ -120,8 +120,9 @@ final class ClusterPeers: Sendable {
             destination: destination, configuration: DeadLetterConfiguration(directory: folder.appendingPathComponent("dead-letters").path),
             logger: logger, metrics: metrics)
         let membership = membership
+        let grpcAddress = configuration.peerProtocol == .grpc ? Self.grpcAddress(of: name, offset: configuration.grpcPortOffset) : nil
         let exporter = PeerExporter(
-            name: destination, peer: name, selfName: membership.selfName, isAlive: { membership.isAlive(name) },
+            name: destination, peer: name, grpcAddress: grpcAddress, selfName: membership.selfName, isAlive: { membership.isAlive(name) },
             reroute: { [weak self] traces in await self?.reroute(traces, from: name) ?? false }, logger: logger)
         // Retried quickly: a member that is down is noticed within `failure_timeout`, and its
         // queue then drains to the new owners.
@@ -137,6 +138,12 @@ final class ClusterPeers: Sendable {
         }
         if isNew { opened.yield(link) } else { Task { await link.close() } }
         return stored
+    }
+
+    /// A member's OTLP/gRPC address: its name's host, at its port plus the offset.
+    static func grpcAddress(of name: String, offset: Int) -> String? {
+        guard let address = ListenAddress(name) else { return nil }
+        return ListenAddress(host: address.host, port: address.port + offset).description
     }
 
     /// Queues `spans` (one request's spans of traces `name` owns) for the member.

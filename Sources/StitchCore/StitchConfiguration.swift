@@ -55,6 +55,8 @@ package struct StitchConfiguration: Sendable, Equatable {
     package var clusterFailureTimeout: Duration = .seconds(5)
     package var clusterResolveInterval: Duration = .seconds(30)
     package var clusterQueueMaxBytes = 1 << 30
+    /// `cluster_peer_protocol`: grpc (default) or http.
+    package var clusterPeerProtocol: ClusterConfiguration.PeerProtocol = .grpc
 
     /// The cluster settings, nil when this instance runs alone.
     package var cluster: ClusterConfiguration? {
@@ -64,6 +66,8 @@ package struct StitchConfiguration: Sendable, Equatable {
         cluster.failureTimeout = clusterFailureTimeout
         cluster.resolveInterval = clusterResolveInterval
         cluster.queueMaxBytes = clusterQueueMaxBytes
+        cluster.peerProtocol = clusterPeerProtocol
+        if let grpcListen { cluster.grpcPortOffset = grpcListen.port - listen.port }
         return cluster
     }
 
@@ -190,6 +194,14 @@ extension StitchConfiguration {
                  .seconds(1) ... .seconds(86400)),
         size("cluster_queue_max_bytes", "disk queue per cluster member for spans of traces it owns", \.clusterQueueMaxBytes,
              1 << 20 ... 1 << 40),
+        string("cluster_peer_protocol", "how spans go to the member that owns their trace: grpc (to its grpc_listen port) or http",
+               { $0.clusterPeerProtocol.rawValue }) { config, value in
+            guard let choice = ClusterConfiguration.PeerProtocol(rawValue: value.lowercased()) else {
+                return "'\(value)' is not grpc or http"
+            }
+            config.clusterPeerProtocol = choice
+            return nil
+        },
         string("log_level", "trace, debug, info, notice, warning, error or critical", { $0.logLevel.rawValue }) { config, value in
             guard let level = Logger.Level(rawValue: value.lowercased()) else {
                 return "'\(value)' is not one of trace, debug, info, notice, warning, error, critical"
@@ -341,6 +353,9 @@ extension StitchConfiguration {
         }
         if !clusterSelf.isEmpty, clusterFailureTimeout <= clusterHealthInterval {
             problem("cluster_failure_timeout", "must be longer than cluster_health_interval (\(ConfigValues.format(clusterHealthInterval)))")
+        }
+        if !clusterSelf.isEmpty, clusterPeerProtocol == .grpc, grpcListen == nil {
+            problem("cluster_peer_protocol", "grpc needs grpc_listen (members pass spans to each other's OTLP/gRPC receiver); set it or use http")
         }
         if clusterSelf.isEmpty, !clusterPeers.isEmpty {
             problem("cluster_peers", "needs cluster_self: the address the other members reach this one at")

@@ -56,6 +56,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A member silent this long loses its share of traces (default 5s).") var clusterFailureTimeout: String?
     @Option(help: "How often DNS names among the peers are resolved again (default 30s).") var clusterResolveInterval: String?
     @Option(help: "Disk queue per cluster member (default 1GiB).") var clusterQueueMaxBytes: String?
+    @Option(help: "How spans reach the member that owns their trace: grpc or http (default grpc).") var clusterPeerProtocol: String?
 
     var flags: [String: String] {
         let pairs: [(String, String?)] = [
@@ -67,7 +68,7 @@ struct Serve: AsyncParsableCommand {
             ("retry_after", retryAfter), ("shutdown_timeout", shutdownTimeout), ("log_level", logLevel), ("queue_dir", queueDir),
             ("cluster_self", clusterSelf), ("cluster_peers", clusterPeers), ("cluster_health_interval", clusterHealthInterval),
             ("cluster_failure_timeout", clusterFailureTimeout), ("cluster_resolve_interval", clusterResolveInterval),
-            ("cluster_queue_max_bytes", clusterQueueMaxBytes),
+            ("cluster_queue_max_bytes", clusterQueueMaxBytes), ("cluster_peer_protocol", clusterPeerProtocol),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }
