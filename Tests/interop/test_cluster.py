@@ -8,9 +8,12 @@
 
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import uuid
+from pathlib import Path
 
 from harness import FAST_OPTIONS, REPO_ROOT, has_spans, mlflow_trace_id, otel_env, run_app, span_names
 
@@ -74,16 +77,21 @@ def test_sdk_processes_on_different_members_form_one_trace(postgres, start_stitc
     assert accepted >= 5
 
 
-def run_cluster_script(tmp_path, **env: str) -> str:
-    out = tmp_path / "cluster"
-    result = subprocess.run(["bash", str(REPO_ROOT / "Benchmarks" / "cluster.sh")], cwd=REPO_ROOT,
-                            env={**os.environ, "OUT": str(out), **env}, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"cluster.sh failed:\n{result.stdout}\n{result.stderr[-4000:]}"
-    return result.stdout + result.stderr
+def run_cluster_script(**env: str) -> str:
+    # Not under pytest's temporary root: that is private to root, and the script's PostgreSQL runs as `postgres`.
+    out = Path(tempfile.mkdtemp(prefix="stitch-interop-cluster-"))
+    os.chmod(out, 0o755)
+    try:
+        result = subprocess.run(["bash", str(REPO_ROOT / "Benchmarks" / "cluster.sh")], cwd=REPO_ROOT,
+                                env={**os.environ, "OUT": str(out), **env}, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, f"cluster.sh failed:\n{result.stdout}\n{result.stderr[-4000:]}"
+        return result.stdout + result.stderr
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
-def test_load_across_three_members_every_trace_exact(tmp_path):
-    output = run_cluster_script(tmp_path, INSTANCES="3", TRACES="400")
+def test_load_across_three_members_every_trace_exact():
+    output = run_cluster_script(INSTANCES="3", TRACES="400")
     line = re.search(r"cluster: instances 3 .* split (\d+) forwarded (\d+) exact (\d+)/(\d+)", output)
     assert line, output
     split, forwarded, exact, total = map(int, line.groups())
@@ -92,8 +100,8 @@ def test_load_across_three_members_every_trace_exact(tmp_path):
     assert forwarded > 0
 
 
-def test_member_killed_mid_run_loses_nothing_once_clients_resend(tmp_path):
-    output = run_cluster_script(tmp_path, INSTANCES="3", TRACES="1000", KILL="1")
+def test_member_killed_mid_run_loses_nothing_once_clients_resend():
+    output = run_cluster_script(INSTANCES="3", TRACES="1000", KILL="1")
     line = re.search(r"cluster: instances 3 .* split (\d+) forwarded (\d+) exact (\d+)/(\d+)", output)
     assert line, output
     split, _, exact, total = map(int, line.groups())
