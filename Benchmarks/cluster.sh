@@ -10,6 +10,7 @@
 #        KILL=1            SIGKILL instance 2 while the traffic runs, restart it on its queues, and then
 #                          have the clients send everything again (what SDKs that were not answered
 #                          resend); the store must hold every trace exactly once
+#        PEER_PROTOCOL=grpc how members pass spans to each other (grpc or http)
 #        BUILD=debug       which build of stitch and stitch-load to run (release for the benchmark)
 #        OUT=dir           logs and results (default: a new temporary directory, kept)
 # Prints one line per result:
@@ -72,7 +73,7 @@ start_instance() {
     local cluster=()
     if (( INSTANCES > 1 )); then
         cluster=(--cluster-self "127.0.0.1:$port" --cluster-peers "$(peers_of "$port")"
-                 --cluster-health-interval 200ms --cluster-failure-timeout 2s)
+                 --cluster-peer-protocol "${PEER_PROTOCOL:-grpc}" --cluster-health-interval 200ms --cluster-failure-timeout 2s)
     fi
     "$BIN/stitch" serve --listen "127.0.0.1:$port" --grpc-listen "127.0.0.1:$((port + 1))" --db "$STORE" --queue-dir "$OUT/queues-$index" \
         --idle-timeout 2s --log-level notice "${cluster[@]}" >>"$OUT/stitch-$index.log" 2>&1 &
