@@ -14,7 +14,7 @@
 #        BUILD=debug       which build of stitch and stitch-load to run (release for the benchmark)
 #        OUT=dir           logs and results (default: a new temporary directory, kept)
 # Prints one line per result:
-#   "cluster: instances N spans/s X cpu_ms_per_1k_spans Y split Z forwarded F exact A/B".
+#   "cluster: instances N spans/s X cpu_ms_per_1k_spans Y split Z forwarded F rerouted R exact A/B".
 # Every process listens on 127.0.0.1 and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -141,9 +141,10 @@ metric_sum() {
 }
 SPLIT=$(metric_sum stitch_cluster_split_traces_total)
 FORWARDED=$(metric_sum stitch_cluster_spans_forwarded_total)
+REROUTED=$(metric_sum stitch_cluster_traces_rerouted_total)
 read -r SPANS EXACT TOTAL < <(python3 -c "import json; d = json.load(open('$OUT/$RESULT.json')); print(d.get('e2e_spans_per_second') or 0, d.get('traces_exact'), d.get('traces_total'))")
 SPAN_COUNT=$((TRACES * 20))
 CPU_MS=$(python3 -c "print(round(($CPU1 - $CPU0) * 1000 / $TICKS / $SPAN_COUNT * 1000, 1))")
 cat "$OUT/$RESULT.txt" | grep -E "traces exact|spans/s" >&2 || true
-echo "cluster: instances $INSTANCES spans/s $(printf '%.0f' "$SPANS") cpu_ms_per_1k_spans $CPU_MS split $SPLIT forwarded $FORWARDED exact $EXACT/$TOTAL"
+echo "cluster: instances $INSTANCES spans/s $(printf '%.0f' "$SPANS") cpu_ms_per_1k_spans $CPU_MS split $SPLIT forwarded $FORWARDED rerouted $REROUTED exact $EXACT/$TOTAL"
 [[ "$EXACT" == "$TOTAL" ]]

@@ -177,4 +177,32 @@ struct ClusterMembershipTests {
             }
         }
     }
+
+    @Test("a member that never answers loses its share after failure_timeout: what was queued for it goes to the new owner")
+    func queuedSpansOfADownMemberAreRerouted() async throws {
+        let server = try PostgresTestServer()
+        defer { server.remove() }
+        let database = try server.makeDatabase()
+        let port = try StitchHarness.freePort()
+        // The second member is named but never runs; it counts as up until failure_timeout has passed.
+        let missing = "127.0.0.1:\(try StitchHarness.freePort())"
+        let flags = ["db": server.url(database: database), "listen": "127.0.0.1:\(port)", "grpc_listen": "127.0.0.1:\(port + 1)",
+                     "cluster_self": "127.0.0.1:\(port)", "cluster_peers": missing,
+                     "cluster_health_interval": "200ms", "cluster_failure_timeout": "1500ms"]
+        let traces = SyntheticTraces(traceCount: 100, spansPerService: 2, services: ["planner", "tool"], seed: 78)
+        try await StitchHarness.withStitch(flags: flags) { stitch in
+            for request in traces.requests(traces: 0..<100) { #expect(try await post(stitch.port, request.body) == 200) }
+            let queued = try await metric(stitch.port, "stitch_cluster_spans_forwarded_total")
+            #expect(queued > 0, "some traces were the missing member's while it counted as up")
+            _ = try await StitchHarness.poll("every span stored", seconds: 60) { () -> Bool? in
+                let count = Int((try? server.psql("SELECT count(*) FROM spans", database: database))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+                return count == traces.traceCount * traces.spansPerTrace ? true : nil
+            }
+            #expect(try await metric(stitch.port, "stitch_cluster_traces_rerouted_total") > 0)
+            #expect(try await get(stitch.port, "/healthz").contains("member \(missing) down"))
+            let stored = try server.psql("SELECT count(*) FROM trace_info", database: database)
+            #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "\(traces.traceCount)")
+        }
+    }
 }

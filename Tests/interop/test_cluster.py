@@ -92,9 +92,9 @@ def run_cluster_script(**env: str) -> str:
 
 def test_load_across_three_members_every_trace_exact():
     output = run_cluster_script(INSTANCES="3", TRACES="400")
-    line = re.search(r"cluster: instances 3 .* split (\d+) forwarded (\d+) exact (\d+)/(\d+)", output)
+    line = re.search(r"cluster: instances 3 .* split (\d+) forwarded (\d+) rerouted (\d+) exact (\d+)/(\d+)", output)
     assert line, output
-    split, forwarded, exact, total = map(int, line.groups())
+    split, forwarded, _, exact, total = map(int, line.groups())
     assert exact == total == 400
     assert split == 0
     assert forwarded > 0
@@ -102,10 +102,10 @@ def test_load_across_three_members_every_trace_exact():
 
 def test_member_killed_mid_run_loses_nothing_once_clients_resend():
     output = run_cluster_script(INSTANCES="3", TRACES="1000", KILL="1")
-    line = re.search(r"cluster: instances 3 .* split (\d+) forwarded (\d+) exact (\d+)/(\d+)", output)
+    line = re.search(r"cluster: instances 3 .* split (\d+) forwarded (\d+) rerouted (\d+) exact (\d+)/(\d+)", output)
     assert line, output
-    split, _, exact, total = map(int, line.groups())
+    split, _, rerouted, exact, total = map(int, line.groups())
     # Resent spans are merged without duplicates (stitch-load checks each trace's span set), and the
     # traces whose spans reached a member before and after the change were counted as split.
     assert exact == total == 1000, output
-    print(f"split traces counted: {split}")
+    print(f"split traces counted: {split}, traces rerouted from the killed member's queues: {rerouted}")
