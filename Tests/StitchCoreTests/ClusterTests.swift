@@ -140,7 +140,7 @@ struct ClusterMembershipTests {
         defer { server.remove() }
         let database = try server.makeDatabase()
         // Each member's gRPC receiver is at its HTTP port + 1 (the offset the members derive).
-        let ports = [try StitchHarness.freePort(), try StitchHarness.freePort()]
+        let ports = [try StitchHarness.freePortPair(), try StitchHarness.freePortPair()]
         let names = ports.map { "127.0.0.1:\($0)" }
         func flags(_ index: Int) -> [String: String] {
             ["db": server.url(database: database), "listen": names[index], "grpc_listen": "127.0.0.1:\(ports[index] + 1)",
@@ -183,7 +183,7 @@ struct ClusterMembershipTests {
         let server = try PostgresTestServer()
         defer { server.remove() }
         let database = try server.makeDatabase()
-        let port = try StitchHarness.freePort()
+        let port = try StitchHarness.freePortPair()
         // The second member is named but never runs; it counts as up until failure_timeout has passed.
         let missing = "127.0.0.1:\(try StitchHarness.freePort())"
         let flags = ["db": server.url(database: database), "listen": "127.0.0.1:\(port)", "grpc_listen": "127.0.0.1:\(port + 1)",
