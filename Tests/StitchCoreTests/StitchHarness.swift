@@ -75,34 +75,6 @@ enum StitchHarness {
     /// A port p such that p and p + 1 are both free right now (a cluster member's HTTP and gRPC
     /// ports: p + 1 unchecked is often an outgoing connection's port while the tests run).
     static func freePortPair() throws -> Int {
-        for _ in 0..<200 {
-            let port = try freePort()
-            if let first = bound(port) {
-                defer { close(first) }
-                if let second = bound(port + 1) {
-                    close(second)
-                    return port
-                }
-            }
-        }
-        throw StitchError("no two adjacent free ports")
-    }
-
-    /// A socket bound to 127.0.0.1:`port`, nil when the port is taken.
-    private static func bound(_ port: Int) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            close(fd)
-            return nil
-        }
-        return fd
+        try RawHTTPClient.freeAdjacentPorts()
     }
 }
