@@ -111,14 +111,8 @@ final class ClusterPeers: Sendable {
         let destination = "peer \(name)"
         var logger = logger
         logger[metadataKey: "peer"] = "\(name)"
-        let queue = try PersistentQueue(
-            name: destination,
-            configuration: PersistentQueueConfiguration(directory: folder.appendingPathComponent("queue").path,
-                                                        maxBytes: configuration.queueMaxBytes),
-            logger: logger, metrics: metrics)
-        let deadLetters = try DeadLetterStore(
-            destination: destination, configuration: DeadLetterConfiguration(directory: folder.appendingPathComponent("dead-letters").path),
-            logger: logger, metrics: metrics)
+        let (queue, deadLetters) = try openDisk(name: destination, directory: folder, maxBytes: configuration.queueMaxBytes,
+                                                logger: logger, metrics: metrics)
         let membership = membership
         let grpcAddress = configuration.peerProtocol == .grpc ? Self.grpcAddress(of: name, offset: configuration.grpcPortOffset) : nil
         let exporter = PeerExporter(

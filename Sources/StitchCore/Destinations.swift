@@ -84,16 +84,9 @@ struct RunningDestination: Sendable {
             return RunningDestination(configuration: configuration, handoff: handoff, persistent: nil, store: store,
                                       delivery: nil, deadLetters: nil, services: [writer])
         case .otlp, .otlpGRPC, .mlflow, .mlflowDatabase:
-            let directory = URL(fileURLWithPath: stitch.queueDirectory).appendingPathComponent(configuration.name)
-            let queue = try PersistentQueue(
-                name: configuration.name,
-                configuration: PersistentQueueConfiguration(directory: directory.appendingPathComponent("queue").path,
-                                                            maxBytes: configuration.queueMaxBytes, fsync: configuration.queueFsync),
-                logger: logger, metrics: metrics)
-            let deadLetters = try DeadLetterStore(
-                destination: configuration.name,
-                configuration: DeadLetterConfiguration(directory: directory.appendingPathComponent("dead-letters").path),
-                logger: logger, metrics: metrics)
+            let (queue, deadLetters) = try openDisk(
+                name: configuration.name, directory: URL(fileURLWithPath: stitch.queueDirectory).appendingPathComponent(configuration.name),
+                maxBytes: configuration.queueMaxBytes, fsync: configuration.queueFsync, logger: logger, metrics: metrics)
             let destination: any TraceExporter
             switch configuration.kind {
             case .otlp(let settings):
@@ -123,6 +116,21 @@ struct RunningDestination: Sendable {
                                       delivery: destination, deadLetters: deadLetters, services: [writer, SenderService(sender: sender)])
         }
     }
+}
+
+/// A forwarding target's state on disk under `directory`: its queue in `queue/` and its dead
+/// letters in `dead-letters/` (destinations, and each cluster member's link).
+func openDisk(name: String, directory: URL, maxBytes: Int, fsync: FsyncPolicy = .batch,
+              logger: Logger, metrics: any MetricsFactory) throws -> (PersistentQueue, DeadLetterStore) {
+    let queue = try PersistentQueue(
+        name: name,
+        configuration: PersistentQueueConfiguration(directory: directory.appendingPathComponent("queue").path,
+                                                    maxBytes: maxBytes, fsync: fsync),
+        logger: logger, metrics: metrics)
+    let deadLetters = try DeadLetterStore(
+        destination: name, configuration: DeadLetterConfiguration(directory: directory.appendingPathComponent("dead-letters").path),
+        logger: logger, metrics: metrics)
+    return (queue, deadLetters)
 }
 
 /// Appends finished traces to a destination's on-disk queue (written and fsynced on the queue's own

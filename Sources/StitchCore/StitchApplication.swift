@@ -170,17 +170,17 @@ package struct StitchApplication: Sendable {
         var clusterServices: [(ShutdownDeadline.Entry, any Service)] = []
         if let cluster {
             let gauges = Mutex<[String: Metrics.Gauge]>([:])
-            let service = ClusterService(peers: cluster, probe: HealthProbe(timeout: cluster.configuration.healthInterval),
-                                         logger: logger) { peer, up in
+            let memberUp: @Sendable (String, Bool) -> Void = { peer, up in
                 gauges.withLock { gauges in
                     let gauge = gauges[peer] ?? Metrics.Gauge(label: "stitch_cluster_member_up", dimensions: [("peer", peer)], factory: factory)
                     gauges[peer] = gauge
                     gauge.record(up ? 1 : 0)
                 }
             }
-            for peer in cluster.membership.peerNames {
-                Metrics.Gauge(label: "stitch_cluster_member_up", dimensions: [("peer", peer)], factory: factory).record(1)
-            }
+            // Peers start up (ClusterMembership); the health checks record every change.
+            for peer in cluster.membership.peerNames { memberUp(peer, true) }
+            let service = ClusterService(peers: cluster, probe: HealthProbe(timeout: cluster.configuration.healthInterval),
+                                         logger: logger, memberUp: memberUp)
             clusterServices.append((ShutdownDeadline.Entry(name: "cluster", pending: {
                 let queued = cluster.all.reduce(0) { $0 + $1.queue.stats.queuedTraces }
                 return queued == 0 ? nil : "\(queued) traces on disk not yet passed to their cluster members"
