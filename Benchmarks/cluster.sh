@@ -50,14 +50,16 @@ DB="stitch_cluster"
 psql "$PG_URL" -qXc "CREATE DATABASE $DB" >/dev/null
 STORE="${PG_URL/\/postgres\?//$DB?}"
 
-# Each member's OTLP/gRPC receiver (where its peers pass it spans) is at its OTLP/HTTP port + 1.
+# Each member's OTLP/gRPC receiver (where its peers pass it spans) is at its OTLP/HTTP port + 1. Both are
+# taken below Linux's ephemeral range (32768 and up), where a free port can become the source port of a
+# member's first attempts to reach a peer that is still starting.
 free_pair() { python3 -c '
-import socket
+import random, socket
 while True:
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); port = a.getsockname()[1]
-    b = socket.socket()
+    port = random.randrange(20000, 32000)
+    a, b = socket.socket(), socket.socket()
     try:
-        b.bind(("127.0.0.1", port + 1)); print(port); break
+        a.bind(("127.0.0.1", port)); b.bind(("127.0.0.1", port + 1)); print(port); break
     except OSError: pass
     finally: a.close(); b.close()'; }
 PORTS=()

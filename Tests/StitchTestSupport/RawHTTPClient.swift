@@ -54,10 +54,13 @@ package final class RawHTTPClient: Sendable {
         return address
     }
 
-    /// A port p such that p and p + 1 are both free right now (checked by binding both).
+    /// A port p such that p and p + 1 are both free right now (checked by binding both), taken
+    /// below Linux's ephemeral range (32768 and up): there, a port free now can become the source
+    /// port of any outgoing connection, such as a member's first attempts to reach a peer that is
+    /// still starting.
     package static func freeAdjacentPorts() throws -> Int {
         for _ in 0..<200 {
-            let port = try listenAndClose()
+            let port = Int.random(in: 20_000..<32_000)
             guard let first = bound(port) else { continue }
             defer { close(first) }
             if let second = bound(port + 1) {

@@ -7,6 +7,7 @@
 """
 
 import os
+import random
 import re
 import shutil
 import socket
@@ -22,12 +23,14 @@ B_SPANS = ("B-handler", "B-db")
 
 
 def free_pair() -> int:
-    """A port p with p + 1 also free: each member's gRPC receiver is at its HTTP port + 1."""
+    """A port p with p + 1 also free: each member's gRPC receiver is at its HTTP port + 1. Taken below
+    Linux's ephemeral range (32768 and up), where a free port can become the source port of any
+    outgoing connection, such as a member's first attempts to reach a peer that is still starting."""
     while True:
+        port = random.randrange(20000, 32000)
         first, second = socket.socket(), socket.socket()
         try:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
+            first.bind(("127.0.0.1", port))
             second.bind(("127.0.0.1", port + 1))
             return port
         except OSError:
